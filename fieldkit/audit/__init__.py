@@ -1,0 +1,1 @@
+"""Audit entries, hash chain and signatures, the crash-safe store, outbox sync."""

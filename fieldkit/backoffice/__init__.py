@@ -1,0 +1,1 @@
+"""The back-office ingest service, its storage and its reports."""

@@ -1,0 +1,100 @@
+"""The clock policy: "now" is never earlier than the last trusted time seen.
+
+A service laptop is often offline with a clock that is wrong, sometimes set
+back on purpose to make an expired bundle pass. fieldkit remembers the latest
+time it has reason to trust (the creation time of the newest bundle that
+verified, the time of the last back-office sync) and never lets "now" fall
+below it. When the system clock is behind that time, the clock has gone
+backwards, and that is reported.
+
+The same state file remembers the highest trust-store version installed, so a
+trust store swapped on disk for an older copy is refused as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from fieldkit.bundles.container import atomic_output
+
+STATE_NAME: Final = "trusted-state.json"
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    now: dt.datetime
+    system_now: dt.datetime
+    last_trusted: dt.datetime | None
+
+    @property
+    def went_backwards(self) -> bool:
+        return self.last_trusted is not None and self.system_now < self.last_trusted
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class TrustedState:
+    """Last trusted time and highest trust-store version, persisted atomically.
+
+    A missing or unreadable state file starts empty rather than blocking work
+    on site; the loss only weakens the rollback checks until the next sync.
+    """
+
+    def __init__(self, path: Path | None, system_clock: type[dt.datetime] | None = None) -> None:
+        self.path = path
+        self._last_trusted: dt.datetime | None = None
+        self._trust_store_version = 0
+        self._fixed_now: dt.datetime | None = None
+        if path is not None and path.exists():
+            self._load(path)
+
+    @classmethod
+    def in_memory(cls, fixed_now: dt.datetime | None = None) -> TrustedState:
+        state = cls(None)
+        state._fixed_now = fixed_now
+        return state
+
+    def _load(self, path: Path) -> None:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("last_trusted_time"):
+                self._last_trusted = dt.datetime.fromisoformat(raw["last_trusted_time"])
+            self._trust_store_version = int(raw.get("highest_trust_store_version", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            self._last_trusted, self._trust_store_version = None, 0
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        document = {
+            "last_trusted_time": self._last_trusted.isoformat() if self._last_trusted else None,
+            "highest_trust_store_version": self._trust_store_version,
+        }
+        with atomic_output(self.path) as handle:
+            handle.write(json.dumps(document, indent=2).encode("utf-8"))
+
+    def read(self) -> ClockReading:
+        system_now = self._fixed_now or utc_now()
+        now = max(system_now, self._last_trusted) if self._last_trusted else system_now
+        return ClockReading(now, system_now, self._last_trusted)
+
+    def observe_time(self, trusted: dt.datetime) -> None:
+        """Raise the last trusted time to ``trusted`` (never lowers it)."""
+        if self._last_trusted is None or trusted > self._last_trusted:
+            self._last_trusted = trusted
+            self._save()
+
+    @property
+    def highest_trust_store_version(self) -> int:
+        return self._trust_store_version
+
+    def observe_trust_store_version(self, version: int) -> None:
+        if version > self._trust_store_version:
+            self._trust_store_version = version
+            self._save()

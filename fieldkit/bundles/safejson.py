@@ -1,0 +1,91 @@
+"""Bounded, unambiguous JSON parsing for untrusted (or just-authenticated) bytes.
+
+Refused: more than ``max_bytes``, nesting deeper than ``max_depth`` (checked by
+a scan before the parser runs, so a hostile file cannot exhaust the stack),
+invalid UTF-8, a byte-order mark, duplicate object keys (two parsers could
+read two different documents), and NaN/Infinity (not JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fieldkit.errors import BundleRejectedError
+
+
+class JsonShapeError(ValueError):
+    """The JSON is too big, too deep, ambiguous or malformed; ``code`` says which."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def nesting_depth(data: bytes) -> int:
+    """Deepest nesting of arrays/objects, ignoring brackets inside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise JsonShapeError("duplicate-key", f"key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise JsonShapeError("invalid-json", f"{name} is not valid JSON")
+
+
+def parse_bounded(data: bytes, max_bytes: int, max_depth: int) -> Any:
+    """Parse JSON bytes under the bounds above; raise JsonShapeError otherwise."""
+    if len(data) > max_bytes:
+        raise JsonShapeError("too-large", f"{len(data)} bytes, more than the {max_bytes} allowed")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise JsonShapeError("invalid-json", "starts with a byte-order mark")
+    depth = nesting_depth(data)
+    if depth > max_depth:
+        raise JsonShapeError("too-deep", f"nested {depth} levels deep, more than the {max_depth} allowed")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonShapeError("invalid-json", f"not UTF-8: {exc.reason}") from exc
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise JsonShapeError("invalid-json", f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:  # unreachable after the depth scan; kept as a backstop
+        raise JsonShapeError("too-deep", "nested too deeply") from exc
+
+
+def parse_for_check(data: bytes, check: str, what: str, max_bytes: int, max_depth: int) -> Any:
+    """``parse_bounded`` with errors reported as a rejection of ``check``."""
+    try:
+        return parse_bounded(data, max_bytes, max_depth)
+    except JsonShapeError as exc:
+        code = {"too-large": f"{what}-too-large", "too-deep": f"{what}-too-deep"}.get(
+            exc.code, f"{what}-{exc.code}"
+        )
+        raise BundleRejectedError(
+            check, code, f"{what}.json: {exc}", "the bundle was not made by a conforming tool; ask its publisher"
+        ) from exc

@@ -1,0 +1,346 @@
+"""The trust store: which keys and X.509 roots may sign what.
+
+File shape (offline_bundles/README.md, "Trust store")::
+
+    {"signed": {...body...}, "signatures": [{"key_id", "algorithm", "signature"}]}
+
+The signatures cover ``TRUST_STORE_CONTEXT`` followed by the RFC 8785
+canonical form of ``signed`` exactly as it appears in the file, and are
+checked before the body is interpreted. A store is valid only if its own
+``trust-root`` keys sign it to threshold. An update is accepted only if it
+is signed to threshold by the trust-root keys of the store it replaces AND by
+its own, and its version is higher: rotation needs both old and new roots,
+and nothing can take the store back to an older version.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import rfc8785
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fieldkit.bundles import keys
+from fieldkit.bundles.container import atomic_output
+from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
+from fieldkit.config import Limits
+from fieldkit.errors import TrustStoreError
+
+TRUST_STORE_CONTEXT: Final = b"fieldkit.trust-store.v1\x00"
+Role = Literal["trust-root", "release", "metrology"]
+RootRole = Literal["release", "metrology", "ocpp-manufacturer"]
+KEY_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scope(_Strict):
+    """Which bundles a key may sign for. An empty list means "any"."""
+
+    vendors: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+
+    def allows(self, vendor: str, models: list[str]) -> bool:
+        if self.vendors and vendor not in self.vendors:
+            return False
+        return not self.models or all(m in self.models for m in models)
+
+    def describe(self) -> str:
+        vendors = ", ".join(self.vendors) or "any vendor"
+        models = ", ".join(self.models) or "any model"
+        return f"{vendors}; {models}"
+
+
+class TrustedKey(_Strict):
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=128)
+    algorithm: keys.Algorithm
+    public_key_pem: str = Field(max_length=4096)
+    roles: list[Role] = Field(min_length=1)
+    not_before: AwareDatetime | None = None
+    not_after: AwareDatetime | None = None
+    scope: Scope = Field(default_factory=Scope)
+
+    @model_validator(mode="after")
+    def _key_matches_id(self) -> TrustedKey:
+        public = keys.as_public_key(_load_pem_public(self.public_key_pem))
+        if keys.key_id(public) != self.key_id:
+            raise ValueError(f"key_id of {self.name!r} does not match its public key")
+        if keys.algorithm_of(public) != self.algorithm:
+            raise ValueError(f"algorithm of {self.name!r} does not match its public key")
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise ValueError(f"validity window of {self.name!r} is empty")
+        return self
+
+    def public_key(self) -> keys.PublicKey:
+        return keys.as_public_key(_load_pem_public(self.public_key_pem))
+
+    def validity_problem(self, now: dt.datetime) -> str | None:
+        if self.not_before and now < self.not_before:
+            return "not-yet-valid"
+        if self.not_after and now > self.not_after:
+            return "expired"
+        return None
+
+
+class TrustedRoot(_Strict):
+    """A pinned X.509 root, e.g. an OCPP ManufacturerRootCertificate."""
+
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=128)
+    certificate_pem: str = Field(max_length=16384)
+    roles: list[RootRole] = Field(min_length=1)
+    scope: Scope = Field(default_factory=Scope)
+
+    @model_validator(mode="after")
+    def _cert_matches_id(self) -> TrustedRoot:
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(self.certificate_pem.encode("ascii"))
+        if keys.certificate_key_id(cert) != self.key_id:
+            raise ValueError(f"key_id of root {self.name!r} does not match its certificate")
+        return self
+
+
+class TrustStoreBody(_Strict):
+    type: Literal["fieldkit-trust-store"]
+    schema_version: Literal[1]
+    version: int = Field(ge=1)
+    issued_at: AwareDatetime
+    demo: bool = False
+    keys: list[TrustedKey] = Field(default_factory=list)
+    x509_roots: list[TrustedRoot] = Field(default_factory=list)
+    thresholds: dict[Role, int] = Field(default_factory=dict)
+    revoked_key_ids: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrustStoreBody:
+        ids = [k.key_id for k in self.keys] + [r.key_id for r in self.x509_roots]
+        if len(ids) != len(set(ids)):
+            raise ValueError("a key or root appears twice")
+        for role, count in self.thresholds.items():
+            if count < 1:
+                raise ValueError(f"threshold for {role} must be at least 1")
+        roots = [k for k in self.keys if "trust-root" in k.roles and k.key_id not in self.revoked_key_ids]
+        if len(roots) < self.threshold("trust-root"):
+            raise ValueError("fewer unrevoked trust-root keys than the trust-root threshold")
+        return self
+
+    def threshold(self, role: str) -> int:
+        return self.thresholds.get(role, 1)  # type: ignore[call-overload, no-any-return]
+
+    def key(self, kid: str) -> TrustedKey | None:
+        return next((k for k in self.keys if k.key_id == kid), None)
+
+    def is_revoked(self, kid: str) -> bool:
+        return kid in self.revoked_key_ids
+
+
+class _SignatureEntry(_Strict):
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    algorithm: keys.Algorithm
+    signature: str = Field(max_length=512)
+
+
+def _load_pem_public(pem: str) -> object:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_public_key(pem.encode("ascii"))
+
+
+def _b64decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise TrustStoreError("a trust store signature is not valid base64") from exc
+
+
+@dataclass
+class TrustStore:
+    """A trust store whose own signatures have been checked."""
+
+    body: TrustStoreBody
+    signed_raw: dict[str, Any]
+    signatures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def version(self) -> int:
+        return self.body.version
+
+    def to_bytes(self) -> bytes:
+        document = {"signed": self.signed_raw, "signatures": self.signatures}
+        return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def signing_message(signed_raw: dict[str, Any]) -> bytes:
+    return TRUST_STORE_CONTEXT + rfc8785.dumps(signed_raw)
+
+
+def _valid_root_signers(
+    message: bytes, signatures: list[_SignatureEntry], authority: TrustStoreBody, now: dt.datetime
+) -> set[str]:
+    """Key ids of authority's usable trust-root keys that validly signed ``message``."""
+    signers: set[str] = set()
+    for entry in signatures:
+        trusted = authority.key(entry.key_id)
+        if (
+            trusted is None
+            or "trust-root" not in trusted.roles
+            or authority.is_revoked(entry.key_id)
+            or trusted.validity_problem(now)
+            or trusted.algorithm != entry.algorithm
+        ):
+            continue
+        if keys.verify(trusted.public_key(), _b64decode(entry.signature), message):
+            signers.add(entry.key_id)
+    return signers
+
+
+def _split(data: bytes, limits: Limits) -> tuple[dict[str, Any], list[_SignatureEntry], list[dict[str, str]]]:
+    try:
+        document = parse_bounded(data, limits.max_trust_store_bytes, limits.max_json_depth)
+    except JsonShapeError as exc:
+        raise TrustStoreError(f"the trust store file is malformed: {exc}") from exc
+    if not isinstance(document, dict) or set(document) != {"signed", "signatures"}:
+        raise TrustStoreError("the trust store file must hold exactly 'signed' and 'signatures'")
+    signed_raw, raw_signatures = document["signed"], document["signatures"]
+    if not isinstance(signed_raw, dict) or not isinstance(raw_signatures, list):
+        raise TrustStoreError("the trust store file has the wrong shape")
+    try:
+        entries = [_SignatureEntry.model_validate(s) for s in raw_signatures]
+    except ValidationError as exc:
+        raise TrustStoreError(f"a trust store signature entry is malformed: {_first_error(exc)}") from exc
+    return signed_raw, entries, raw_signatures
+
+
+def _parse_body(signed_raw: dict[str, Any]) -> TrustStoreBody:
+    try:
+        return TrustStoreBody.model_validate(signed_raw)
+    except ValidationError as exc:
+        raise TrustStoreError(f"the trust store content is invalid: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "document"
+    return f"{where}: {first['msg']}"
+
+
+def load_trust_store(path: Path, limits: Limits, now: dt.datetime) -> TrustStore:
+    """Load a trust store and check that its own trust-root keys sign it to threshold.
+
+    The self-check happens before the body is interpreted beyond what is needed
+    to find those keys: the body is parsed once, its trust-root keys are used
+    to check the signatures over the canonical bytes, and only then is it
+    returned.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise TrustStoreError(
+            f"no trust store at {path}",
+            "create one with `fieldkit trust init` or pass --trust-store",
+        ) from exc
+    except OSError as exc:
+        raise TrustStoreError(f"cannot read trust store {path}: {exc.strerror}") from exc
+    signed_raw, entries, raw_signatures = _split(data, limits)
+    body = _parse_body(signed_raw)
+    signers = _valid_root_signers(signing_message(signed_raw), entries, body, now)
+    if len(signers) < body.threshold("trust-root"):
+        raise TrustStoreError(
+            f"trust store {path} is not signed by {body.threshold('trust-root')} of its own trust-root keys",
+            "the file was altered or damaged; restore it or import a signed one with `fieldkit trust update`",
+        )
+    return TrustStore(body, signed_raw, raw_signatures)
+
+
+def check_update(current: TrustStore | None, data: bytes, limits: Limits, now: dt.datetime) -> TrustStore:
+    """Accept ``data`` as the successor of ``current`` or raise TrustStoreError.
+
+    With ``current`` None (first install), the new store only has to be
+    consistently self-signed: that first trust is the user's explicit choice.
+    """
+    signed_raw, entries, raw_signatures = _split(data, limits)
+    message = signing_message(signed_raw)
+    if not entries:
+        raise TrustStoreError("the trust store update is unsigned", "only a signed trust store can be imported")
+    if current is not None:
+        old_signers = _valid_root_signers(message, entries, current.body, now)
+        needed = current.body.threshold("trust-root")
+        if len(old_signers) < needed:
+            raise TrustStoreError(
+                f"the trust store update is signed by {len(old_signers)} of the {needed} current "
+                "trust-root keys it needs",
+                "ask the back office for an update signed by the current trust-root keys",
+            )
+    body = _parse_body(signed_raw)
+    own_signers = _valid_root_signers(message, entries, body, now)
+    if len(own_signers) < body.threshold("trust-root"):
+        raise TrustStoreError(
+            f"the trust store update is not signed by {body.threshold('trust-root')} of its own trust-root keys",
+            "a rotated trust store must be signed by both the old and the new trust-root keys",
+        )
+    if current is not None:
+        if body.version <= current.version:
+            raise TrustStoreError(
+                f"the trust store update has version {body.version}, not newer than the installed "
+                f"version {current.version}",
+                "trust stores never go back; ask the back office for the current one",
+            )
+        if body.demo and not current.body.demo:
+            raise TrustStoreError("a demo trust store cannot replace a real one", "use the demo's own --trust-store")
+    return TrustStore(body, signed_raw, raw_signatures)
+
+
+def sign_body(signed_raw: dict[str, Any], signing_keys: list[keys.PrivateKey]) -> list[dict[str, str]]:
+    message = signing_message(signed_raw)
+    entries = []
+    for private_key in signing_keys:
+        public = private_key.public_key()
+        entries.append(
+            {
+                "key_id": keys.key_id(public),
+                "algorithm": keys.algorithm_of(public),
+                "signature": base64.b64encode(keys.sign(private_key, message)).decode("ascii"),
+            }
+        )
+    return sorted(entries, key=lambda e: e["key_id"])
+
+
+def build_store(body: TrustStoreBody, signing_keys: list[keys.PrivateKey]) -> bytes:
+    """Serialise and sign a body; the result is what `check_update` accepts."""
+    signed_raw = body.model_dump(mode="json", exclude_none=True)
+    return TrustStore(body, signed_raw, sign_body(signed_raw, signing_keys)).to_bytes()
+
+
+def save_trust_store(path: Path, store: TrustStore) -> None:
+    with atomic_output(path) as handle:
+        handle.write(store.to_bytes())
+
+
+def trusted_key_entry(
+    public_key: keys.PublicKey,
+    name: str,
+    roles: list[Role],
+    scope: Scope | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> TrustedKey:
+    return TrustedKey(
+        key_id=keys.key_id(public_key),
+        name=name,
+        algorithm=keys.algorithm_of(public_key),
+        public_key_pem=keys.plain_public_pem(public_key),
+        roles=roles,
+        scope=scope or Scope(),
+        not_before=not_before,
+        not_after=not_after,
+    )

@@ -1,0 +1,122 @@
+"""Settings and limits.
+
+Settings live in ``config.toml`` under the user's config directory
+(platformdirs). ``FIELDKIT_HOME`` points everything (config, data, state) at
+one directory instead: tests, portable installs and demos use it.
+
+Limits carry their unit in their name. Defaults are generous enough for real
+charger firmware (Linux root filesystems of a few hundred MiB) and tight
+enough that a hostile file cannot exhaust a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Final
+
+from fieldkit.errors import ConfigError
+
+APP_NAME: Final = "fieldkit"
+HOME_ENV: Final = "FIELDKIT_HOME"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds applied to everything read from outside."""
+
+    # ZIP without ZIP64: every offset and size must fit 32 bits.
+    max_bundle_bytes: int = 0xFFFF_FFFF
+    max_members: int = 64
+    max_member_name_bytes: int = 128
+    max_manifest_bytes: int = 1024 * 1024
+    max_signatures_bytes: int = 256 * 1024
+    max_signatures: int = 16
+    max_certificate_chain: int = 4
+    max_json_depth: int = 32
+    max_trust_store_bytes: int = 4 * 1024 * 1024
+    read_chunk_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user may set in ``config.toml``."""
+
+    limits: Limits = Limits()
+    # A bundle created up to this far in the future of "now" is still accepted:
+    # laptop clocks drift and get set to the wrong time zone.
+    clock_skew_tolerance_s: int = 3600
+    backoffice_url: str = ""
+
+
+def home_dir() -> Path | None:
+    """The ``FIELDKIT_HOME`` override, if set."""
+    value = os.environ.get(HOME_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def data_dir() -> Path:
+    """Where fieldkit keeps its state (trust store, clock, journals)."""
+    home = home_dir()
+    if home is not None:
+        return home / "data"
+    import platformdirs  # deferred: keeps `import fieldkit.config` light
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_path() -> Path:
+    home = home_dir()
+    if home is not None:
+        return home / "config.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def default_trust_store_path() -> Path:
+    return data_dir() / "trust-store.json"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read settings, falling back to defaults for anything not given."""
+    path = path or config_path()
+    if not path.exists():
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+    settings = Settings()
+    limits_raw = raw.pop("limits", {})
+    if not isinstance(limits_raw, dict):
+        raise ConfigError(f"{path}: [limits] must be a table")
+    limits = replace(settings.limits, **_positive_ints(path, "limits", limits_raw, Limits))
+    top: dict[str, object] = {}
+    for key, value in raw.items():
+        if key == "clock_skew_tolerance_s":
+            top[key] = _positive_ints(path, "", {key: value}, Settings)[key]
+        elif key == "backoffice_url":
+            if not isinstance(value, str):
+                raise ConfigError(f"{path}: backoffice_url must be a string")
+            top[key] = value
+        else:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+    return replace(settings, limits=limits, **top)  # type: ignore[arg-type]
+
+
+def _positive_ints(
+    path: Path, table: str, values: dict[str, object], owner: type
+) -> dict[str, int]:
+    known = {f.name for f in fields(owner)}
+    out: dict[str, int] = {}
+    for key, value in values.items():
+        where = f"{table}.{key}" if table else key
+        if key not in known:
+            raise ConfigError(f"{path}: unknown setting {where!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{path}: {where} must be a positive whole number")
+        out[key] = value
+    return out

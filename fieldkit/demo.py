@@ -1,0 +1,313 @@
+"""Demo material: keys, a trust store and bundles for the simulated chargers.
+
+Everything is derived from fixed seeds and fixed dates, so `fieldkit demo
+init` writes the same bytes every time (Ed25519 and RFC 6979 ECDSA are
+deterministic). The keys are demo keys (see bundles/demo_keys.py): the trust
+store written here is marked ``demo`` and no other store accepts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import random
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fieldkit.bundles import keys
+from fieldkit.bundles.build import create_bundle, sign_bundle
+from fieldkit.bundles.demo_keys import DEMO_KEY_NAMES, demo_private_key
+from fieldkit.bundles.truststore import Scope, TrustedKey, TrustedRoot, TrustStoreBody, build_store
+from fieldkit.bundles.verify import ChargerFacts
+from fieldkit.config import Limits
+from fieldkit.simulator.catalog import MODELS, SimulatedModel, model_named
+
+CREATED: Final = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
+EXPIRES: Final = dt.datetime(2036, 1, 15, tzinfo=dt.UTC)
+CERT_FROM: Final = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+CERT_UNTIL: Final = dt.datetime(2045, 1, 1, tzinfo=dt.UTC)
+DEFAULT_PAYLOAD_BYTES: Final = 256 * 1024
+
+
+@dataclass(frozen=True)
+class DemoBundle:
+    file_name: str
+    model: str
+    expectation: str  # what a verification against the simulated charger should say
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fieldkit DEMO (never trust)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _ca_cert(key: ec.EllipticCurvePrivateKey, common_name: str, serial: int) -> x509.Certificate:
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(CERT_FROM)
+        .not_valid_after(CERT_UNTIL)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+
+
+def _signing_cert(
+    key: ec.EllipticCurvePrivateKey, common_name: str, issuer: x509.Certificate,
+    issuer_key: ec.EllipticCurvePrivateKey, serial: int,
+) -> x509.Certificate:
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(issuer.subject)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(CERT_FROM)
+        .not_valid_after(CERT_UNTIL)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+        )
+        .sign(issuer_key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+
+
+def _ec(name: str) -> ec.EllipticCurvePrivateKey:
+    key = demo_private_key(name)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+class DemoPki:
+    """The demo's keys and certificates, all derived on demand."""
+
+    def __init__(self) -> None:
+        self.oem_root = _ca_cert(_ec("demo-oem-root-ca"), "Ampero DEMO OEM root", 1)
+        self.oem_signing = _signing_cert(
+            _ec("demo-oem-signing"), "Ampero DEMO release signing", self.oem_root, _ec("demo-oem-root-ca"), 2
+        )
+        self.ocpp_root = _ca_cert(_ec("demo-ocpp-root-ca"), "Ampero DEMO ManufacturerRootCertificate", 3)
+        self.ocpp_signing = _signing_cert(
+            _ec("demo-ocpp-signing"), "Ampero DEMO firmware signing", self.ocpp_root, _ec("demo-ocpp-root-ca"), 4
+        )
+
+    @staticmethod
+    def pem(cert: x509.Certificate) -> str:
+        return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+    def trust_store_bytes(self) -> bytes:
+        def pinned(name: str, roles: list[Any], scope: Scope) -> TrustedKey:
+            public = demo_private_key(name).public_key()
+            return TrustedKey(
+                key_id=keys.key_id(public), name=f"{name} (DEMO)", algorithm=keys.algorithm_of(public),
+                public_key_pem=keys.plain_public_pem(public), roles=roles, scope=scope,
+            )
+
+        def root(cert: x509.Certificate, name: str, roles: list[Any], scope: Scope) -> TrustedRoot:
+            return TrustedRoot(
+                key_id=keys.certificate_key_id(cert), name=name, certificate_pem=self.pem(cert), roles=roles, scope=scope
+            )
+
+        vendors = sorted({m.vendor for m in MODELS})
+        body = TrustStoreBody(
+            type="fieldkit-trust-store",
+            schema_version=1,
+            version=1,
+            issued_at=CREATED,
+            demo=True,
+            keys=[
+                pinned("demo-trust-root", ["trust-root"], Scope()),
+                pinned("demo-release", ["release"], Scope(vendors=vendors)),
+                pinned("demo-metrology", ["metrology"], Scope(vendors=vendors)),
+            ],
+            x509_roots=[
+                root(self.oem_root, "Ampero DEMO OEM root", ["release"], Scope(vendors=["Ampero"])),
+                root(self.ocpp_root, "Ampero DEMO ManufacturerRootCertificate", ["ocpp-manufacturer"], Scope()),
+            ],
+            thresholds={"trust-root": 1, "release": 1, "metrology": 1},
+        )
+        return build_store(body, [demo_private_key("demo-trust-root")])
+
+
+def demo_payload(path: Path, model: SimulatedModel, component: str, version: str, size_bytes: int) -> None:
+    """A simulated firmware image: a header line the simulator can read, then filler."""
+    header = json.dumps(
+        {"fieldkit_sim_image": 1, "vendor": model.vendor, "model": model.model, "component": component,
+         "version": version},
+        sort_keys=True,
+    ).encode("ascii") + b"\n"
+    rng = random.Random(f"{model.model}/{component}/{version}")  # noqa: S311 - filler, not crypto
+    with path.open("wb") as handle:
+        handle.write(header)
+        remaining = max(0, size_bytes - len(header))
+        while remaining:
+            step = min(remaining, 1 << 20)
+            handle.write(rng.randbytes(step))
+            remaining -= step
+
+
+def _manifest(
+    model: SimulatedModel, version: str, security_version: int, components: list[dict[str, Any]],
+    created: dt.datetime = CREATED, expires: dt.datetime = EXPIRES, models: list[str] | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
+    return {
+        "schema": "fieldkit-bundle",
+        "schema_version": 1,
+        "bundle_id": f"demo-{model.model.lower()}-{version}",
+        "vendor": model.vendor,
+        "version": version,
+        "security_version": security_version,
+        "created_at": _iso(created),
+        "expires_at": _iso(expires),
+        "compatibility": [
+            {"model": name, "hardware_revisions": list(model.hardware_revisions)} for name in (models or [model.model])
+        ],
+        "release_notes": notes or f"# {model.model} {version}\n\nDEMO release for the simulated {model.model}.",
+        "components": components,
+    }
+
+
+def _component(comp_name: str, model: SimulatedModel, version: str, order: int) -> dict[str, Any]:
+    spec = next(c for c in model.components if c.name == comp_name)
+    return {
+        "name": spec.name, "target": spec.target, "install_method": spec.install_method,
+        "version": version, "metrology_relevant": spec.metrology_relevant, "order": order,
+    }
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _write_keys(directory: Path, pki: DemoPki) -> None:
+    for name in DEMO_KEY_NAMES:
+        private = demo_private_key(name)
+        meta = keys.KeyMeta(name=name, role=_role_of(name), label="demo")
+        private_pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _write(directory / f"{name}.key", b"fieldkit-key-label: demo\n" + private_pem)
+        (directory / f"{name}.key").chmod(0o600)
+        _write(directory / f"{name}.pub", keys.public_pem(private.public_key(), meta))
+    for cert, name in ((pki.oem_root, "demo-oem-root-ca"), (pki.oem_signing, "demo-oem-signing"),
+                       (pki.ocpp_root, "demo-ocpp-root-ca"), (pki.ocpp_signing, "demo-ocpp-signing")):
+        _write(directory / f"{name}.crt", pki.pem(cert).encode("ascii"))
+
+
+def _role_of(name: str) -> str:
+    for role in ("trust-root", "release", "metrology"):
+        if role in name:
+            return role
+    return "x509"
+
+
+def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> list[DemoBundle]:
+    """Write DIR/keys/, DIR/trust-store.json and DIR/*.fwbundle; return what was made."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = DemoPki()
+    _write_keys(directory / "keys", pki)
+    _write(directory / "trust-store.json", pki.trust_store_bytes())
+    release, metrology = demo_private_key("demo-release"), demo_private_key("demo-metrology")
+    oem_key = demo_private_key("demo-oem-signing")
+    limits = Limits()
+    made: list[DemoBundle] = []
+    ac22, dc150, wb7 = model_named("VQ-AC22"), model_named("VQ-DC150"), model_named("AMP-WB7")
+
+    with tempfile.TemporaryDirectory(prefix="fieldkit-demo-") as scratch_name:
+        scratch = Path(scratch_name)
+
+        def bundle(
+            file_name: str, model: SimulatedModel, version: str, security_version: int, comp_names: list[str],
+            expectation: str, signers: list[keys.PrivateKey], chain: list[str] | None = None,
+            ocpp: bool = False, **manifest_args: Any,
+        ) -> None:
+            payloads: dict[str, Path] = {}
+            components = []
+            for order, comp_name in enumerate(comp_names):
+                payload = scratch / f"{file_name}-{comp_name}.img"
+                demo_payload(payload, model, comp_name, version, payload_bytes)
+                payloads[comp_name] = payload
+                component = _component(comp_name, model, version, order)
+                if ocpp:
+                    component["ocpp"] = _ocpp_signature(payload, pki)
+                components.append(component)
+            out = directory / file_name
+            create_bundle(_manifest(model, version, security_version, components, **manifest_args), payloads, out, limits)
+            for signer in signers:
+                sign_bundle(out, signer, limits, chain if signer is oem_key else None)
+            made.append(DemoBundle(file_name, model.model, expectation))
+
+        bundle("demo-vq-ac22-2.4.0.fwbundle", ac22, "2.4.0", 4, ["rootfs"], "valid", [release])
+        bundle("demo-vq-dc150-4.2.0.fwbundle", dc150, "4.2.0", 6, ["rootfs"], "valid", [release])
+        bundle("demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle", dc150, "4.2.0", 6, ["rootfs", "meter"],
+               "valid (metrology-relevant: needs the typed confirmation)", [release, metrology])
+        bundle("demo-amp-wb7-1.9.0-OCPP-SIGNED.fwbundle", wb7, "1.9.0", 3, ["app"],
+               "valid (X.509 release chain, OCPP firmware signature)", [oem_key],
+               chain=[pki.pem(pki.oem_signing)], ocpp=True)
+        bundle("demo-vq-ac22-2.2.0-EXPIRED.fwbundle", ac22, "2.2.0", 3, ["rootfs"], "rejected: expired", [release],
+               created=dt.datetime(2024, 1, 15, tzinfo=dt.UTC), expires=dt.datetime(2025, 1, 15, tzinfo=dt.UTC))
+        bundle("demo-vq-ac22-1.9.0-DOWNGRADE.fwbundle", ac22, "1.9.0", 1, ["rootfs"],
+               "rejected: downgrade below the charger's security version", [release])
+        bundle("demo-vq-ac11-3.0.0-OTHER-MODEL.fwbundle", ac22, "3.0.0", 5, ["rootfs"],
+               "rejected: made for another model", [release], models=["VQ-AC11"])
+        bundle("demo-vq-dc150-4.3.0-meter-UNAPPROVED.fwbundle", dc150, "4.3.0", 7, ["rootfs", "meter"],
+               "rejected: metrology component without metrology signature", [release])
+    return made
+
+
+def _ocpp_signature(payload: Path, pki: DemoPki) -> dict[str, str]:
+    import hashlib
+
+    digest = hashlib.sha256(payload.read_bytes()).digest()
+    signature = _ec("demo-ocpp-signing").sign(
+        digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()), deterministic_signing=True)
+    )
+    return {"signature": base64.b64encode(signature).decode("ascii"), "signing_certificate": pki.pem(pki.ocpp_signing)}
+
+
+def charger_facts_for(model_name: str) -> ChargerFacts:
+    """What the simulated charger of ``model_name`` reports, for demo checks."""
+    model = model_named(model_name)
+    return ChargerFacts(
+        model=model.model,
+        hardware_revision=model.hardware_revisions[-1],
+        installed_version=model.installed_version,
+        installed_security_version=model.security_version_floor,
+    )
+
+
+def demo_bundles(directory: Path) -> Iterator[Path]:
+    yield from sorted(directory.glob("*.fwbundle"))

@@ -1,0 +1,1 @@
+"""Scanners per transport that turn candidates into identified chargers."""

@@ -1,0 +1,1 @@
+"""Device protocols on top of transports; one module per protocol family."""

@@ -1,0 +1,75 @@
+"""The fieldkit error tree.
+
+Every error a person can meet carries a one-line message (what is wrong) and a
+hint (what to do). The CLI prints exactly that and exits with ``exit_code``;
+only ``--debug`` shows a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FieldkitError(Exception):
+    """Base of every error fieldkit raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    default_hint: ClassVar[str] = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def one_line(self) -> str:
+        """The message and hint as one line, for a terminal or a log."""
+        text = " ".join(self.message.split())
+        if self.hint:
+            text = f"{text} — {' '.join(self.hint.split())}"
+        return text
+
+
+class UsageError(FieldkitError):
+    """The command line or an input file is not what fieldkit expects."""
+
+    exit_code = 2
+
+
+class ConfigError(FieldkitError):
+    """The settings file cannot be read or holds a value out of range."""
+
+    exit_code = 2
+    default_hint = "fix the settings file or delete it to return to the defaults"
+
+
+class KeyFileError(FieldkitError):
+    """A key file is missing, unreadable, or the passphrase is wrong."""
+
+    exit_code = 2
+
+
+class BundleRejectedError(FieldkitError):
+    """A bundle failed one verification check.
+
+    ``check`` names the verification step (``container``, ``signatures``...),
+    ``code`` the precise reason, stable for scripts and tests.
+    """
+
+    exit_code = 3
+
+    def __init__(self, check: str, code: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.check = check
+        self.code = code
+
+
+class TrustStoreError(FieldkitError):
+    """The trust store is missing, corrupt, or an update to it was refused."""
+
+    exit_code = 4
+
+
+class BundleBuildError(FieldkitError):
+    """A bundle could not be created or signed from the given inputs."""
+
+    exit_code = 2

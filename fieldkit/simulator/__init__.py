@@ -1,0 +1,1 @@
+"""Simulated chargers: a device model plus protocol front-ends."""

@@ -1,0 +1,1 @@
+"""Byte links only: serial (pyserial URLs), USB (pyusb), SSH (paramiko exec + SFTP)."""

@@ -1,0 +1,1 @@
+"""The technician's Textual app. Only this package imports Textual."""

@@ -1,0 +1,1 @@
+"""Update plans, preflight checks, the job state machine and its journal."""
