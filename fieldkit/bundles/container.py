@@ -203,20 +203,20 @@ class BundleContainer:
                 remaining -= got
                 yield view[:got]
 
-    def digest(self, name: str) -> bytes:
-        """SHA-256 of a member, streamed; also checks the recorded CRC-32.
+    def digest(self, name: str) -> tuple[bytes, bool]:
+        """SHA-256 of a member, streamed, and whether its recorded CRC-32 matches.
 
-        The CRC adds nothing to integrity (SHA-256 does that) but a bundle
-        whose CRC field was altered is not the bundle that was published.
+        The CRC adds nothing to integrity (SHA-256 does that), but a bundle
+        whose CRC field was altered is not the bundle that was published. The
+        caller judges the SHA-256 first, so a changed payload byte is reported
+        as what it is.
         """
         hasher = hashlib.sha256()
         crc = 0
         for chunk in self.iter_chunks(name):
             hasher.update(chunk)
             crc = zlib.crc32(chunk, crc)
-        if crc != self.members[name].crc32:
-            raise _reject("crc-mismatch", f"the CRC-32 recorded for {name} does not match its bytes")
-        return hasher.digest()
+        return hasher.digest(), crc == self.members[name].crc32
 
 
 def _read_exact(handle: BinaryIO, offset: int, count: int) -> bytes:

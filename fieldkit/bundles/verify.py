@@ -325,13 +325,20 @@ class _Verification:
             return CheckResult("payloads", "skipped", message="payload hashes not checked (quick mode)")
         total = 0
         for component in manifest.components_in_order():
-            digest = container.digest(component.payload)
+            digest, crc_matches = container.digest(component.payload)
             if not hmac.compare_digest(digest.hex(), component.sha256):
                 raise BundleRejectedError(
                     "payloads",
                     "payload-hash-mismatch",
                     f"SHA-256 of {component.payload} does not match the manifest",
                     "the bundle was altered or damaged; get it again",
+                )
+            if not crc_matches:
+                raise BundleRejectedError(
+                    "payloads",
+                    "crc-mismatch",
+                    f"the CRC-32 recorded for {component.payload} was altered",
+                    "the bundle is not the one that was published; get it again",
                 )
             self.report.payload_sha256[component.name] = digest.hex()
             total += component.size_bytes

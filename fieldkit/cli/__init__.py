@@ -1,0 +1,1 @@
+"""The `fieldkit` command line: thin click commands over the core."""

@@ -1,0 +1,80 @@
+"""What every command shares: settings, state, the trust store, output, passphrases."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fieldkit import config
+from fieldkit.errors import KeyFileError, UsageError
+
+
+def console_out() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def settings() -> config.Settings:
+    return config.load_settings()
+
+
+def trusted_state() -> Any:
+    from fieldkit.bundles.clock import STATE_NAME, TrustedState
+
+    return TrustedState(config.data_dir() / STATE_NAME)
+
+
+def trust_store_option(function: Any) -> Any:
+    return click.option(
+        "--trust-store",
+        "trust_store",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Trust store file [default: trust-store.json in fieldkit's data directory].",
+    )(function)
+
+
+def resolve_trust_store(path: Path | None) -> Path:
+    return path if path is not None else config.default_trust_store_path()
+
+
+def print_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
+
+
+def passphrase_for(key_path: Path, passphrase_file: Path | None) -> bytes | None:
+    """The passphrase of an encrypted key: from a file, else a prompt on a terminal."""
+    from fieldkit.bundles import keys
+
+    if passphrase_file is not None:
+        return keys.read_passphrase_file(passphrase_file)
+    if not keys.is_encrypted(key_path):
+        return None
+    if not sys.stdin.isatty():
+        raise KeyFileError(f"{key_path} is encrypted and there is no terminal to ask for its passphrase",
+                           "pass --passphrase-file")
+    return click.prompt(f"Passphrase for {key_path.name}", hide_input=True).encode("utf-8")
+
+
+def load_signing_keys(paths: tuple[Path, ...], passphrase_file: Path | None) -> list[Any]:
+    from fieldkit.bundles import keys
+
+    if not paths:
+        raise UsageError("no signing key given", "pass --signing-key with a trust-root private key")
+    return [keys.load_private_key(p, passphrase_for(p, passphrase_file))[0] for p in paths]
+
+
+def parse_thresholds(values: tuple[str, ...]) -> dict[str, int]:
+    result: dict[str, int] = {}
+    for value in values:
+        role, sep, count = value.partition("=")
+        if not sep or role not in ("trust-root", "release", "metrology") or not count.isdigit() or int(count) < 1:
+            raise UsageError(f"--threshold {value!r} is not ROLE=N",
+                             "use e.g. --threshold release=2 (roles: trust-root, release, metrology)")
+        result[role] = int(count)
+    return result

@@ -1,0 +1,65 @@
+"""`fieldkit demo ...`: reproducible demo material for the simulated chargers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fieldkit.cli.common import console_out, settings
+
+
+@click.group("demo")
+def demo_group() -> None:
+    """Create and check the demo's keys, trust store and bundles."""
+
+
+@demo_group.command("init")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write keys/, trust-store.json and the *.fwbundle files.")
+@click.option("--payload-size", default=256 * 1024, show_default=True, type=click.IntRange(min=256, max=1 << 31),
+              help="Bytes per simulated firmware image.")
+def init(directory: Path, payload_size: int) -> None:
+    """Write demo keys, a demo trust store and demo bundles (same bytes every time).
+
+    The keys are DEMO keys that anyone can derive: they are trusted only by
+    the demo trust store written here, never by a real one.
+    """
+    from fieldkit.demo import init_demo
+
+    made = init_demo(directory, payload_size)
+    out = console_out()
+    out.print(f"demo keys in {directory / 'keys'}, trust store {directory / 'trust-store.json'}")
+    for bundle in made:
+        out.print(f"  {bundle.file_name:<48} for {bundle.model:<9} expect: {bundle.expectation}")
+
+
+@demo_group.command("check")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+def check(directory: Path) -> None:
+    """Verify every demo bundle against the simulated charger it is meant for, and print the verdicts."""
+    from rich.table import Table
+
+    from fieldkit.bundles.clock import STATE_NAME, TrustedState
+    from fieldkit.bundles.truststore import load_trust_store
+    from fieldkit.bundles.verify import verify_bundle
+    from fieldkit.demo import charger_facts_for, demo_bundles
+    from fieldkit.errors import UsageError
+    from fieldkit.simulator.catalog import MODELS
+
+    cfg = settings()
+    state = TrustedState(directory / STATE_NAME)
+    store = load_trust_store(directory / "trust-store.json", cfg.limits, state.read().now)
+    table = Table("bundle", "charger", "verdict", "reason")
+    bundles = list(demo_bundles(directory))
+    if not bundles:
+        raise UsageError(f"no demo bundles in {directory}", "run `fieldkit demo init --dir DIR` first")
+    for path in bundles:
+        model = next((m for m in MODELS if m.model.lower().replace("-", "") in path.name.replace("-", "")), MODELS[0])
+        facts = charger_facts_for(model.model)
+        report = verify_bundle(path, store.body, state, cfg, facts)
+        failure = report.failure
+        verdict = "[green]valid[/]" if failure is None else "[red]refused[/]"
+        reason = "all checks passed" if failure is None else f"{failure.name}/{failure.code}: {failure.message}"
+        table.add_row(path.name, f"{facts.model} rev {facts.hardware_revision}", verdict, reason)
+    console_out().print(table)

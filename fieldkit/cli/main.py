@@ -1,0 +1,82 @@
+"""The `fieldkit` entry point: the command tree and the error policy.
+
+Any FieldkitError becomes one line on stderr and its exit code; a usage
+mistake becomes one line and exit 2; anything unexpected becomes one line,
+exit 70, and the traceback only with --debug (or FIELDKIT_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Final
+
+import click
+
+from fieldkit import __version__
+from fieldkit.cli.bundle_cmd import bundle_group
+from fieldkit.cli.demo_cmd import demo_group
+from fieldkit.cli.keys_cmd import keys_group
+from fieldkit.cli.trust_cmd import trust_group
+from fieldkit.errors import FieldkitError
+
+EXIT_INTERNAL: Final = 70
+EXIT_INTERRUPTED: Final = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="fieldkit")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """fieldkit: offline firmware updates for EV chargers.
+
+    Verify signed bundles from offline_bundles/, manage the trust store that
+    decides which signers count, and make bundles as a release engineer.
+    """
+
+
+cli.add_command(keys_group)
+cli.add_command(trust_group)
+cli.add_command(bundle_group)
+cli.add_command(demo_group)
+
+
+def _debugging(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("FIELDKIT_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = cli.main(args=args, prog_name="fieldkit", standalone_mode=False)
+    except FieldkitError as exc:
+        if _debugging(args):
+            raise
+        click.echo(f"fieldkit: error: {exc.one_line()}", err=True)
+        return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except click.ClickException as exc:
+        hint = f" — see `{exc.ctx.command_path} --help`" if isinstance(exc, click.UsageError) and exc.ctx else ""
+        click.echo(f"fieldkit: error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("fieldkit: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("fieldkit: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:
+        if _debugging(args):
+            raise
+        click.echo(f"fieldkit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+                   "— run again with --debug and report it", err=True)
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

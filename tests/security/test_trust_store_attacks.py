@@ -1,0 +1,117 @@
+"""Trust-store attacks: rollback, unsigned, under-signed and tampered stores are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from fieldkit.bundles import trustops
+from fieldkit.bundles.clock import TrustedState
+from fieldkit.bundles.truststore import TrustStoreBody, build_store, check_update, load_trust_store
+from fieldkit.config import Limits
+from fieldkit.errors import TrustStoreError
+from tests.support.world import NOW, World
+
+
+def _install(world: World, tmp_path: Path) -> tuple[Path, TrustedState]:
+    path = tmp_path / "store.json"
+    path.write_bytes(world.store_path.read_bytes())
+    return path, TrustedState(tmp_path / "state.json")
+
+
+def _successor(world: World, version: int, signers: list[object], body: TrustStoreBody | None = None) -> bytes:
+    base = body or world.store_body
+    return build_store(base.model_copy(update={"version": version}), signers)  # type: ignore[arg-type]
+
+
+def test_newer_store_signed_by_current_root_is_accepted(world: World, tmp_path: Path) -> None:
+    path, state = _install(world, tmp_path)
+    store = trustops.install_update(path, _successor(world, 2, [world.root]), state, Limits())
+    assert store.version == 2
+    assert load_trust_store(path, Limits(), NOW).version == 2
+
+
+def test_root_rotation_needs_old_and_new_roots(world: World, tmp_path: Path) -> None:
+    path, state = _install(world, tmp_path)
+    new_root = ed25519.Ed25519PrivateKey.generate()
+    rotated = world.store_body.model_copy(
+        update={"keys": [world.trusted(new_root, "new root", ["trust-root"]), *world.store_body.keys[1:]]}
+    )
+    with pytest.raises(TrustStoreError, match="current trust-root keys"):
+        trustops.install_update(path, _successor(world, 2, [new_root], rotated), state, Limits())
+    with pytest.raises(TrustStoreError, match="its own trust-root keys"):
+        trustops.install_update(path, _successor(world, 2, [world.root], rotated), state, Limits())
+    assert trustops.install_update(path, _successor(world, 2, [world.root, new_root], rotated), state, Limits())
+
+
+TRUST_ATTACKS = {
+    "rollback to an older version": (lambda w: _successor(w, 1, [w.root]), "not newer"),
+    "unsigned update": (
+        lambda w: json.dumps({"signed": json.loads(_successor(w, 2, [w.root]))["signed"], "signatures": []}).encode(),
+        "unsigned",
+    ),
+    "update signed by a release key, not a root": (lambda w: _successor(w, 2, [w.release]), "current trust-root"),
+    "update signed by a revoked root": (lambda w: _successor(w, 2, [w.revoked]), "current trust-root"),
+    "tampered body after signing": (
+        lambda w: _successor(w, 2, [w.root]).replace(b'"version": 2', b'"version": 7'),
+        "current trust-root",
+    ),
+    "not JSON": (lambda w: b"\x00\x01binary", "malformed"),
+    "extra top-level field": (
+        lambda w: json.dumps({**json.loads(_successor(w, 2, [w.root])), "x": 1}).encode(), "exactly"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TRUST_ATTACKS))
+def test_trust_store_update_attack_is_refused(world: World, tmp_path: Path, name: str) -> None:
+    path, state = _install(world, tmp_path)
+    make, reason = TRUST_ATTACKS[name]
+    before = path.read_bytes()
+    with pytest.raises(TrustStoreError, match=reason):
+        trustops.install_update(path, make(world), state, Limits())
+    assert path.read_bytes() == before, "a refused update must leave the store untouched"
+
+
+def test_store_replaced_on_disk_by_an_older_copy_is_refused(world: World, tmp_path: Path) -> None:
+    path, state = _install(world, tmp_path)
+    old = path.read_bytes()
+    trustops.install_update(path, _successor(world, 2, [world.root]), state, Limits())
+    path.write_bytes(old)
+    with pytest.raises(TrustStoreError, match="older than version 2"):
+        trustops.open_store(path, Limits(), TrustedState(tmp_path / "state.json"))
+
+
+def test_store_edited_on_disk_is_refused(world: World, tmp_path: Path) -> None:
+    path, _ = _install(world, tmp_path)
+    path.write_bytes(path.read_bytes().replace(b'"release": 1', b'"release": 9'))
+    with pytest.raises(TrustStoreError, match="not signed by"):
+        load_trust_store(path, Limits(), NOW)
+
+
+def test_first_install_needs_a_self_signed_store(world: World) -> None:
+    assert check_update(None, world.store_path.read_bytes(), Limits(), NOW).version == 1
+    with pytest.raises(TrustStoreError, match="own trust-root"):
+        check_update(None, _successor(world, 1, [world.release]), Limits(), NOW)
+
+
+def test_demo_keys_are_refused_by_a_real_store(world: World, tmp_path: Path) -> None:
+    from fieldkit.bundles.demo_keys import demo_private_key
+    from fieldkit.bundles.truststore import Scope
+
+    path, state = _install(world, tmp_path)
+    with pytest.raises(TrustStoreError, match="demo key"):
+        trustops.add_key(path, demo_private_key("demo-release").public_key(), "demo", ["release"], Scope(),
+                         None, None, {}, [world.root], state, Limits())
+
+
+def test_revoked_key_cannot_be_trusted_again(world: World, tmp_path: Path) -> None:
+    from fieldkit.bundles.truststore import Scope
+
+    path, state = _install(world, tmp_path)
+    with pytest.raises(TrustStoreError, match="revoked"):
+        trustops.add_key(path, world.revoked.public_key(), "again", ["release"], Scope(), None, None, {},
+                         [world.root], state, Limits())
