@@ -107,9 +107,7 @@ def load_settings(path: Path | None = None) -> Settings:
     return replace(settings, limits=limits, **top)  # type: ignore[arg-type]
 
 
-def _positive_ints(
-    path: Path, table: str, values: dict[str, object], owner: type
-) -> dict[str, int]:
+def _positive_ints(path: Path, table: str, values: dict[str, object], owner: type) -> dict[str, int]:
     known = {f.name for f in fields(owner)}
     out: dict[str, int] = {}
     for key, value in values.items():

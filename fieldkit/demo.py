@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import random
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -38,11 +37,23 @@ CERT_UNTIL: Final = dt.datetime(2045, 1, 1, tzinfo=dt.UTC)
 DEFAULT_PAYLOAD_BYTES: Final = 256 * 1024
 
 
+INDEX_NAME: Final = "demo-index.json"
+
+
 @dataclass(frozen=True)
 class DemoBundle:
     file_name: str
     model: str
-    expectation: str  # what a verification against the simulated charger should say
+    expectation: str  # what a verification against the simulated charger should say, in words
+    expected_code: str = ""  # the refusal code expected, "" for a valid bundle
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "file": self.file_name,
+            "model": self.model,
+            "expectation": self.expectation,
+            "expected_code": self.expected_code,
+        }
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -70,7 +81,8 @@ def _ca_cert(key: ec.EllipticCurvePrivateKey, common_name: str, serial: int) -> 
         .not_valid_after(CERT_UNTIL)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
@@ -78,8 +90,11 @@ def _ca_cert(key: ec.EllipticCurvePrivateKey, common_name: str, serial: int) -> 
 
 
 def _signing_cert(
-    key: ec.EllipticCurvePrivateKey, common_name: str, issuer: x509.Certificate,
-    issuer_key: ec.EllipticCurvePrivateKey, serial: int,
+    key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    issuer: x509.Certificate,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    serial: int,
 ) -> x509.Certificate:
     public = key.public_key()
     return (
@@ -92,12 +107,14 @@ def _signing_cert(
         .not_valid_after(CERT_UNTIL)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
         )
         .sign(issuer_key, hashes.SHA256(), ecdsa_deterministic=True)
     )
@@ -115,11 +132,19 @@ class DemoPki:
     def __init__(self) -> None:
         self.oem_root = _ca_cert(_ec("demo-oem-root-ca"), "Ampero DEMO OEM root", 1)
         self.oem_signing = _signing_cert(
-            _ec("demo-oem-signing"), "Ampero DEMO release signing", self.oem_root, _ec("demo-oem-root-ca"), 2
+            _ec("demo-oem-signing"),
+            "Ampero DEMO release signing",
+            self.oem_root,
+            _ec("demo-oem-root-ca"),
+            2,
         )
         self.ocpp_root = _ca_cert(_ec("demo-ocpp-root-ca"), "Ampero DEMO ManufacturerRootCertificate", 3)
         self.ocpp_signing = _signing_cert(
-            _ec("demo-ocpp-signing"), "Ampero DEMO firmware signing", self.ocpp_root, _ec("demo-ocpp-root-ca"), 4
+            _ec("demo-ocpp-signing"),
+            "Ampero DEMO firmware signing",
+            self.ocpp_root,
+            _ec("demo-ocpp-root-ca"),
+            4,
         )
 
     @staticmethod
@@ -130,13 +155,21 @@ class DemoPki:
         def pinned(name: str, roles: list[Any], scope: Scope) -> TrustedKey:
             public = demo_private_key(name).public_key()
             return TrustedKey(
-                key_id=keys.key_id(public), name=f"{name} (DEMO)", algorithm=keys.algorithm_of(public),
-                public_key_pem=keys.plain_public_pem(public), roles=roles, scope=scope,
+                key_id=keys.key_id(public),
+                name=f"{name} (DEMO)",
+                algorithm=keys.algorithm_of(public),
+                public_key_pem=keys.plain_public_pem(public),
+                roles=roles,
+                scope=scope,
             )
 
         def root(cert: x509.Certificate, name: str, roles: list[Any], scope: Scope) -> TrustedRoot:
             return TrustedRoot(
-                key_id=keys.certificate_key_id(cert), name=name, certificate_pem=self.pem(cert), roles=roles, scope=scope
+                key_id=keys.certificate_key_id(cert),
+                name=name,
+                certificate_pem=self.pem(cert),
+                roles=roles,
+                scope=scope,
             )
 
         vendors = sorted({m.vendor for m in MODELS})
@@ -153,7 +186,12 @@ class DemoPki:
             ],
             x509_roots=[
                 root(self.oem_root, "Ampero DEMO OEM root", ["release"], Scope(vendors=["Ampero"])),
-                root(self.ocpp_root, "Ampero DEMO ManufacturerRootCertificate", ["ocpp-manufacturer"], Scope()),
+                root(
+                    self.ocpp_root,
+                    "Ampero DEMO ManufacturerRootCertificate",
+                    ["ocpp-manufacturer"],
+                    Scope(),
+                ),
             ],
             thresholds={"trust-root": 1, "release": 1, "metrology": 1},
         )
@@ -162,11 +200,19 @@ class DemoPki:
 
 def demo_payload(path: Path, model: SimulatedModel, component: str, version: str, size_bytes: int) -> None:
     """A simulated firmware image: a header line the simulator can read, then filler."""
-    header = json.dumps(
-        {"fieldkit_sim_image": 1, "vendor": model.vendor, "model": model.model, "component": component,
-         "version": version},
-        sort_keys=True,
-    ).encode("ascii") + b"\n"
+    header = (
+        json.dumps(
+            {
+                "fieldkit_sim_image": 1,
+                "vendor": model.vendor,
+                "model": model.model,
+                "component": component,
+                "version": version,
+            },
+            sort_keys=True,
+        ).encode("ascii")
+        + b"\n"
+    )
     rng = random.Random(f"{model.model}/{component}/{version}")  # noqa: S311 - filler, not crypto
     with path.open("wb") as handle:
         handle.write(header)
@@ -178,8 +224,13 @@ def demo_payload(path: Path, model: SimulatedModel, component: str, version: str
 
 
 def _manifest(
-    model: SimulatedModel, version: str, security_version: int, components: list[dict[str, Any]],
-    created: dt.datetime = CREATED, expires: dt.datetime = EXPIRES, models: list[str] | None = None,
+    model: SimulatedModel,
+    version: str,
+    security_version: int,
+    components: list[dict[str, Any]],
+    created: dt.datetime = CREATED,
+    expires: dt.datetime = EXPIRES,
+    models: list[str] | None = None,
     notes: str = "",
 ) -> dict[str, Any]:
     return {
@@ -202,8 +253,12 @@ def _manifest(
 def _component(comp_name: str, model: SimulatedModel, version: str, order: int) -> dict[str, Any]:
     spec = next(c for c in model.components if c.name == comp_name)
     return {
-        "name": spec.name, "target": spec.target, "install_method": spec.install_method,
-        "version": version, "metrology_relevant": spec.metrology_relevant, "order": order,
+        "name": spec.name,
+        "target": spec.target,
+        "install_method": spec.install_method,
+        "version": version,
+        "metrology_relevant": spec.metrology_relevant,
+        "order": order,
     }
 
 
@@ -217,13 +272,19 @@ def _write_keys(directory: Path, pki: DemoPki) -> None:
         private = demo_private_key(name)
         meta = keys.KeyMeta(name=name, role=_role_of(name), label="demo")
         private_pem = private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
         _write(directory / f"{name}.key", b"fieldkit-key-label: demo\n" + private_pem)
         (directory / f"{name}.key").chmod(0o600)
         _write(directory / f"{name}.pub", keys.public_pem(private.public_key(), meta))
-    for cert, name in ((pki.oem_root, "demo-oem-root-ca"), (pki.oem_signing, "demo-oem-signing"),
-                       (pki.ocpp_root, "demo-ocpp-root-ca"), (pki.ocpp_signing, "demo-ocpp-signing")):
+    for cert, name in (
+        (pki.oem_root, "demo-oem-root-ca"),
+        (pki.oem_signing, "demo-oem-signing"),
+        (pki.ocpp_root, "demo-ocpp-root-ca"),
+        (pki.ocpp_signing, "demo-ocpp-signing"),
+    ):
         _write(directory / f"{name}.crt", pki.pem(cert).encode("ascii"))
 
 
@@ -250,9 +311,17 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
         scratch = Path(scratch_name)
 
         def bundle(
-            file_name: str, model: SimulatedModel, version: str, security_version: int, comp_names: list[str],
-            expectation: str, signers: list[keys.PrivateKey], chain: list[str] | None = None,
-            ocpp: bool = False, **manifest_args: Any,
+            file_name: str,
+            model: SimulatedModel,
+            version: str,
+            security_version: int,
+            comp_names: list[str],
+            expectation: str,
+            signers: list[keys.PrivateKey],
+            expected_code: str = "",
+            chain: list[str] | None = None,
+            ocpp: bool = False,
+            **manifest_args: Any,
         ) -> None:
             payloads: dict[str, Path] = {}
             components = []
@@ -265,27 +334,89 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
                     component["ocpp"] = _ocpp_signature(payload, pki)
                 components.append(component)
             out = directory / file_name
-            create_bundle(_manifest(model, version, security_version, components, **manifest_args), payloads, out, limits)
+            create_bundle(
+                _manifest(model, version, security_version, components, **manifest_args),
+                payloads,
+                out,
+                limits,
+            )
             for signer in signers:
                 sign_bundle(out, signer, limits, chain if signer is oem_key else None)
-            made.append(DemoBundle(file_name, model.model, expectation))
+            made.append(DemoBundle(file_name, model.model, expectation, expected_code))
 
         bundle("demo-vq-ac22-2.4.0.fwbundle", ac22, "2.4.0", 4, ["rootfs"], "valid", [release])
         bundle("demo-vq-dc150-4.2.0.fwbundle", dc150, "4.2.0", 6, ["rootfs"], "valid", [release])
-        bundle("demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle", dc150, "4.2.0", 6, ["rootfs", "meter"],
-               "valid (metrology-relevant: needs the typed confirmation)", [release, metrology])
-        bundle("demo-amp-wb7-1.9.0-OCPP-SIGNED.fwbundle", wb7, "1.9.0", 3, ["app"],
-               "valid (X.509 release chain, OCPP firmware signature)", [oem_key],
-               chain=[pki.pem(pki.oem_signing)], ocpp=True)
-        bundle("demo-vq-ac22-2.2.0-EXPIRED.fwbundle", ac22, "2.2.0", 3, ["rootfs"], "rejected: expired", [release],
-               created=dt.datetime(2024, 1, 15, tzinfo=dt.UTC), expires=dt.datetime(2025, 1, 15, tzinfo=dt.UTC))
-        bundle("demo-vq-ac22-1.9.0-DOWNGRADE.fwbundle", ac22, "1.9.0", 1, ["rootfs"],
-               "rejected: downgrade below the charger's security version", [release])
-        bundle("demo-vq-ac11-3.0.0-OTHER-MODEL.fwbundle", ac22, "3.0.0", 5, ["rootfs"],
-               "rejected: made for another model", [release], models=["VQ-AC11"])
-        bundle("demo-vq-dc150-4.3.0-meter-UNAPPROVED.fwbundle", dc150, "4.3.0", 7, ["rootfs", "meter"],
-               "rejected: metrology component without metrology signature", [release])
+        bundle(
+            "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle",
+            dc150,
+            "4.2.0",
+            6,
+            ["rootfs", "meter"],
+            "valid (metrology-relevant: needs the typed confirmation)",
+            [release, metrology],
+        )
+        bundle(
+            "demo-amp-wb7-1.9.0-OCPP-SIGNED.fwbundle",
+            wb7,
+            "1.9.0",
+            3,
+            ["app"],
+            "valid (X.509 release chain, OCPP firmware signature)",
+            [oem_key],
+            chain=[pki.pem(pki.oem_signing)],
+            ocpp=True,
+        )
+        bundle(
+            "demo-vq-ac22-2.2.0-EXPIRED.fwbundle",
+            ac22,
+            "2.2.0",
+            3,
+            ["rootfs"],
+            "rejected: expired",
+            [release],
+            "expired",
+            created=dt.datetime(2024, 1, 15, tzinfo=dt.UTC),
+            expires=dt.datetime(2025, 1, 15, tzinfo=dt.UTC),
+        )
+        bundle(
+            "demo-vq-ac22-1.9.0-DOWNGRADE.fwbundle",
+            ac22,
+            "1.9.0",
+            1,
+            ["rootfs"],
+            "rejected: downgrade below the charger's security version",
+            [release],
+            "downgrade",
+        )
+        bundle(
+            "demo-vq-ac11-3.0.0-OTHER-MODEL.fwbundle",
+            ac22,
+            "3.0.0",
+            5,
+            ["rootfs"],
+            "rejected: made for another model",
+            [release],
+            "wrong-model",
+            models=["VQ-AC11"],
+        )
+        bundle(
+            "demo-vq-dc150-4.3.0-meter-UNAPPROVED.fwbundle",
+            dc150,
+            "4.3.0",
+            7,
+            ["rootfs", "meter"],
+            "rejected: metrology component without metrology signature",
+            [release],
+            "metrology-signature-missing",
+        )
+    _write(directory / INDEX_NAME, json.dumps([b.as_dict() for b in made], indent=2).encode("utf-8") + b"\n")
     return made
+
+
+def read_index(directory: Path) -> list[DemoBundle]:
+    """What `init_demo` made in ``directory``: each bundle, its target model, its expected verdict."""
+    entries = json.loads((directory / INDEX_NAME).read_text(encoding="utf-8"))
+    return [DemoBundle(e["file"], e["model"], e["expectation"], e["expected_code"]) for e in entries]
 
 
 def _ocpp_signature(payload: Path, pki: DemoPki) -> dict[str, str]:
@@ -295,7 +426,10 @@ def _ocpp_signature(payload: Path, pki: DemoPki) -> dict[str, str]:
     signature = _ec("demo-ocpp-signing").sign(
         digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()), deterministic_signing=True)
     )
-    return {"signature": base64.b64encode(signature).decode("ascii"), "signing_certificate": pki.pem(pki.ocpp_signing)}
+    return {
+        "signature": base64.b64encode(signature).decode("ascii"),
+        "signing_certificate": pki.pem(pki.ocpp_signing),
+    }
 
 
 def charger_facts_for(model_name: str) -> ChargerFacts:
@@ -307,7 +441,3 @@ def charger_facts_for(model_name: str) -> ChargerFacts:
         installed_version=model.installed_version,
         installed_security_version=model.security_version_floor,
     )
-
-
-def demo_bundles(directory: Path) -> Iterator[Path]:
-    yield from sorted(directory.glob("*.fwbundle"))

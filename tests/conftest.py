@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,12 +8,12 @@ from tests.support.world import World
 
 
 @pytest.fixture(autouse=True)
-def fieldkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def fieldkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own fieldkit home: no test touches the real user's state."""
     home = tmp_path / "fieldkit-home"
     monkeypatch.setenv("FIELDKIT_HOME", str(home))
     monkeypatch.delenv("FIELDKIT_DEBUG", raising=False)
-    yield home
+    return home
 
 
 @pytest.fixture(scope="session")

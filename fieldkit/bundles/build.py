@@ -27,9 +27,19 @@ from fieldkit.bundles.container import (
     replace_signatures,
     write_container,
 )
-from fieldkit.bundles.manifest import Manifest, manifest_template_errors, parse_manifest, payload_member_for
+from fieldkit.bundles.manifest import (
+    Manifest,
+    manifest_template_errors,
+    parse_manifest,
+    payload_member_for,
+)
 from fieldkit.bundles.safejson import JsonShapeError, parse_bounded, parse_for_check
-from fieldkit.bundles.signatures import SignatureEntry, SignaturesFile, encode_signatures, manifest_message
+from fieldkit.bundles.signatures import (
+    SignatureEntry,
+    SignaturesFile,
+    encode_signatures,
+    manifest_message,
+)
 from fieldkit.config import Limits
 from fieldkit.errors import BundleBuildError, BundleRejectedError
 
@@ -62,26 +72,30 @@ def create_bundle(template: dict[str, Any], payloads: dict[str, Path], out: Path
     names = [c.get("name") for c in components if isinstance(c, dict)]
     for name in payloads:
         if name not in names:
-            raise BundleBuildError(f"--payload {name}=... names no component of the manifest",
-                                   f"components are: {', '.join(map(str, names))}")
+            raise BundleBuildError(
+                f"--payload {name}=... names no component of the manifest",
+                f"components are: {', '.join(map(str, names))}",
+            )
     for component in components:
         if not isinstance(component, dict):
             raise BundleBuildError("every component must be a JSON object")
-        name = component.get("name")
-        if name not in payloads:
-            raise BundleBuildError(f"no --payload given for component {name!r}", f"add --payload {name}=PATH")
-        source = payloads[str(name)]
+        component_name = str(component.get("name"))
+        if component_name not in payloads:
+            raise BundleBuildError(
+                f"no --payload given for component {component_name!r}", f"add --payload {component_name}=PATH"
+            )
+        source = payloads[component_name]
         if not source.is_file():
             raise BundleBuildError(f"payload {source} is not a readable file", "check the path")
         size, digest = _sha256_file(source, limits.read_chunk_bytes)
         for key, actual in (("size_bytes", size), ("sha256", digest)):
             if key in component and component[key] != actual:
                 raise BundleBuildError(
-                    f"component {name!r}: the manifest says {key} {component[key]}, the file has {actual}",
+                    f"component {component_name!r}: the manifest says {key} {component[key]}, the file has {actual}",
                     "remove the field to have it filled in, or pass the right file",
                 )
         component["size_bytes"], component["sha256"] = size, digest
-        component.setdefault("payload", payload_member_for(str(name)))
+        component.setdefault("payload", payload_member_for(component_name))
     errors = manifest_template_errors(template)
     if errors:
         raise BundleBuildError(f"the manifest is invalid: {errors[0]}", "see offline_bundles/README.md for the format")
@@ -99,12 +113,17 @@ class SignResult:
 
 
 def sign_bundle(
-    path: Path, private_key: keys.PrivateKey, limits: Limits, certificate_chain: list[str] | None = None
+    path: Path,
+    private_key: keys.PrivateKey,
+    limits: Limits,
+    certificate_chain: list[str] | None = None,
 ) -> SignResult:
     """Add (or renew) one signature, keeping the others."""
     container = BundleContainer.open(path, limits)
     manifest_bytes = container.read_small(MANIFEST_NAME, limits.max_manifest_bytes, "manifest-too-large", "manifest")
-    parse_manifest(parse_for_check(manifest_bytes, "manifest", "manifest", limits.max_manifest_bytes, limits.max_json_depth))
+    parse_manifest(
+        parse_for_check(manifest_bytes, "manifest", "manifest", limits.max_manifest_bytes, limits.max_json_depth)
+    )
     raw = container.read_small(SIGNATURES_NAME, limits.max_signatures_bytes, "signatures-too-large", "signatures")
     try:
         existing = SignaturesFile.model_validate(
@@ -117,8 +136,10 @@ def sign_bundle(
     if certificate_chain:
         leaf = x509.load_pem_x509_certificate(certificate_chain[0].encode("ascii"))
         if keys.certificate_key_id(leaf) != kid:
-            raise BundleBuildError("the certificate does not belong to the signing key",
-                                   "pass the certificate issued for this key")
+            raise BundleBuildError(
+                "the certificate does not belong to the signing key",
+                "pass the certificate issued for this key",
+            )
     signature = keys.sign(private_key, manifest_message(manifest_bytes))
     entry = SignatureEntry(
         key_id=kid,
@@ -201,7 +222,10 @@ def import_ocpp(spec: OcppImport, out: Path, limits: Limits) -> Manifest:
                 "version": spec.version,
                 "metrology_relevant": spec.metrology_relevant,
                 "order": 0,
-                "ocpp": {"signature": spec.signature_b64, "signing_certificate": spec.certificate_pem},
+                "ocpp": {
+                    "signature": spec.signature_b64,
+                    "signing_certificate": spec.certificate_pem,
+                },
             }
         ],
     }

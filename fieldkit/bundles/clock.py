@@ -7,8 +7,9 @@ verified, the time of the last back-office sync) and never lets "now" fall
 below it. When the system clock is behind that time, the clock has gone
 backwards, and that is reported.
 
-The same state file remembers the highest trust-store version installed, so a
-trust store swapped on disk for an older copy is refused as well.
+The same state file remembers, per trust-store file, the highest version
+installed there, so a trust store swapped on disk for an older copy is refused
+as well. (Per file, because a release engineer legitimately edits copies.)
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class TrustedState:
     def __init__(self, path: Path | None, system_clock: type[dt.datetime] | None = None) -> None:
         self.path = path
         self._last_trusted: dt.datetime | None = None
-        self._trust_store_version = 0
+        self._trust_store_versions: dict[str, int] = {}
         self._fixed_now: dt.datetime | None = None
         if path is not None and path.exists():
             self._load(path)
@@ -65,16 +66,17 @@ class TrustedState:
             raw = json.loads(path.read_text(encoding="utf-8"))
             if raw.get("last_trusted_time"):
                 self._last_trusted = dt.datetime.fromisoformat(raw["last_trusted_time"])
-            self._trust_store_version = int(raw.get("highest_trust_store_version", 0))
+            versions = raw.get("highest_trust_store_versions", {})
+            self._trust_store_versions = {str(k): int(v) for k, v in versions.items()}
         except (OSError, ValueError, TypeError, AttributeError):
-            self._last_trusted, self._trust_store_version = None, 0
+            self._last_trusted, self._trust_store_versions = None, {}
 
     def _save(self) -> None:
         if self.path is None:
             return
         document = {
             "last_trusted_time": self._last_trusted.isoformat() if self._last_trusted else None,
-            "highest_trust_store_version": self._trust_store_version,
+            "highest_trust_store_versions": self._trust_store_versions,
         }
         with atomic_output(self.path) as handle:
             handle.write(json.dumps(document, indent=2).encode("utf-8"))
@@ -90,11 +92,11 @@ class TrustedState:
             self._last_trusted = trusted
             self._save()
 
-    @property
-    def highest_trust_store_version(self) -> int:
-        return self._trust_store_version
+    def highest_trust_store_version(self, store_path: Path) -> int:
+        return self._trust_store_versions.get(str(store_path.resolve()), 0)
 
-    def observe_trust_store_version(self, version: int) -> None:
-        if version > self._trust_store_version:
-            self._trust_store_version = version
+    def observe_trust_store_version(self, store_path: Path, version: int) -> None:
+        key = str(store_path.resolve())
+        if version > self._trust_store_versions.get(key, 0):
+            self._trust_store_versions[key] = version
             self._save()

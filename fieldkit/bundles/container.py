@@ -17,6 +17,7 @@ extracts anything to disk; payloads are streamed by offset.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -79,16 +80,32 @@ class Member:
 
 
 def _local_header(name: bytes, size: int, crc: int) -> bytes:
-    return _LOCAL.pack(
-        _LOCAL_SIG, _VERSION, 0, 0, 0, _DOS_DATE, crc, size, size, len(name), 0
-    ) + name
+    return _LOCAL.pack(_LOCAL_SIG, _VERSION, 0, 0, 0, _DOS_DATE, crc, size, size, len(name), 0) + name
 
 
 def _central_header(name: bytes, size: int, crc: int, offset: int) -> bytes:
-    return _CENTRAL.pack(
-        _CENTRAL_SIG, _VERSION, _VERSION, 0, 0, 0, _DOS_DATE, crc, size, size,
-        len(name), 0, 0, 0, 0, 0, offset,
-    ) + name
+    return (
+        _CENTRAL.pack(
+            _CENTRAL_SIG,
+            _VERSION,
+            _VERSION,
+            0,
+            0,
+            0,
+            _DOS_DATE,
+            crc,
+            size,
+            size,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        + name
+    )
 
 
 def _end_record(count: int, cd_size: int, cd_offset: int) -> bytes:
@@ -177,13 +194,11 @@ class BundleContainer:
     @contextmanager
     def _positioned(self, member: Member) -> Iterator[BinaryIO]:
         with self.path.open("rb", buffering=0) as handle:
-            try:
-                os.posix_fadvise(handle.fileno(), member.data_offset, member.size_bytes,
-                                 os.POSIX_FADV_SEQUENTIAL)
-            except (AttributeError, OSError):  # not on every platform; only a read-ahead hint
-                pass
+            # Only a read-ahead hint, and not on every platform.
+            with contextlib.suppress(AttributeError, OSError):
+                os.posix_fadvise(handle.fileno(), member.data_offset, member.size_bytes, os.POSIX_FADV_SEQUENTIAL)
             handle.seek(member.data_offset)
-            yield handle  # type: ignore[misc]
+            yield handle
 
     def iter_chunks(self, name: str) -> Iterator[memoryview]:
         """Stream a member's bytes in chunks of ``read_chunk_bytes``.
@@ -260,10 +275,16 @@ def _read_structure(handle: BinaryIO, size: int, limits: Limits) -> dict[str, Me
     if size == 0:
         raise _reject("empty", "the bundle file is empty")
     if size > limits.max_bundle_bytes:
-        raise _reject("bundle-too-large", f"the bundle is {size} bytes, over the {limits.max_bundle_bytes} limit")
+        raise _reject(
+            "bundle-too-large",
+            f"the bundle is {size} bytes, over the {limits.max_bundle_bytes} limit",
+        )
     count, cd_size, cd_offset = _find_end_record(handle, size)
     if count > limits.max_members:
-        raise _reject("too-many-members", f"the bundle has {count} members, over the {limits.max_members} limit")
+        raise _reject(
+            "too-many-members",
+            f"the bundle has {count} members, over the {limits.max_members} limit",
+        )
     directory = _read_exact(handle, cd_offset, cd_size)
     members: dict[str, Member] = {}
     position = 0
@@ -271,8 +292,25 @@ def _read_structure(handle: BinaryIO, size: int, limits: Limits) -> dict[str, Me
         if position + _CENTRAL.size > len(directory):
             raise _reject("truncated", "the central directory is shorter than its entry count")
         fields = _CENTRAL.unpack_from(directory, position)
-        (sig, _made, _needed, flags, method, _t, _d, crc, csize, usize,
-         name_len, extra_len, comment_len, _disk, _iattr, eattr, offset) = fields
+        (
+            sig,
+            _made,
+            _needed,
+            flags,
+            method,
+            _t,
+            _d,
+            crc,
+            csize,
+            usize,
+            name_len,
+            extra_len,
+            comment_len,
+            _disk,
+            _iattr,
+            eattr,
+            offset,
+        ) = fields
         if sig != _CENTRAL_SIG:
             raise _reject("corrupt-directory", "a central directory entry has a bad signature")
         raw_name = directory[position + _CENTRAL.size : position + _CENTRAL.size + name_len]
@@ -301,13 +339,21 @@ def _read_structure(handle: BinaryIO, size: int, limits: Limits) -> dict[str, Me
         expected = _central_header(raw_name, usize, crc, offset)
         actual = directory[position : position + _CENTRAL.size + name_len + extra_len + comment_len]
         if actual != expected:
-            raise _reject("non-canonical-header", f"the directory entry of {name!r} has non-canonical fields",
-                          "re-create the bundle with `fieldkit bundle create`")
+            raise _reject(
+                "non-canonical-header",
+                f"the directory entry of {name!r} has non-canonical fields",
+                "re-create the bundle with `fieldkit bundle create`",
+            )
         position += len(actual)
         members[name] = Member(name, usize, crc, offset)
     if position != len(directory):
         raise _reject("corrupt-directory", "the central directory holds more than its entries")
 
+    return _check_layout(handle, members, cd_offset)
+
+
+def _check_layout(handle: BinaryIO, members: dict[str, Member], cd_offset: int) -> dict[str, Member]:
+    """Members back to back from offset 0, headers canonical, required members present, canonical order."""
     expected_offset = 0
     for member in sorted(members.values(), key=lambda m: m.header_offset):
         if member.header_offset < expected_offset:
@@ -317,19 +363,31 @@ def _read_structure(handle: BinaryIO, size: int, limits: Limits) -> dict[str, Me
         raw_name = member.name.encode("utf-8", "surrogateescape")
         local = _read_exact(handle, member.header_offset, _LOCAL.size + len(raw_name))
         if local != _local_header(raw_name, member.size_bytes, member.crc32):
-            raise _reject("header-mismatch", f"the local header of {member.name!r} disagrees with the directory")
+            raise _reject(
+                "header-mismatch",
+                f"the local header of {member.name!r} disagrees with the directory",
+            )
         expected_offset = member.data_offset + member.size_bytes
     if expected_offset != cd_offset:
         raise _reject("hidden-data", "unlisted bytes lie between the last member and the directory")
 
-    for required, code in ((MANIFEST_NAME, "missing-manifest"), (SIGNATURES_NAME, "missing-signatures")):
+    for required, code in (
+        (MANIFEST_NAME, "missing-manifest"),
+        (SIGNATURES_NAME, "missing-signatures"),
+    ):
         if required not in members:
-            raise _reject(code, f"the bundle has no {required}",
-                          "an unsigned or incomplete bundle cannot be trusted; get a signed one")
+            raise _reject(
+                code,
+                f"the bundle has no {required}",
+                "an unsigned or incomplete bundle cannot be trusted; get a signed one",
+            )
     in_file_order = [m.name for m in sorted(members.values(), key=lambda m: m.header_offset)]
     if in_file_order != canonical_order(members):
-        raise _reject("non-canonical-order", "members are not in canonical order",
-                      "re-create the bundle with `fieldkit bundle create`")
+        raise _reject(
+            "non-canonical-order",
+            "members are not in canonical order",
+            "re-create the bundle with `fieldkit bundle create`",
+        )
     return {name: members[name] for name in in_file_order}
 
 

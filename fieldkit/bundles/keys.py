@@ -38,9 +38,7 @@ _META_PREFIX: Final = "fieldkit-key-"
 
 
 def spki_der(public_key: PublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def key_id(public_key: PublicKey) -> str:
@@ -123,16 +121,16 @@ def _read_meta(text: bytes) -> KeyMeta:
         if line.startswith("-----BEGIN"):
             break
         if line.startswith(_META_PREFIX) and ":" in line:
-            field, _, value = line[len(_META_PREFIX):].partition(":")
+            field, _, value = line[len(_META_PREFIX) :].partition(":")
             values[field.strip()] = value.strip()
     return KeyMeta(values.get("name", ""), values.get("role", ""), values.get("label", ""))
 
 
 def plain_public_pem(public_key: PublicKey) -> str:
     """The bare PEM block, as stored inside trust stores."""
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(
+        "ascii"
+    )
 
 
 def public_pem(public_key: PublicKey, meta: KeyMeta = KeyMeta()) -> bytes:
@@ -152,9 +150,7 @@ def write_key_pair(
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )
-    private_pem = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
+    private_pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     public_key = private_key.public_key()
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -171,7 +167,10 @@ def load_public_key(path: Path) -> tuple[PublicKey, KeyMeta]:
     try:
         loaded = serialization.load_pem_public_key(data)
     except ValueError as exc:
-        raise KeyFileError(f"{path} is not a PEM public key", "pass the .pub file written by `fieldkit keys generate`") from exc
+        raise KeyFileError(
+            f"{path} is not a PEM public key",
+            "pass the .pub file written by `fieldkit keys generate`",
+        ) from exc
     return as_public_key(loaded), _read_meta(data)
 
 

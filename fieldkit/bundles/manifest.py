@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fieldkit.bundles.container import PAYLOAD_NAME_RE
 from fieldkit.bundles.semver import Version, is_semver
@@ -19,7 +27,15 @@ from fieldkit.errors import BundleRejectedError
 SCHEMA: Final = "fieldkit-bundle"
 SCHEMA_VERSION: Final = 1
 InstallMethod = Literal["rauc", "swupdate", "mender", "script", "mcumgr-smp", "dfu", "uboot-ymodem"]
-INSTALL_METHODS: Final = ("rauc", "swupdate", "mender", "script", "mcumgr-smp", "dfu", "uboot-ymodem")
+INSTALL_METHODS: Final = (
+    "rauc",
+    "swupdate",
+    "mender",
+    "script",
+    "mcumgr-smp",
+    "dfu",
+    "uboot-ymodem",
+)
 _IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CHECK: Final = "manifest"
 
@@ -41,9 +57,7 @@ class Compatibility(_Strict):
     hardware_revisions: list[str] = Field(min_length=1, max_length=64)
     min_installed_version: str | None = None
 
-    _check_min = field_validator("min_installed_version")(
-        lambda v: _semver(v) if v is not None else None
-    )
+    _check_min = field_validator("min_installed_version")(lambda v: _semver(v) if v is not None else None)
 
 
 class OcppSignature(_Strict):

@@ -28,17 +28,29 @@ from fieldkit.bundles.truststore import TrustStoreBody
 
 
 def ocpp_signature_problem(
-    ocpp: OcppSignature, payload_sha256: bytes, store: TrustStoreBody, now: dt.datetime, max_chain: int
+    ocpp: OcppSignature,
+    payload_sha256: bytes,
+    store: TrustStoreBody,
+    now: dt.datetime,
+    max_chain: int,
 ) -> tuple[str, str] | None:
     """None if valid; otherwise (code, explanation)."""
-    from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
+    from cryptography.x509.verification import (
+        ExtensionPolicy,
+        PolicyBuilder,
+        Store,
+        VerificationError,
+    )
 
     try:
         chain = x509.load_pem_x509_certificates(ocpp.signing_certificate.encode("ascii"))
     except ValueError:
         return "ocpp-certificate-malformed", "the OCPP signing certificate is not PEM"
     if not chain or len(chain) > max_chain:
-        return "ocpp-certificate-malformed", "the OCPP signing certificate chain is empty or too long"
+        return (
+            "ocpp-certificate-malformed",
+            "the OCPP signing certificate chain is empty or too long",
+        )
     roots = [
         x509.load_pem_x509_certificate(r.certificate_pem.encode("ascii"))
         for r in store.x509_roots
@@ -52,13 +64,19 @@ def ocpp_signature_problem(
             .store(Store(roots))
             .time(now)
             .max_chain_depth(max_chain)
-            .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+                ee_policy=ExtensionPolicy.permit_all(),
+            )
             .build_client_verifier()
             .verify(chain[0], chain[1:])
             .chain
         )
     except VerificationError as exc:
-        return "ocpp-certificate-untrusted", f"the OCPP signing certificate does not chain to a pinned manufacturer root ({exc})"
+        return (
+            "ocpp-certificate-untrusted",
+            f"the OCPP signing certificate does not chain to a pinned manufacturer root ({exc})",
+        )
     for cert in verified:
         if store.is_revoked(keys.certificate_key_id(cert)):
             return "ocpp-certificate-revoked", "a certificate of the OCPP signing chain is revoked"

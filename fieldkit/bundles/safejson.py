@@ -83,9 +83,10 @@ def parse_for_check(data: bytes, check: str, what: str, max_bytes: int, max_dept
     try:
         return parse_bounded(data, max_bytes, max_depth)
     except JsonShapeError as exc:
-        code = {"too-large": f"{what}-too-large", "too-deep": f"{what}-too-deep"}.get(
-            exc.code, f"{what}-{exc.code}"
-        )
+        code = {"too-large": f"{what}-too-large", "too-deep": f"{what}-too-deep"}.get(exc.code, f"{what}-{exc.code}")
         raise BundleRejectedError(
-            check, code, f"{what}.json: {exc}", "the bundle was not made by a conforming tool; ask its publisher"
+            check,
+            code,
+            f"{what}.json: {exc}",
+            "the bundle was not made by a conforming tool; ask its publisher",
         ) from exc

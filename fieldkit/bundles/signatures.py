@@ -83,7 +83,11 @@ def parse_signatures(data: bytes, limits: Limits) -> list[SignatureEntry]:
     if not entries:
         raise _reject("unsigned", "the bundle carries no signature", "sign it with `fieldkit bundle sign`")
     if len(entries) > limits.max_signatures:
-        raise _reject("too-many-signatures", f"more than {limits.max_signatures} signatures", "ask the publisher")
+        raise _reject(
+            "too-many-signatures",
+            f"more than {limits.max_signatures} signatures",
+            "ask the publisher",
+        )
     ids = [e.key_id for e in entries]
     if ids != sorted(set(ids)):
         raise _reject(
@@ -191,9 +195,18 @@ def evaluate_signer(
 
 
 def _evaluate_x509_signer(
-    entry: SignatureEntry, signature: bytes | None, message: bytes, store: TrustStoreBody, limits: Limits
+    entry: SignatureEntry,
+    signature: bytes | None,
+    message: bytes,
+    store: TrustStoreBody,
+    limits: Limits,
 ) -> Signer:
-    from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
+    from cryptography.x509.verification import (
+        ExtensionPolicy,
+        PolicyBuilder,
+        Store,
+        VerificationError,
+    )
 
     signer = Signer(entry.key_id, "x509")
     chain_pems = entry.certificate_chain or []
@@ -203,7 +216,7 @@ def _evaluate_x509_signer(
     try:
         chain = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in chain_pems]
         leaf_key = keys.as_public_key(chain[0].public_key())
-    except Exception as exc:  # noqa: BLE001 - any parse failure of hostile input is the same verdict
+    except Exception as exc:
         signer.problem, signer.detail = "malformed-certificate", type(exc).__name__
         return signer
     signer.name = chain[0].subject.rfc4514_string()
@@ -218,7 +231,10 @@ def _evaluate_x509_signer(
         return signer
     roots = {r.key_id: r for r in store.x509_roots if {"release", "metrology"} & set(r.roles)}
     if not roots:
-        signer.problem, signer.detail = "untrusted-chain", "no X.509 root is pinned for bundle signing"
+        signer.problem, signer.detail = (
+            "untrusted-chain",
+            "no X.509 root is pinned for bundle signing",
+        )
         return signer
     root_certs = [x509.load_pem_x509_certificate(r.certificate_pem.encode("ascii")) for r in roots.values()]
     # Path building and CA constraints by cryptography's own validator. The
@@ -231,7 +247,10 @@ def _evaluate_x509_signer(
             .store(Store(root_certs))
             .time(chain[0].not_valid_before_utc)
             .max_chain_depth(limits.max_certificate_chain)
-            .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+                ee_policy=ExtensionPolicy.permit_all(),
+            )
             .build_client_verifier()
         )
         verified = verifier.verify(chain[0], chain[1:]).chain

@@ -37,13 +37,13 @@ from fieldkit.errors import TrustStoreError
 def open_store(path: Path, limits: Limits, state: TrustedState) -> TrustStore:
     """Load the store and refuse one older than a version already installed here."""
     store = load_trust_store(path, limits, state.read().now)
-    if store.version < state.highest_trust_store_version:
+    if store.version < state.highest_trust_store_version(path):
         raise TrustStoreError(
             f"trust store {path} is version {store.version}, older than version "
-            f"{state.highest_trust_store_version} installed before",
+            f"{state.highest_trust_store_version(path)} installed before",
             "an older copy replaced it; import the current one with `fieldkit trust update`",
         )
-    state.observe_trust_store_version(store.version)
+    state.observe_trust_store_version(path, store.version)
     return store
 
 
@@ -68,7 +68,7 @@ def init_store(
     body = TrustStoreBody(
         type="fieldkit-trust-store",
         schema_version=1,
-        version=max(1, state.highest_trust_store_version + 1) if force else 1,
+        version=max(1, state.highest_trust_store_version(path) + 1) if force else 1,
         issued_at=state.read().now.replace(microsecond=0),
         demo=demo,
         keys=entries,
@@ -76,7 +76,7 @@ def init_store(
     )
     store = check_update(None, build_store(body, root_keys), limits, state.read().now)
     save_trust_store(path, store)
-    state.observe_trust_store_version(store.version)
+    state.observe_trust_store_version(path, store.version)
     return store
 
 
@@ -119,12 +119,16 @@ def change_store(
     current = open_store(path, limits, state)
     updates = change(current.body)
     body = current.body.model_copy(
-        update={**updates, "version": current.version + 1, "issued_at": state.read().now.replace(microsecond=0)}
+        update={
+            **updates,
+            "version": current.version + 1,
+            "issued_at": state.read().now.replace(microsecond=0),
+        }
     )
     body = TrustStoreBody.model_validate(body.model_dump())  # re-run the consistency checks
     successor = check_update(current, build_store(body, signing_keys), limits, state.read().now)
     save_trust_store(path, successor)
-    state.observe_trust_store_version(successor.version)
+    state.observe_trust_store_version(path, successor.version)
     return successor
 
 
@@ -199,12 +203,12 @@ def install_update(path: Path, data: bytes, state: TrustedState, limits: Limits)
     """`fieldkit trust update`: accept a newer signed store, or refuse with the reason."""
     current = open_store(path, limits, state) if path.exists() else None
     successor = check_update(current, data, limits, state.read().now)
-    if successor.version < state.highest_trust_store_version:
+    if successor.version < state.highest_trust_store_version(path):
         raise TrustStoreError(
             f"the update is version {successor.version}, older than version "
-            f"{state.highest_trust_store_version} installed before",
+            f"{state.highest_trust_store_version(path)} installed before",
             "trust stores never go back; ask the back office for the current one",
         )
     save_trust_store(path, successor)
-    state.observe_trust_store_version(successor.version)
+    state.observe_trust_store_version(path, successor.version)
     return successor

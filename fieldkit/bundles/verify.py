@@ -76,7 +76,13 @@ class CheckResult:
     hint: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"check": self.name, "status": self.status, "code": self.code, "message": self.message, "hint": self.hint}
+        return {
+            "check": self.name,
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
 
 
 @dataclass
@@ -195,7 +201,11 @@ class _Verification:
 
     def _step_manifest(self) -> CheckResult:
         document = parse_for_check(
-            self.manifest_bytes, "manifest", "manifest", self.limits.max_manifest_bytes, self.limits.max_json_depth
+            self.manifest_bytes,
+            "manifest",
+            "manifest",
+            self.limits.max_manifest_bytes,
+            self.limits.max_json_depth,
         )
         self.report.manifest = parse_manifest(document)
         m = self.report.manifest
@@ -270,14 +280,14 @@ class _Verification:
                 f"not {facts.hardware_revision}",
                 "pick the bundle made for this hardware revision",
             )
-        if row.min_installed_version and facts.installed_version:
-            if Version.parse(facts.installed_version) < Version.parse(row.min_installed_version):
-                raise BundleRejectedError(
-                    "compatibility",
-                    "installed-version-too-old",
-                    f"the charger runs {facts.installed_version}; this bundle needs at least {row.min_installed_version}",
-                    "install the intermediate release first",
-                )
+        minimum, installed = row.min_installed_version, facts.installed_version
+        if minimum and installed and Version.parse(installed) < Version.parse(minimum):
+            raise BundleRejectedError(
+                "compatibility",
+                "installed-version-too-old",
+                f"the charger runs {installed}; this bundle needs at least {minimum}",
+                "install the intermediate release first",
+            )
         return CheckResult("compatibility", "passed", message=f"made for {facts.model}")
 
     def _step_anti_rollback(self) -> CheckResult:
@@ -293,25 +303,32 @@ class _Verification:
                 f"security version {manifest.security_version} is below the charger's floor {floor}",
                 "the charger would refuse this downgrade; pick a newer bundle",
             )
-        return CheckResult("anti-rollback", "passed", message=f"security version {manifest.security_version} >= {floor}")
+        return CheckResult(
+            "anti-rollback",
+            "passed",
+            message=f"security version {manifest.security_version} >= {floor}",
+        )
 
     def _step_payloads(self) -> CheckResult:
         manifest, container = self.report.manifest, self.container
-        assert manifest is not None and container is not None
+        assert manifest is not None
+        assert container is not None
         referenced = {c.payload for c in manifest.components}
-        for member in container.payload_names:
-            if member not in referenced:
+        for member_name in container.payload_names:
+            if member_name not in referenced:
                 raise BundleRejectedError(
                     "payloads",
                     "unreferenced-payload",
-                    f"{member} is in the bundle but not in the manifest",
+                    f"{member_name} is in the bundle but not in the manifest",
                     "a bundle may carry nothing the manifest does not describe; ask the publisher",
                 )
         for component in manifest.components:
             member = container.members.get(component.payload)
             if member is None:
                 raise BundleRejectedError(
-                    "payloads", "payload-missing", f"{component.payload} is listed in the manifest but missing",
+                    "payloads",
+                    "payload-missing",
+                    f"{component.payload} is listed in the manifest but missing",
                     "the bundle is incomplete; get it again",
                 )
             if member.size_bytes != component.size_bytes:
@@ -342,7 +359,11 @@ class _Verification:
                 )
             self.report.payload_sha256[component.name] = digest.hex()
             total += component.size_bytes
-        return CheckResult("payloads", "passed", message=f"{len(manifest.components)} payloads, {total} bytes, SHA-256 ok")
+        return CheckResult(
+            "payloads",
+            "passed",
+            message=f"{len(manifest.components)} payloads, {total} bytes, SHA-256 ok",
+        )
 
     def _step_ocpp(self) -> CheckResult:
         manifest = self.report.manifest

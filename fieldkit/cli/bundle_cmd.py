@@ -41,25 +41,40 @@ def _parse_payloads(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 @bundle_group.command("create")
-@click.option("--manifest", "manifest_path", required=True, type=_EXISTING_FILE,
-              help="Manifest JSON; size_bytes, sha256 and payload are filled in.")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    required=True,
+    type=_EXISTING_FILE,
+    help="Manifest JSON; size_bytes, sha256 and payload are filled in.",
+)
 @click.option("--payload", "payloads", multiple=True, required=True, help="COMPONENT=PATH (repeatable).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="FILE.fwbundle to write.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FILE.fwbundle to write.",
+)
 def create(manifest_path: Path, payloads: tuple[str, ...], out: Path) -> None:
     """Create an unsigned bundle from a manifest and payload files."""
     from fieldkit.bundles.build import create_bundle, read_manifest_template
 
     limits = settings().limits
     manifest = create_bundle(read_manifest_template(manifest_path, limits), _parse_payloads(payloads), out, limits)
-    console_out().print(f"wrote {out}: {manifest.vendor} {manifest.version}, {len(manifest.components)} component(s), "
-                        "unsigned — sign it with `fieldkit bundle sign`")
+    console_out().print(
+        f"wrote {out}: {manifest.vendor} {manifest.version}, {len(manifest.components)} component(s), "
+        "unsigned — sign it with `fieldkit bundle sign`"
+    )
 
 
 @bundle_group.command("sign")
 @click.argument("bundle", type=_EXISTING_FILE)
 @click.option("--key", "key_path", required=True, type=_EXISTING_FILE, help="Private key (.key).")
-@click.option("--certificate-chain", type=_EXISTING_FILE,
-              help="PEM chain for the key, leaf first, when signing through an X.509 root.")
+@click.option(
+    "--certificate-chain",
+    type=_EXISTING_FILE,
+    help="PEM chain for the key, leaf first, when signing through an X.509 root.",
+)
 @click.option("--passphrase-file", type=_EXISTING_FILE, help="The key's passphrase (first line).")
 def sign(bundle: Path, key_path: Path, certificate_chain: Path | None, passphrase_file: Path | None) -> None:
     """Add a signature to BUNDLE, keeping the ones it has."""
@@ -73,25 +88,41 @@ def sign(bundle: Path, key_path: Path, certificate_chain: Path | None, passphras
         chain = [f"-----BEGIN CERTIFICATE-----{part}" for part in pem.split("-----BEGIN CERTIFICATE-----")[1:]]
     result = sign_bundle(bundle, private, settings().limits, chain)
     verb = "renewed" if result.replaced else "added"
-    console_out().print(f"{verb} signature by {meta.name or key_path.stem} ({result.key_id[:16]}…); "
-                        f"{result.signature_count} signature(s) on {bundle.name}")
+    console_out().print(
+        f"{verb} signature by {meta.name or key_path.stem} ({result.key_id[:16]}…); "
+        f"{result.signature_count} signature(s) on {bundle.name}"
+    )
 
 
 def _charger_options(function: Any) -> Any:
-    for option in reversed([
-        click.option("--model", help="The charger's model, to check compatibility."),
-        click.option("--hw-rev", "hw_rev", help="The charger's hardware revision."),
-        click.option("--installed-version", help="The version the charger runs (checks minimum installed version)."),
-        click.option("--installed-security-version", type=click.IntRange(min=0),
-                     help="The charger's anti-rollback floor."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--model", help="The charger's model, to check compatibility."),
+            click.option("--hw-rev", "hw_rev", help="The charger's hardware revision."),
+            click.option(
+                "--installed-version",
+                help="The version the charger runs (checks minimum installed version).",
+            ),
+            click.option(
+                "--installed-security-version",
+                type=click.IntRange(min=0),
+                help="The charger's anti-rollback floor.",
+            ),
+        ]
+    ):
         function = option(function)
     return function
 
 
-def _run_verification(bundle: Path, trust_store: Path | None, model: str | None, hw_rev: str | None,
-                      installed_version: str | None, installed_security_version: int | None,
-                      check_payloads: bool = True) -> Any:
+def _run_verification(
+    bundle: Path,
+    trust_store: Path | None,
+    model: str | None,
+    hw_rev: str | None,
+    installed_version: str | None,
+    installed_security_version: int | None,
+    check_payloads: bool = True,
+) -> Any:
     from fieldkit.bundles import trustops
     from fieldkit.bundles.semver import is_semver
     from fieldkit.bundles.verify import ChargerFacts, verify_bundle
@@ -111,8 +142,15 @@ def _run_verification(bundle: Path, trust_store: Path | None, model: str | None,
 @trust_store_option
 @_charger_options
 @click.option("--json", "as_json", is_flag=True, help="Print every check and its result as JSON.")
-def verify(bundle: Path, trust_store: Path | None, model: str | None, hw_rev: str | None,
-           installed_version: str | None, installed_security_version: int | None, as_json: bool) -> None:
+def verify(
+    bundle: Path,
+    trust_store: Path | None,
+    model: str | None,
+    hw_rev: str | None,
+    installed_version: str | None,
+    installed_security_version: int | None,
+    as_json: bool,
+) -> None:
     """Verify BUNDLE; exit 0 only if every check passes.
 
     Checks, in order: container, signatures, manifest, authorization,
@@ -130,8 +168,10 @@ def verify(bundle: Path, trust_store: Path | None, model: str | None, hw_rev: st
     warnings = [c for c in report.checks if c.status == "warning"]
     for warning in warnings:
         out.print(f"[yellow]warning:[/] {warning.message} — {warning.hint}")
-    out.print(f"[green]valid[/]: {bundle.name} — {manifest.vendor} {manifest.version}, security version "
-              f"{manifest.security_version}, signed by {', '.join(s.name for s in report.signers if s.usable)}")
+    out.print(
+        f"[green]valid[/]: {bundle.name} — {manifest.vendor} {manifest.version}, security version "
+        f"{manifest.security_version}, signed by {', '.join(s.name for s in report.signers if s.usable)}"
+    )
 
 
 @bundle_group.command("inspect")
@@ -157,66 +197,146 @@ def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
     out.print(f"[bold]{bundle.name}[/]  {verdict}")
     signers = Table("signer", "kind", "roles", "key id", "status", title="Signatures")
     for signer in report.signers:
-        signers.add_row(signer.name or "?", signer.kind, ", ".join(signer.roles) or "-", signer.key_id[:16],
-                        signer.problem or "ok")
+        signers.add_row(
+            signer.name or "?",
+            signer.kind,
+            ", ".join(signer.roles) or "-",
+            signer.key_id[:16],
+            signer.problem or "ok",
+        )
     out.print(signers)
     manifest = report.manifest
     if manifest is None:
         out.print("[dim]the manifest is not shown: it could not be authenticated[/]")
         return
-    out.print(f"{manifest.vendor} {manifest.version}  bundle {manifest.bundle_id}  security version "
-              f"{manifest.security_version}")
+    out.print(
+        f"{manifest.vendor} {manifest.version}  bundle {manifest.bundle_id}  security version "
+        f"{manifest.security_version}"
+    )
     out.print(f"created {manifest.created_at:%Y-%m-%d %H:%M} UTC, expires {manifest.expires_at:%Y-%m-%d %H:%M} UTC")
     compat = Table("model", "hardware revisions", "min installed", title="Compatibility")
     for row in manifest.compatibility:
         compat.add_row(row.model, ", ".join(row.hardware_revisions), row.min_installed_version or "-")
     out.print(compat)
-    components = Table("#", "component", "target", "method", "version", "size", "sha256", "flags", title="Components")
+    components = Table(
+        "#",
+        "component",
+        "target",
+        "method",
+        "version",
+        "size",
+        "sha256",
+        "flags",
+        title="Components",
+    )
     for component in manifest.components_in_order():
-        flags = ", ".join(f for f, on in (("metrology", component.metrology_relevant),
-                                           ("ocpp-signed", component.ocpp is not None)) if on)
-        components.add_row(str(component.order), component.name, component.target, component.install_method,
-                           component.version, f"{component.size_bytes:,}", component.sha256[:16] + "…", flags or "-")
+        flags = ", ".join(
+            f
+            for f, on in (
+                ("metrology", component.metrology_relevant),
+                ("ocpp-signed", component.ocpp is not None),
+            )
+            if on
+        )
+        components.add_row(
+            str(component.order),
+            component.name,
+            component.target,
+            component.install_method,
+            component.version,
+            f"{component.size_bytes:,}",
+            component.sha256[:16] + "…",
+            flags or "-",
+        )
     out.print(components)
     if manifest.release_notes:
         out.print(Markdown(manifest.release_notes))
 
 
 @bundle_group.command("import-ocpp")
-@click.option("--firmware", required=True, type=_EXISTING_FILE, help="The firmware file as the OEM shipped it.")
-@click.option("--signature", required=True, type=_EXISTING_FILE, help="The OCPP signature (base64 text or DER).")
+@click.option(
+    "--firmware",
+    required=True,
+    type=_EXISTING_FILE,
+    help="The firmware file as the OEM shipped it.",
+)
+@click.option(
+    "--signature",
+    required=True,
+    type=_EXISTING_FILE,
+    help="The OCPP signature (base64 text or DER).",
+)
 @click.option("--certificate", required=True, type=_EXISTING_FILE, help="The OCPP signing certificate (PEM).")
 @click.option("--vendor", required=True)
 @click.option("--model", "models", multiple=True, required=True, help="Compatible model (repeatable).")
-@click.option("--hw-rev", "hw_revs", multiple=True, required=True, help="Compatible hardware revision (repeatable).")
+@click.option(
+    "--hw-rev",
+    "hw_revs",
+    multiple=True,
+    required=True,
+    help="Compatible hardware revision (repeatable).",
+)
 @click.option("--version", "fw_version", required=True, help="Firmware version (semver).")
 @click.option("--security-version", required=True, type=click.IntRange(min=0))
 @click.option("--component", default="firmware", show_default=True, help="Component name.")
 @click.option("--target", default="firmware", show_default=True, help="Target component on the charger.")
-@click.option("--install-method", default="script", show_default=True,
-              type=click.Choice(["rauc", "swupdate", "mender", "script", "mcumgr-smp", "dfu", "uboot-ymodem"]))
+@click.option(
+    "--install-method",
+    default="script",
+    show_default=True,
+    type=click.Choice(["rauc", "swupdate", "mender", "script", "mcumgr-smp", "dfu", "uboot-ymodem"]),
+)
 @click.option("--expires-in-days", default=365, show_default=True, type=click.IntRange(min=1, max=3650))
 @click.option("--release-notes", type=_EXISTING_FILE, help="Markdown file.")
 @click.option("--metrology-relevant", is_flag=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key", "key_path", type=_EXISTING_FILE, help="Also sign the new bundle with this key.")
 @click.option("--passphrase-file", type=_EXISTING_FILE)
-def import_ocpp(firmware: Path, signature: Path, certificate: Path, vendor: str, models: tuple[str, ...],
-                hw_revs: tuple[str, ...], fw_version: str, security_version: int, component: str, target: str,
-                install_method: str, expires_in_days: int, release_notes: Path | None, metrology_relevant: bool,
-                out: Path, key_path: Path | None, passphrase_file: Path | None) -> None:
+def import_ocpp(
+    firmware: Path,
+    signature: Path,
+    certificate: Path,
+    vendor: str,
+    models: tuple[str, ...],
+    hw_revs: tuple[str, ...],
+    fw_version: str,
+    security_version: int,
+    component: str,
+    target: str,
+    install_method: str,
+    expires_in_days: int,
+    release_notes: Path | None,
+    metrology_relevant: bool,
+    out: Path,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+) -> None:
     """Wrap an OCPP signed firmware file (firmware + signature + signing certificate) into a bundle."""
     from fieldkit.bundles import keys
-    from fieldkit.bundles.build import OcppImport, import_ocpp, read_certificate_pem, read_ocpp_signature, sign_bundle
+    from fieldkit.bundles.build import (
+        OcppImport,
+        import_ocpp,
+        read_certificate_pem,
+        read_ocpp_signature,
+        sign_bundle,
+    )
 
     limits = settings().limits
     now = trusted_state().read().now.replace(microsecond=0)
     spec = OcppImport(
-        firmware=firmware, signature_b64=read_ocpp_signature(signature),
-        certificate_pem=read_certificate_pem(certificate), vendor=vendor, models=list(models),
-        hardware_revisions=list(hw_revs), version=fw_version, security_version=security_version,
-        component=component, target=target, install_method=install_method,
-        created_at=now, expires_at=now + dt.timedelta(days=expires_in_days),
+        firmware=firmware,
+        signature_b64=read_ocpp_signature(signature),
+        certificate_pem=read_certificate_pem(certificate),
+        vendor=vendor,
+        models=list(models),
+        hardware_revisions=list(hw_revs),
+        version=fw_version,
+        security_version=security_version,
+        component=component,
+        target=target,
+        install_method=install_method,
+        created_at=now,
+        expires_at=now + dt.timedelta(days=expires_in_days),
         release_notes=release_notes.read_text(encoding="utf-8") if release_notes else "",
         metrology_relevant=metrology_relevant,
     )

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from fieldkit import config
 from fieldkit.errors import KeyFileError, UsageError
+
+if TYPE_CHECKING:
+    from fieldkit.bundles.truststore import Role
 
 
 def console_out() -> Any:
@@ -56,8 +59,10 @@ def passphrase_for(key_path: Path, passphrase_file: Path | None) -> bytes | None
     if not keys.is_encrypted(key_path):
         return None
     if not sys.stdin.isatty():
-        raise KeyFileError(f"{key_path} is encrypted and there is no terminal to ask for its passphrase",
-                           "pass --passphrase-file")
+        raise KeyFileError(
+            f"{key_path} is encrypted and there is no terminal to ask for its passphrase",
+            "pass --passphrase-file",
+        )
     return click.prompt(f"Passphrase for {key_path.name}", hide_input=True).encode("utf-8")
 
 
@@ -69,12 +74,14 @@ def load_signing_keys(paths: tuple[Path, ...], passphrase_file: Path | None) -> 
     return [keys.load_private_key(p, passphrase_for(p, passphrase_file))[0] for p in paths]
 
 
-def parse_thresholds(values: tuple[str, ...]) -> dict[str, int]:
-    result: dict[str, int] = {}
+def parse_thresholds(values: tuple[str, ...]) -> dict[Role, int]:
+    result: dict[Role, int] = {}
     for value in values:
         role, sep, count = value.partition("=")
         if not sep or role not in ("trust-root", "release", "metrology") or not count.isdigit() or int(count) < 1:
-            raise UsageError(f"--threshold {value!r} is not ROLE=N",
-                             "use e.g. --threshold release=2 (roles: trust-root, release, metrology)")
-        result[role] = int(count)
+            raise UsageError(
+                f"--threshold {value!r} is not ROLE=N",
+                "use e.g. --threshold release=2 (roles: trust-root, release, metrology)",
+            )
+        result[cast(Role, role)] = int(count)
     return result

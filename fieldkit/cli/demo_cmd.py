@@ -15,10 +15,20 @@ def demo_group() -> None:
 
 
 @demo_group.command("init")
-@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where to write keys/, trust-store.json and the *.fwbundle files.")
-@click.option("--payload-size", default=256 * 1024, show_default=True, type=click.IntRange(min=256, max=1 << 31),
-              help="Bytes per simulated firmware image.")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write keys/, trust-store.json and the *.fwbundle files.",
+)
+@click.option(
+    "--payload-size",
+    default=256 * 1024,
+    show_default=True,
+    type=click.IntRange(min=256, max=1 << 31),
+    help="Bytes per simulated firmware image.",
+)
 def init(directory: Path, payload_size: int) -> None:
     """Write demo keys, a demo trust store and demo bundles (same bytes every time).
 
@@ -37,29 +47,34 @@ def init(directory: Path, payload_size: int) -> None:
 @demo_group.command("check")
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
 def check(directory: Path) -> None:
-    """Verify every demo bundle against the simulated charger it is meant for, and print the verdicts."""
-    from rich.table import Table
-
+    """Verify every demo bundle against the simulated charger it is for; exit 1 if any verdict is unexpected."""
     from fieldkit.bundles.clock import STATE_NAME, TrustedState
     from fieldkit.bundles.truststore import load_trust_store
     from fieldkit.bundles.verify import verify_bundle
-    from fieldkit.demo import charger_facts_for, demo_bundles
-    from fieldkit.errors import UsageError
-    from fieldkit.simulator.catalog import MODELS
+    from fieldkit.demo import INDEX_NAME, charger_facts_for, read_index
+    from fieldkit.errors import FieldkitError, UsageError
 
+    if not (directory / INDEX_NAME).exists():
+        raise UsageError(f"no demo bundles in {directory}", "run `fieldkit demo init --dir DIR` first")
     cfg = settings()
     state = TrustedState(directory / STATE_NAME)
     store = load_trust_store(directory / "trust-store.json", cfg.limits, state.read().now)
-    table = Table("bundle", "charger", "verdict", "reason")
-    bundles = list(demo_bundles(directory))
-    if not bundles:
-        raise UsageError(f"no demo bundles in {directory}", "run `fieldkit demo init --dir DIR` first")
-    for path in bundles:
-        model = next((m for m in MODELS if m.model.lower().replace("-", "") in path.name.replace("-", "")), MODELS[0])
-        facts = charger_facts_for(model.model)
-        report = verify_bundle(path, store.body, state, cfg, facts)
+    out = console_out()
+    unexpected = 0
+    for bundle in read_index(directory):
+        facts = charger_facts_for(bundle.model)
+        report = verify_bundle(directory / bundle.file_name, store.body, state, cfg, facts)
         failure = report.failure
-        verdict = "[green]valid[/]" if failure is None else "[red]refused[/]"
+        code = failure.code if failure else ""
+        verdict = "[green]VALID  [/]" if failure is None else "[red]REFUSED[/]"
         reason = "all checks passed" if failure is None else f"{failure.name}/{failure.code}: {failure.message}"
-        table.add_row(path.name, f"{facts.model} rev {facts.hardware_revision}", verdict, reason)
-    console_out().print(table)
+        surprise = "" if code == bundle.expected_code else f"  [bold red]UNEXPECTED (expected {bundle.expectation})[/]"
+        unexpected += bool(surprise)
+        out.print(
+            f"{verdict} {bundle.file_name}  (for {facts.model} rev {facts.hardware_revision}): {reason}{surprise}"
+        )
+    if unexpected:
+        raise FieldkitError(
+            f"{unexpected} demo bundle(s) did not get the verdict they were made for",
+            "re-create them with `fieldkit demo init`",
+        )

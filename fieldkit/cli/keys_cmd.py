@@ -17,17 +17,43 @@ def keys_group() -> None:
 
 @keys_group.command("generate")
 @click.option("--name", required=True, help="File name stem: writes NAME.key and NAME.pub.")
-@click.option("--role", required=True, type=click.Choice(["trust-root", "release", "metrology"]),
-              help="What the key is for; recorded in the key files.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write the key files into.")
-@click.option("--algorithm", type=click.Choice(["ed25519", "ecdsa-p256-sha256"]), default="ed25519",
-              show_default=True)
-@click.option("--passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Encrypt the private key with the passphrase on this file's first line.")
-@click.option("--unencrypted", is_flag=True, help="Write the private key without encryption (tests, HSM import).")
-def generate(name: str, role: str, out_dir: Path, algorithm: str, passphrase_file: Path | None,
-             unencrypted: bool) -> None:
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["trust-root", "release", "metrology"]),
+    help="What the key is for; recorded in the key files.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the key files into.",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["ed25519", "ecdsa-p256-sha256"]),
+    default="ed25519",
+    show_default=True,
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Encrypt the private key with the passphrase on this file's first line.",
+)
+@click.option(
+    "--unencrypted",
+    is_flag=True,
+    help="Write the private key without encryption (tests, HSM import).",
+)
+def generate(
+    name: str,
+    role: str,
+    out_dir: Path,
+    algorithm: str,
+    passphrase_file: Path | None,
+    unencrypted: bool,
+) -> None:
     """Generate a key pair: DIR/NAME.key (private, owner-only) and DIR/NAME.pub."""
     from fieldkit.bundles import keys
 
@@ -40,8 +66,9 @@ def generate(name: str, role: str, out_dir: Path, algorithm: str, passphrase_fil
         if passphrase_file:
             passphrase = keys.read_passphrase_file(passphrase_file)
         else:
-            passphrase = click.prompt("Passphrase for the new key", hide_input=True,
-                                      confirmation_prompt=True).encode("utf-8")
+            passphrase = click.prompt("Passphrase for the new key", hide_input=True, confirmation_prompt=True).encode(
+                "utf-8"
+            )
     private = keys.generate(algorithm)  # type: ignore[arg-type]
     key_path, pub_path = keys.write_key_pair(out_dir, name, private, keys.KeyMeta(name=name, role=role), passphrase)
     out = console_out()

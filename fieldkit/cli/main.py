@@ -72,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if _debugging(args):
             raise
-        click.echo(f"fieldkit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
-                   "— run again with --debug and report it", err=True)
+        click.echo(
+            f"fieldkit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            "— run again with --debug and report it",
+            err=True,
+        )
         return EXIT_INTERNAL
     return result if isinstance(result, int) else 0
 

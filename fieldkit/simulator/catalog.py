@@ -35,22 +35,34 @@ class SimulatedModel:
 
 MODELS: Final = (
     SimulatedModel(
-        "Voltiq", "VQ-AC22", ("B", "C"), "ssh",
+        "Voltiq",
+        "VQ-AC22",
+        ("B", "C"),
+        "ssh",
         (SimulatedComponent("rootfs", "rootfs", "rauc"),),
-        installed_version="2.3.0", security_version_floor=3,
+        installed_version="2.3.0",
+        security_version_floor=3,
     ),
     SimulatedModel(
-        "Voltiq", "VQ-DC150", ("A",), "ssh",
+        "Voltiq",
+        "VQ-DC150",
+        ("A",),
+        "ssh",
         (
             SimulatedComponent("rootfs", "rootfs", "rauc"),
             SimulatedComponent("meter", "meter-fw", "script", metrology_relevant=True),
         ),
-        installed_version="4.1.0", security_version_floor=5,
+        installed_version="4.1.0",
+        security_version_floor=5,
     ),
     SimulatedModel(
-        "Ampero", "AMP-WB7", ("r2",), "serial-smp",
+        "Ampero",
+        "AMP-WB7",
+        ("r2",),
+        "serial-smp",
         (SimulatedComponent("app", "mcu-app", "mcumgr-smp"),),
-        installed_version="1.8.0", security_version_floor=2,
+        installed_version="1.8.0",
+        security_version_floor=2,
     ),
 )
 

@@ -73,8 +73,14 @@ def tampered_payload(w: World) -> Path:
 def tampered_manifest(w: World) -> Path:
     members = _members(w.bundle())
     manifest = members["manifest.json"].replace(b'"security_version": 5', b'"security_version": 9')
-    return _rebuild(w, [("manifest.json", manifest), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", members["signatures.json"])])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", manifest),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", members["signatures.json"]),
+        ],
+    )
 
 
 def manifest_byte_flipped_raw(w: World) -> Path:
@@ -84,21 +90,39 @@ def manifest_byte_flipped_raw(w: World) -> Path:
 
 def missing_signatures(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"])])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+        ],
+    )
 
 
 def copied_signature(w: World) -> Path:
     other = _members(w.bundle(version="9.9.9", bundle_id="other"))
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", other["signatures.json"])])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", other["signatures.json"]),
+        ],
+    )
 
 
 def manifest_swapped(w: World) -> Path:
     evil = _members(w.bundle(payloads={"rootfs": b"EVILFS" * 1000}))
     good = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", good["manifest.json"]), ("payloads/rootfs", evil["payloads/rootfs"]),
-                        ("signatures.json", good["signatures.json"])])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", good["manifest.json"]),
+            ("payloads/rootfs", evil["payloads/rootfs"]),
+            ("signatures.json", good["signatures.json"]),
+        ],
+    )
 
 
 def payload_swapped(w: World) -> Path:
@@ -114,48 +138,94 @@ def payload_swapped(w: World) -> Path:
 def with_extra_member(name: str, data: bytes = b"#!/bin/sh\nrm -rf /\n") -> Callable[[World], Path]:
     def build(w: World) -> Path:
         members = _members(w.bundle())
-        return _rebuild(w, [("manifest.json", members["manifest.json"]), (name, data),
-                            ("payloads/rootfs", members["payloads/rootfs"]),
-                            ("signatures.json", members["signatures.json"])])
+        return _rebuild(
+            w,
+            [
+                ("manifest.json", members["manifest.json"]),
+                (name, data),
+                ("payloads/rootfs", members["payloads/rootfs"]),
+                ("signatures.json", members["signatures.json"]),
+            ],
+        )
 
     return build
 
 
 def unreferenced_payload(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/extra", b"x"),
-                        ("payloads/rootfs", members["payloads/rootfs"]), ("signatures.json", members["signatures.json"])])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/extra", b"x"),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", members["signatures.json"]),
+        ],
+    )
 
 
 def duplicate_member(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("payloads/rootfs", b"second copy"), ("signatures.json", members["signatures.json"])])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("payloads/rootfs", b"second copy"),
+            ("signatures.json", members["signatures.json"]),
+        ],
+    )
 
 
 def symlink_member(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", b"/etc/shadow"),
-                        ("signatures.json", members["signatures.json"])],
-                    **{"payloads/rootfs": {"external_attr": (0o120777 << 16)}})
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", b"/etc/shadow"),
+            ("signatures.json", members["signatures.json"]),
+        ],
+        **{"payloads/rootfs": {"external_attr": (0o120777 << 16)}},
+    )
 
 
 def deflate_bomb(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", b"\0" * 20_000_000),
-                        ("signatures.json", members["signatures.json"])], **{"payloads/rootfs": {"method": 8}})
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", b"\0" * 20_000_000),
+            ("signatures.json", members["signatures.json"]),
+        ],
+        **{"payloads/rootfs": {"method": 8}},
+    )
 
 
 def compressed_payload(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", members["signatures.json"])], **{"payloads/rootfs": {"method": 8}})
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", members["signatures.json"]),
+        ],
+        **{"payloads/rootfs": {"method": 8}},
+    )
 
 
 def declared_size_bomb(w: World) -> Path:
     members = _members(w.bundle())
-    path = _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", members["signatures.json"])])
+    path = _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", members["signatures.json"]),
+        ],
+    )
     # Patch the directory entry of the payload to claim 4 GiB stored in a 6 kB file.
     data = bytearray(path.read_bytes())
     cd_offset = struct.unpack_from("<I", data, len(data) - 6)[0]
@@ -171,10 +241,16 @@ def declared_size_bomb(w: World) -> Path:
 
 def overlapping_bomb(w: World) -> Path:
     members = _members(w.bundle())
-    entries = [RawEntry("manifest.json", members["manifest.json"]),
-               RawEntry("payloads/rootfs", members["payloads/rootfs"]),
-               RawEntry("payloads/alias", members["payloads/rootfs"], offset_override=len(members["manifest.json"]) + 43),
-               RawEntry("signatures.json", members["signatures.json"])]
+    entries = [
+        RawEntry("manifest.json", members["manifest.json"]),
+        RawEntry("payloads/rootfs", members["payloads/rootfs"]),
+        RawEntry(
+            "payloads/alias",
+            members["payloads/rootfs"],
+            offset_override=len(members["manifest.json"]) + 43,
+        ),
+        RawEntry("signatures.json", members["signatures.json"]),
+    ]
     w._counter += 1
     path = w.dir / f"overlap-{w._counter}.fwbundle"
     path.write_bytes(craft_zip(entries))
@@ -214,22 +290,41 @@ def prepended_data(w: World) -> Path:
 
 def crc_field_altered(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", members["signatures.json"])],
-                    **{"payloads/rootfs": {"crc": zlib.crc32(members["payloads/rootfs"]) ^ 1}})
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", members["signatures.json"]),
+        ],
+        **{"payloads/rootfs": {"crc": zlib.crc32(members["payloads/rootfs"]) ^ 1}},
+    )
 
 
 def encrypted_member(w: World) -> Path:
     members = _members(w.bundle())
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", members["signatures.json"])], **{"payloads/rootfs": {"flags": 1}})
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", members["signatures.json"]),
+        ],
+        **{"payloads/rootfs": {"flags": 1}},
+    )
 
 
 def non_canonical_signatures(w: World) -> Path:
     members = _members(w.bundle())
     pretty = json.dumps(json.loads(members["signatures.json"]), indent=1).encode()
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", pretty)])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", pretty),
+        ],
+    )
 
 
 def manifest_too_large(w: World) -> Path:
@@ -298,8 +393,14 @@ def wrong_algorithm_label(w: World) -> Path:
     doc["signatures"][0]["algorithm"] = "ecdsa-p256-sha256"
     import rfc8785
 
-    return _rebuild(w, [("manifest.json", members["manifest.json"]), ("payloads/rootfs", members["payloads/rootfs"]),
-                        ("signatures.json", rfc8785.dumps(doc))])
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", rfc8785.dumps(doc)),
+        ],
+    )
 
 
 ATTACKS: dict[str, Attack] = {
@@ -314,7 +415,9 @@ ATTACKS: dict[str, Attack] = {
     "signature by key not yet valid": Attack(signed_by("future"), "signatures", "key-not-yet-valid"),
     "key out of scope": Attack(signed_by("ampero_only"), "authorization", "out-of-scope"),
     "threshold not met": Attack(
-        signed_by("release"), "signatures", "threshold-not-met",
+        signed_by("release"),
+        "signatures",
+        "threshold-not-met",
         store=lambda w: w.store_with(thresholds={"trust-root": 1, "release": 2, "metrology": 1}),
     ),
     "signature copied from another bundle": Attack(copied_signature, "signatures", "bad-signature"),
@@ -348,28 +451,44 @@ ATTACKS: dict[str, Attack] = {
     "unknown manifest field": Attack(unknown_field, "manifest", "manifest-invalid"),
     "expired bundle": Attack(lambda w: w.bundle(), "freshness", "expired", now=dt.datetime(2027, 2, 1, tzinfo=dt.UTC)),
     "not yet valid beyond skew": Attack(
-        lambda w: w.bundle(created_at=iso(NOW + dt.timedelta(hours=2))), "freshness", "not-yet-valid"
+        lambda w: w.bundle(created_at=iso(NOW + dt.timedelta(hours=2))),
+        "freshness",
+        "not-yet-valid",
     ),
     "downgrade below security_version": Attack(
         lambda w: w.bundle(security_version=3), "anti-rollback", "downgrade", facts=AC22_C
     ),
-    "wrong model": Attack(lambda w: w.bundle(), "compatibility", "wrong-model",
-                          facts=ChargerFacts(model="VQ-DC150", hardware_revision="A")),
-    "wrong hardware revision": Attack(lambda w: w.bundle(), "compatibility", "wrong-hardware-revision",
-                                      facts=ChargerFacts(model="VQ-AC22", hardware_revision="A")),
+    "wrong model": Attack(
+        lambda w: w.bundle(),
+        "compatibility",
+        "wrong-model",
+        facts=ChargerFacts(model="VQ-DC150", hardware_revision="A"),
+    ),
+    "wrong hardware revision": Attack(
+        lambda w: w.bundle(),
+        "compatibility",
+        "wrong-hardware-revision",
+        facts=ChargerFacts(model="VQ-AC22", hardware_revision="A"),
+    ),
     "installed version below minimum": Attack(
-        lambda w: w.bundle(), "compatibility", "installed-version-too-old",
+        lambda w: w.bundle(),
+        "compatibility",
+        "installed-version-too-old",
         facts=ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version="1.9.9"),
     ),
     "metrology component without metrology signature": Attack(
         metrology_without_countersignature, "authorization", "metrology-signature-missing"
     ),
-    "X.509 chain to an unpinned root": Attack(x509_chain("rogue_leaf_key", "rogue_leaf"), "signatures",
-                                              "untrusted-chain"),
-    "X.509 leaf without codeSigning": Attack(x509_chain("oem_tls_key", "oem_tls_leaf"), "signatures",
-                                             "certificate-usage"),
+    "X.509 chain to an unpinned root": Attack(
+        x509_chain("rogue_leaf_key", "rogue_leaf"), "signatures", "untrusted-chain"
+    ),
+    "X.509 leaf without codeSigning": Attack(
+        x509_chain("oem_tls_key", "oem_tls_leaf"), "signatures", "certificate-usage"
+    ),
     "certificate not valid at signing time": Attack(
-        x509_chain("oem_old_key", "oem_old_leaf"), "authorization", "certificate-not-valid-at-signing-time"
+        x509_chain("oem_old_key", "oem_old_leaf"),
+        "authorization",
+        "certificate-not-valid-at-signing-time",
     ),
     "OCPP signature mismatch": Attack(ocpp_mismatch, "ocpp-signatures", "ocpp-signature-mismatch"),
     "OCPP certificate from an unpinned root": Attack(ocpp_untrusted, "ocpp-signatures", "ocpp-certificate-untrusted"),

@@ -48,15 +48,19 @@ def _valid_bundles(world: World) -> list[bytes]:
     document = world.manifest(payloads)
     document = with_components(document, ocpp=world.ocpp_block(payloads["app"]))
     document["components"][1]["metrology_relevant"] = True
-    rich = world.bundle(payloads=payloads, manifest=document, signers=[world.release, world.metrology,
-                        world.oem_leaf_key], chains={2: [world.oem_leaf]}, name="mut-rich.fwbundle")
+    rich = world.bundle(
+        payloads=payloads,
+        manifest=document,
+        signers=[world.release, world.metrology, world.oem_leaf_key],
+        chains={2: [world.oem_leaf]},
+        name="mut-rich.fwbundle",
+    )
     return [plain.read_bytes(), rich.read_bytes()]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.integers(min_value=0, max_value=1), steps=st.lists(mutations, min_size=1, max_size=3))
-def test_a_mutated_bundle_is_never_accepted(world: World, tmp_path: Path, which: int,
-                                            steps: list[Mutation]) -> None:
+def test_a_mutated_bundle_is_never_accepted(world: World, tmp_path: Path, which: int, steps: list[Mutation]) -> None:
     original = _valid_bundles_cache(world)[which]
     mutated = original
     for step in steps:

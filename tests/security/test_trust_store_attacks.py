@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,12 @@ def test_root_rotation_needs_old_and_new_roots(world: World, tmp_path: Path) -> 
     path, state = _install(world, tmp_path)
     new_root = ed25519.Ed25519PrivateKey.generate()
     rotated = world.store_body.model_copy(
-        update={"keys": [world.trusted(new_root, "new root", ["trust-root"]), *world.store_body.keys[1:]]}
+        update={
+            "keys": [
+                world.trusted(new_root, "new root", ["trust-root"]),
+                *world.store_body.keys[1:],
+            ]
+        }
     )
     with pytest.raises(TrustStoreError, match="current trust-root keys"):
         trustops.install_update(path, _successor(world, 2, [new_root], rotated), state, Limits())
@@ -47,21 +53,28 @@ def test_root_rotation_needs_old_and_new_roots(world: World, tmp_path: Path) -> 
     assert trustops.install_update(path, _successor(world, 2, [world.root, new_root], rotated), state, Limits())
 
 
-TRUST_ATTACKS = {
+TRUST_ATTACKS: dict[str, tuple[Callable[[World], bytes], str]] = {
     "rollback to an older version": (lambda w: _successor(w, 1, [w.root]), "not newer"),
     "unsigned update": (
         lambda w: json.dumps({"signed": json.loads(_successor(w, 2, [w.root]))["signed"], "signatures": []}).encode(),
         "unsigned",
     ),
-    "update signed by a release key, not a root": (lambda w: _successor(w, 2, [w.release]), "current trust-root"),
-    "update signed by a revoked root": (lambda w: _successor(w, 2, [w.revoked]), "current trust-root"),
+    "update signed by a release key, not a root": (
+        lambda w: _successor(w, 2, [w.release]),
+        "current trust-root",
+    ),
+    "update signed by a revoked root": (
+        lambda w: _successor(w, 2, [w.revoked]),
+        "current trust-root",
+    ),
     "tampered body after signing": (
         lambda w: _successor(w, 2, [w.root]).replace(b'"version": 2', b'"version": 7'),
         "current trust-root",
     ),
     "not JSON": (lambda w: b"\x00\x01binary", "malformed"),
     "extra top-level field": (
-        lambda w: json.dumps({**json.loads(_successor(w, 2, [w.root])), "x": 1}).encode(), "exactly"
+        lambda w: json.dumps({**json.loads(_successor(w, 2, [w.root])), "x": 1}).encode(),
+        "exactly",
     ),
 }
 
@@ -104,8 +117,19 @@ def test_demo_keys_are_refused_by_a_real_store(world: World, tmp_path: Path) -> 
 
     path, state = _install(world, tmp_path)
     with pytest.raises(TrustStoreError, match="demo key"):
-        trustops.add_key(path, demo_private_key("demo-release").public_key(), "demo", ["release"], Scope(),
-                         None, None, {}, [world.root], state, Limits())
+        trustops.add_key(
+            path,
+            demo_private_key("demo-release").public_key(),
+            "demo",
+            ["release"],
+            Scope(),
+            None,
+            None,
+            {},
+            [world.root],
+            state,
+            Limits(),
+        )
 
 
 def test_revoked_key_cannot_be_trusted_again(world: World, tmp_path: Path) -> None:
@@ -113,5 +137,16 @@ def test_revoked_key_cannot_be_trusted_again(world: World, tmp_path: Path) -> No
 
     path, state = _install(world, tmp_path)
     with pytest.raises(TrustStoreError, match="revoked"):
-        trustops.add_key(path, world.revoked.public_key(), "again", ["release"], Scope(), None, None, {},
-                         [world.root], state, Limits())
+        trustops.add_key(
+            path,
+            world.revoked.public_key(),
+            "again",
+            ["release"],
+            Scope(),
+            None,
+            None,
+            {},
+            [world.root],
+            state,
+            Limits(),
+        )

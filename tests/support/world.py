@@ -41,29 +41,59 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_ca(cn: str, key: Any, not_before: dt.datetime = dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-            not_after: dt.datetime = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)) -> x509.Certificate:
+def make_ca(
+    cn: str,
+    key: Any,
+    not_before: dt.datetime = dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+    not_after: dt.datetime = dt.datetime(2040, 1, 1, tzinfo=dt.UTC),
+) -> x509.Certificate:
     return (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn)).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
 
 
-def make_leaf(cn: str, key: Any, issuer: x509.Certificate, issuer_key: Any, *, code_signing: bool = True,
-              not_before: dt.datetime = dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-              not_after: dt.datetime = dt.datetime(2039, 1, 1, tzinfo=dt.UTC)) -> x509.Certificate:
+def make_leaf(
+    cn: str,
+    key: Any,
+    issuer: x509.Certificate,
+    issuer_key: Any,
+    *,
+    code_signing: bool = True,
+    not_before: dt.datetime = dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+    not_after: dt.datetime = dt.datetime(2039, 1, 1, tzinfo=dt.UTC),
+) -> x509.Certificate:
     eku = [ExtendedKeyUsageOID.CODE_SIGNING if code_signing else ExtendedKeyUsageOID.SERVER_AUTH]
     return (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(issuer.subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
         .sign(issuer_key, hashes.SHA256())
     )
 
@@ -95,9 +125,14 @@ class World:
         self.oem_tls_key = ec.generate_private_key(ec.SECP256R1())
         self.oem_tls_leaf = make_leaf("OEM TLS", self.oem_tls_key, self.oem_ca, self.oem_ca_key, code_signing=False)
         self.oem_old_key = ec.generate_private_key(ec.SECP256R1())
-        self.oem_old_leaf = make_leaf("OEM 2021 signer", self.oem_old_key, self.oem_ca, self.oem_ca_key,
-                                      not_before=dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
-                                      not_after=dt.datetime(2022, 1, 1, tzinfo=dt.UTC))
+        self.oem_old_leaf = make_leaf(
+            "OEM 2021 signer",
+            self.oem_old_key,
+            self.oem_ca,
+            self.oem_ca_key,
+            not_before=dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+            not_after=dt.datetime(2022, 1, 1, tzinfo=dt.UTC),
+        )
         self.rogue_ca_key = ec.generate_private_key(ec.SECP256R1())
         self.rogue_ca = make_ca("Rogue root", self.rogue_ca_key)
         self.rogue_leaf_key = ec.generate_private_key(ec.SECP256R1())
@@ -117,34 +152,60 @@ class World:
 
     def trusted(self, key: Any, name: str, roles: list[Any], scope: Scope | None = None, **window: Any) -> TrustedKey:
         public = key.public_key()
-        return TrustedKey(key_id=keys.key_id(public), name=name, algorithm=keys.algorithm_of(public),
-                          public_key_pem=keys.plain_public_pem(public), roles=roles, scope=scope or Scope(), **window)
+        return TrustedKey(
+            key_id=keys.key_id(public),
+            name=name,
+            algorithm=keys.algorithm_of(public),
+            public_key_pem=keys.plain_public_pem(public),
+            roles=roles,
+            scope=scope or Scope(),
+            **window,
+        )
 
     def _store_body(self, **overrides: Any) -> TrustStoreBody:
-        fields: dict[str, Any] = dict(
-            type="fieldkit-trust-store", schema_version=1, version=1, issued_at=CREATED,
-            keys=[
+        fields: dict[str, Any] = {
+            "type": "fieldkit-trust-store",
+            "schema_version": 1,
+            "version": 1,
+            "issued_at": CREATED,
+            "keys": [
                 self.trusted(self.root, "root", ["trust-root"]),
                 self.trusted(self.release, "release", ["release"], Scope(vendors=["Voltiq", "Ampero"])),
                 self.trusted(self.release_ec, "release-ec", ["release"]),
                 self.trusted(self.release2, "release-2", ["release"]),
                 self.trusted(self.metrology, "metrology", ["metrology"]),
                 self.trusted(self.ampero_only, "ampero-only", ["release"], Scope(vendors=["Ampero"])),
-                self.trusted(self.expired, "expired", ["release"],
-                             not_after=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)),
-                self.trusted(self.future, "future", ["release"],
-                             not_before=dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),
+                self.trusted(
+                    self.expired,
+                    "expired",
+                    ["release"],
+                    not_after=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+                ),
+                self.trusted(
+                    self.future,
+                    "future",
+                    ["release"],
+                    not_before=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+                ),
                 self.trusted(self.revoked, "revoked", ["release"]),
             ],
-            x509_roots=[
-                TrustedRoot(key_id=keys.certificate_key_id(self.oem_ca), name="OEM root",
-                            certificate_pem=pem(self.oem_ca), roles=["release"]),
-                TrustedRoot(key_id=keys.certificate_key_id(self.ocpp_ca), name="Manufacturer root",
-                            certificate_pem=pem(self.ocpp_ca), roles=["ocpp-manufacturer"]),
+            "x509_roots": [
+                TrustedRoot(
+                    key_id=keys.certificate_key_id(self.oem_ca),
+                    name="OEM root",
+                    certificate_pem=pem(self.oem_ca),
+                    roles=["release"],
+                ),
+                TrustedRoot(
+                    key_id=keys.certificate_key_id(self.ocpp_ca),
+                    name="Manufacturer root",
+                    certificate_pem=pem(self.ocpp_ca),
+                    roles=["ocpp-manufacturer"],
+                ),
             ],
-            thresholds={"trust-root": 1, "release": 1, "metrology": 1},
-            revoked_key_ids=[keys.key_id(self.revoked.public_key())],
-        )
+            "thresholds": {"trust-root": 1, "release": 1, "metrology": 1},
+            "revoked_key_ids": [keys.key_id(self.revoked.public_key())],
+        }
         fields.update(overrides)
         return TrustStoreBody(**fields)
 
@@ -156,16 +217,37 @@ class World:
     def manifest(self, payloads: dict[str, bytes], **overrides: Any) -> dict[str, Any]:
         components = []
         for order, (name, data) in enumerate(payloads.items()):
-            components.append({
-                "name": name, "target": name, "install_method": "rauc", "payload": f"payloads/{name}",
-                "size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "version": "2.5.0",
-                "metrology_relevant": False, "order": order,
-            })
+            components.append(
+                {
+                    "name": name,
+                    "target": name,
+                    "install_method": "rauc",
+                    "payload": f"payloads/{name}",
+                    "size_bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "version": "2.5.0",
+                    "metrology_relevant": False,
+                    "order": order,
+                }
+            )
         document: dict[str, Any] = {
-            "schema": "fieldkit-bundle", "schema_version": 1, "bundle_id": "test-bundle", "vendor": "Voltiq",
-            "version": "2.5.0", "security_version": 5, "created_at": iso(CREATED), "expires_at": iso(EXPIRES),
-            "compatibility": [{"model": "VQ-AC22", "hardware_revisions": ["B", "C"], "min_installed_version": "2.0.0"}],
-            "release_notes": "# 2.5.0\n", "components": components,
+            "schema": "fieldkit-bundle",
+            "schema_version": 1,
+            "bundle_id": "test-bundle",
+            "vendor": "Voltiq",
+            "version": "2.5.0",
+            "security_version": 5,
+            "created_at": iso(CREATED),
+            "expires_at": iso(EXPIRES),
+            "compatibility": [
+                {
+                    "model": "VQ-AC22",
+                    "hardware_revisions": ["B", "C"],
+                    "min_installed_version": "2.0.0",
+                }
+            ],
+            "release_notes": "# 2.5.0\n",
+            "components": components,
         }
         document.update(overrides)
         return document
@@ -173,7 +255,8 @@ class World:
     def signature(self, key: Any, manifest_bytes: bytes, chain: list[x509.Certificate] | None = None) -> SignatureEntry:
         public = key.public_key()
         return SignatureEntry(
-            key_id=keys.key_id(public), algorithm=keys.algorithm_of(public),
+            key_id=keys.key_id(public),
+            algorithm=keys.algorithm_of(public),
             signature=base64.b64encode(keys.sign(key, manifest_message(manifest_bytes))).decode("ascii"),
             certificate_chain=[pem(c) for c in chain] if chain else None,
         )
@@ -205,20 +288,31 @@ class World:
         return path
 
     def verify(
-        self, path: Path, facts: ChargerFacts | None = None, store: TrustStoreBody | None = None,
-        now: dt.datetime = NOW, settings: Settings | None = None,
+        self,
+        path: Path,
+        facts: ChargerFacts | None = None,
+        store: TrustStoreBody | None = None,
+        now: dt.datetime = NOW,
+        settings: Settings | None = None,
     ) -> VerificationReport:
-        return verify_bundle(path, store or self.store_body, TrustedState.in_memory(now),
-                             settings or self.settings, facts)
+        return verify_bundle(
+            path,
+            store or self.store_body,
+            TrustedState.in_memory(now),
+            settings or self.settings,
+            facts,
+        )
 
     def ocpp_block(self, data: bytes, key: Any = None, cert: x509.Certificate | None = None) -> dict[str, str]:
         key = key or self.ocpp_leaf_key
         cert = cert or self.ocpp_leaf
         digest = hashlib.sha256(data).digest()
         if isinstance(key, rsa.RSAPrivateKey):
-            signature = key.sign(digest, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                                                     salt_length=padding.PSS.DIGEST_LENGTH),
-                                 utils.Prehashed(hashes.SHA256()))
+            signature = key.sign(
+                digest,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
+                utils.Prehashed(hashes.SHA256()),
+            )
         else:
             signature = key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
         return {"signature": base64.b64encode(signature).decode(), "signing_certificate": pem(cert)}

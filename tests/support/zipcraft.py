@@ -31,13 +31,48 @@ def craft_zip(entries: list[RawEntry], trailer: bytes = b"", prefix: bytes = b""
         crc = entry.crc if entry.crc is not None else zlib.crc32(entry.data)
         usize = entry.declared_size if entry.declared_size is not None else len(entry.data)
         offset = len(out) if entry.offset_override is None else entry.offset_override
-        local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 10, entry.flags, entry.method, 0, 33, crc,
-                            len(stored), usize, len(name), 0) + name
+        local = (
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                10,
+                entry.flags,
+                entry.method,
+                0,
+                33,
+                crc,
+                len(stored),
+                usize,
+                len(name),
+                0,
+            )
+            + name
+        )
         if entry.offset_override is None:
             out += local + stored
-        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 10, 10, entry.flags, entry.method, 0, 33,
-                                 crc, len(stored), usize, len(name), 0, 0, 0, 0, entry.external_attr,
-                                 offset) + name
+        directory += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                10,
+                10,
+                entry.flags,
+                entry.method,
+                0,
+                33,
+                crc,
+                len(stored),
+                usize,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                entry.external_attr,
+                offset,
+            )
+            + name
+        )
     cd_offset = len(out)
     out += directory
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(directory), cd_offset, 0)

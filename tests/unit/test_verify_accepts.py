@@ -47,7 +47,10 @@ def test_metrology_component_with_countersignature_passes(world: World) -> None:
 
 
 def test_ocpp_signatures_ecdsa_and_rsa_pss_pass(world: World) -> None:
-    for key, cert in ((world.ocpp_leaf_key, world.ocpp_leaf), (world.ocpp_rsa_key, world.ocpp_rsa_leaf)):
+    for key, cert in (
+        (world.ocpp_leaf_key, world.ocpp_leaf),
+        (world.ocpp_rsa_key, world.ocpp_rsa_leaf),
+    ):
         payloads = {"app": b"FIRMWARE" * 100}
         document = with_components(world.manifest(payloads), ocpp=world.ocpp_block(payloads["app"], key, cert))
         report = world.verify(world.bundle(payloads=payloads, manifest=document))

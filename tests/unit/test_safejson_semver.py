@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from fieldkit.bundles.safejson import JsonShapeError, nesting_depth, parse_bounded
+from fieldkit.bundles.semver import Version
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b'{"a": 1, "a": 2}', "duplicate-key"),
+        (b'{"a": NaN}', "invalid-json"),
+        (b"\xef\xbb\xbf{}", "invalid-json"),
+        (b'{"a": "\xff"}', "invalid-json"),
+        (b"[" * 40 + b"]" * 40, "too-deep"),
+        (b"x" * 2000, "too-large"),
+        (b"{", "invalid-json"),
+    ],
+)
+def test_hostile_json_is_refused(data: bytes, code: str) -> None:
+    with pytest.raises(JsonShapeError) as caught:
+        parse_bounded(data, max_bytes=1000, max_depth=32)
+    assert caught.value.code == code
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    assert nesting_depth(b'{"a": "[[[[[[\\"]]]"}') == 1
+    assert parse_bounded(b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', 1000, 2) == {"a": "[" * 35}
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [
+        ("1.0.0", "2.0.0"),
+        ("2.0.0", "2.1.0"),
+        ("2.1.0", "2.1.1"),
+        ("1.0.0-alpha", "1.0.0"),
+        ("1.0.0-alpha", "1.0.0-alpha.1"),
+        ("1.0.0-alpha.1", "1.0.0-alpha.beta"),
+        ("1.0.0-beta.2", "1.0.0-beta.11"),
+        ("1.0.0-rc.1", "1.0.0"),
+        ("1.9.0", "1.10.0"),
+    ],
+)
+def test_semver_precedence(lower: str, higher: str) -> None:
+    assert Version.parse(lower) < Version.parse(higher)
+    assert not Version.parse(higher) < Version.parse(lower)
+
+
+def test_build_metadata_does_not_change_precedence() -> None:
+    assert Version.parse("1.0.0+build.1") == Version.parse("1.0.0+build.2")
+
+
+@pytest.mark.parametrize("text", ["1.0", "01.0.0", "1.0.0-", "v1.0.0", "1.0.0-01", ""])
+def test_invalid_versions_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a semantic version"):
+        Version.parse(text)
