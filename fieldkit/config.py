@@ -93,7 +93,14 @@ def load_settings(path: Path | None = None) -> Settings:
     limits_raw = raw.pop("limits", {})
     if not isinstance(limits_raw, dict):
         raise ConfigError(f"{path}: [limits] must be a table")
-    limits = replace(settings.limits, **_positive_ints(path, "limits", limits_raw, Limits))
+    lowered = _positive_ints(path, "limits", limits_raw, Limits)
+    for key, value in lowered.items():
+        ceiling = getattr(Limits(), key)
+        if value > ceiling:
+            raise ConfigError(
+                f"{path}: limits.{key} = {value} is above the format's limit of {ceiling}", "limits can only be lowered"
+            )
+    limits = replace(settings.limits, **lowered)
     top: dict[str, object] = {}
     for key, value in raw.items():
         if key == "clock_skew_tolerance_s":

@@ -43,7 +43,12 @@ def test_settings_file_overrides_limits_and_rejects_nonsense(tmp_path: Path) -> 
     settings = config.load_settings(path)
     assert settings.clock_skew_tolerance_s == 60
     assert settings.limits.max_members == 8
-    for text, match in (("[limits]\nmax_members = -1\n", "positive"), ("colour = 1\n", "unknown"), ("x = ", "cannot")):
+    for text, match in (
+        ("[limits]\nmax_members = -1\n", "positive"),
+        ("colour = 1\n", "unknown"),
+        ("x = ", "cannot"),
+        ("[limits]\nmax_members = 100000\n", "above the format"),
+    ):
         path.write_text(text)
         with pytest.raises(ConfigError, match=match):
             config.load_settings(path)
