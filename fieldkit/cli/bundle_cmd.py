@@ -157,6 +157,8 @@ def verify(
     freshness, compatibility, anti-rollback, payloads, ocpp-signatures.
     """
     report = _run_verification(bundle, trust_store, model, hw_rev, installed_version, installed_security_version)
+    if not report.valid:
+        _record_refusal(bundle, report)
     if as_json:
         print_json(report.as_dict())
         if not report.valid:
@@ -172,6 +174,21 @@ def verify(
         f"[green]valid[/]: {bundle.name} — {manifest.vendor} {manifest.version}, security version "
         f"{manifest.security_version}, signed by {', '.join(s.name for s in report.signers if s.usable)}"
     )
+
+
+def _record_refusal(bundle: Path, report: Any) -> None:
+    """Refusals are audited: a technician who was stopped by a bad bundle leaves a trace of it."""
+    from fieldkit.audit.entry import BundleRef
+    from fieldkit.cli.audit_cmd import record_event
+
+    failure = report.failure
+    manifest = report.manifest
+    ref = BundleRef(
+        bundle_id=manifest.bundle_id if manifest else bundle.name[:128], version=manifest.version if manifest else None
+    )
+    # OCPP FirmwareStatus where one fits: an authenticity failure is InvalidSignature.
+    status = "InvalidSignature" if failure.name in ("signatures", "authorization", "ocpp-signatures") else None
+    record_event("bundle.refused", bundle=ref, status=status, error=f"{failure.name}/{failure.code}: {failure.message}")
 
 
 @bundle_group.command("inspect")

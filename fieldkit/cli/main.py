@@ -14,6 +14,7 @@ from typing import Final
 import click
 
 from fieldkit import __version__
+from fieldkit.cli.audit_cmd import audit_group, identity_group
 from fieldkit.cli.bundle_cmd import bundle_group
 from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.keys_cmd import keys_group
@@ -39,6 +40,8 @@ cli.add_command(keys_group)
 cli.add_command(trust_group)
 cli.add_command(bundle_group)
 cli.add_command(demo_group)
+cli.add_command(identity_group)
+cli.add_command(audit_group)
 
 
 def _debugging(argv: list[str]) -> bool:

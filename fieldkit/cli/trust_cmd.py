@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from fieldkit.cli.audit_cmd import record_event
 from fieldkit.cli.common import (
     console_out,
     load_signing_keys,
@@ -88,6 +89,7 @@ def init(
         settings().limits,
         force=force,
     )
+    record_event("trust.init", note=f"trust store {path.name} version {store.version}")
     console_out().print(f"created trust store {path} (version {store.version}, {len(store.body.keys)} trust root(s))")
 
 
@@ -177,6 +179,7 @@ def add_key(
             limits,
         )
         kid = keys.certificate_key_id(cert)
+    record_event("trust.add-key", note=f"trusted {kid} as {', '.join(granted)}; version {store.version}")
     console_out().print(f"trusted {kid} as {', '.join(granted)}; trust store now version {store.version}")
 
 
@@ -206,6 +209,7 @@ def revoke(
         trusted_state(),
         settings().limits,
     )
+    record_event("trust.revoke", note=f"revoked {key_id}; version {store.version}")
     console_out().print(f"revoked {key_id}; trust store now version {store.version}")
 
 
@@ -267,4 +271,5 @@ def update(trust_store: Path | None, file: Path) -> None:
 
     path = resolve_trust_store(trust_store)
     store = trustops.install_update(path, file.read_bytes(), trusted_state(), settings().limits)
+    record_event("trust.update", note=f"trust store {path.name} updated to version {store.version}")
     console_out().print(f"trust store updated to version {store.version}")

@@ -1,0 +1,117 @@
+"""Audit entries: the wire schema shared by the laptop and the back office.
+
+An entry is a JSON object. Its signature is Ed25519 by the laptop key over
+
+    "fieldkit.audit.entry.v1" || 0x00 || JCS(entry without "signature")
+
+and its hash (what the next entry's ``prev_hash`` holds) is the SHA-256 of
+JCS(entry with "signature"), where JCS is RFC 8785 canonical JSON. Both are
+computed over the JSON object as stored or received, never over a
+re-serialised model, so the laptop and the back office agree byte for byte.
+The first entry of a laptop has ``prev_hash`` = 64 zeros.
+
+Nothing secret goes into an entry: no passphrases, tokens or keys; device
+responses and free text are size-bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any, Final, Literal
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+ENTRY_CONTEXT: Final = b"fieldkit.audit.entry.v1\x00"
+GENESIS_HASH: Final = "0" * 64
+MAX_DEVICE_RESPONSES: Final = 16
+MAX_DEVICE_RESPONSE_CHARS: Final = 4096
+MAX_ENTRY_BYTES: Final = 96 * 1024
+ClockTrust = Literal["trusted", "laptop-clock", "went-backwards"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Technician(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=128)
+
+
+class ChargerRef(_Strict):
+    vendor: str = Field(max_length=64)
+    model: str = Field(max_length=64)
+    hardware_revision: str = Field(max_length=32)
+    serial: str = Field(min_length=1, max_length=64)
+    address: str | None = Field(default=None, max_length=256)
+
+
+class BundleRef(_Strict):
+    bundle_id: str = Field(max_length=128)
+    version: str | None = Field(default=None, max_length=64)
+    payload_sha256: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+
+class EntryTime(_Strict):
+    wall_utc: AwareDatetime
+    monotonic_us: int = Field(ge=0, le=2**53 - 1)  # RFC 8785 integers stop at 2**53
+    boot_id: str = Field(max_length=64)
+    clock_trust: ClockTrust
+
+
+class AuditEntry(_Strict):
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    laptop_id: str = Field(pattern=r"^laptop-[0-9a-f]{16}$")
+    seq: int = Field(ge=1)
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    time: EntryTime
+    technician: Technician
+    site: str | None = Field(default=None, max_length=128)
+    charger: ChargerRef | None = None
+    action: str = Field(pattern=r"^[a-z][a-z0-9.-]{1,63}$")
+    bundle: BundleRef | None = None
+    from_version: str | None = Field(default=None, max_length=64)
+    to_version: str | None = Field(default=None, max_length=64)
+    status: str | None = Field(default=None, max_length=64)
+    device_responses: list[str] = Field(default_factory=list, max_length=MAX_DEVICE_RESPONSES)
+    error: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=4000)
+    signature: str = Field(min_length=1, max_length=128)
+
+
+def signing_bytes(raw: dict[str, Any]) -> bytes:
+    unsigned = {k: v for k, v in raw.items() if k != "signature"}
+    return ENTRY_CONTEXT + rfc8785.dumps(unsigned)
+
+
+def entry_hash(raw: dict[str, Any]) -> str:
+    return hashlib.sha256(rfc8785.dumps(raw)).hexdigest()
+
+
+def sign_entry(raw: dict[str, Any], private_key: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
+    signature = private_key.sign(signing_bytes(raw))
+    return {**raw, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def signature_valid(raw: dict[str, Any], public_key: ed25519.Ed25519PublicKey) -> bool:
+    text = raw.get("signature")
+    if not isinstance(text, str):
+        return False
+    try:
+        signature = base64.b64decode(text, validate=True)
+        public_key.verify(signature, signing_bytes(raw))
+    except (binascii.Error, ValueError, InvalidSignature, TypeError):
+        return False
+    return True
+
+
+def bound_device_responses(responses: list[str]) -> list[str]:
+    """Keep device output useful but bounded: the last responses, each truncated."""
+    kept = responses[-MAX_DEVICE_RESPONSES:]
+    return [r if len(r) <= MAX_DEVICE_RESPONSE_CHARS else r[: MAX_DEVICE_RESPONSE_CHARS - 1] + "…" for r in kept]
