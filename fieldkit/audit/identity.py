@@ -24,7 +24,7 @@ from fieldkit import config
 from fieldkit.audit.entry import Technician
 from fieldkit.errors import FieldkitError, KeyFileError
 
-PASSPHRASE_ENV: Final = "FIELDKIT_PASSPHRASE_FILE"
+PASSPHRASE_ENV: Final = "FIELDKIT_PASSPHRASE_FILE"  # noqa: S105 - the name of a variable, not a secret
 
 
 class IdentityError(FieldkitError):

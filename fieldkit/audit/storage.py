@@ -40,7 +40,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_directory(path.parent)
 
 
-class AtomicJSONStorage(Storage):  # type: ignore[misc]
+class AtomicJSONStorage(Storage):
     """TinyDB storage: atomic replace on every write; read-only when sealed."""
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:

@@ -260,11 +260,20 @@ class AuditStore:
             )
         return next((e for e in self.entries() if str(e.get("id", "")).startswith(key)), None)
 
-    def verify(self, public_key: ed25519.Ed25519PublicKey, laptop_id: str) -> ChainReport:
-        """Check sequence, hash links and signatures; name the first broken entry."""
-        expected_seq, expected_prev, count = 1, GENESIS_HASH, 0
+    def verify(
+        self,
+        public_key: ed25519.Ed25519PublicKey,
+        laptop_id: str,
+        after: tuple[int, str] = (0, GENESIS_HASH),
+    ) -> ChainReport:
+        """Check sequence, hash links and signatures; name the first broken entry.
+
+        ``after`` = (seq, hash) of an entry already verified: check only what
+        follows it, and that it links to it.
+        """
+        expected_seq, expected_prev, count = after[0] + 1, after[1], 0
         try:
-            for entry in self.entries():
+            for entry in self.entries(after_seq=after[0]):
                 seq = entry.get("seq")
                 if seq != expected_seq:
                     return ChainReport(count, expected_seq, f"entry {expected_seq} is missing (found {seq} instead)")

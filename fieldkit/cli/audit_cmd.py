@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from fieldkit.cli.common import console_out, print_json, settings, trusted_state
+from fieldkit.cli.common import console_out, print_json, trusted_state
 from fieldkit.errors import UsageError
 
 _EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -268,3 +268,68 @@ def audit_export(action: str | None, charger: str | None, since: str | None, fmt
     else:
         out.write_text(text, encoding="utf-8")
         console_out().print(f"wrote {len(entries)} entries to {out}")
+
+
+def default_credential_path() -> Path:
+    from fieldkit.audit.identity import identity_dir
+
+    return identity_dir() / "backoffice-credential.json"
+
+
+@audit_group.command("sync")
+@click.option("--once", is_flag=True, help="One attempt; do not retry.")
+@click.option(
+    "--credential",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credential file from enrollment [default: identity/backoffice-credential.json].",
+)
+@click.option("--backoffice", "backoffice_url", help="Override the URL in the credential file.")
+@click.option(
+    "--max-attempts",
+    default=6,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Attempts, with exponential backoff and jitter, before giving up.",
+)
+def audit_sync(once: bool, credential: Path | None, backoffice_url: str | None, max_attempts: int) -> None:
+    """Deliver pending entries to the back office (exactly once), then pull a newer trust store."""
+    import dataclasses
+
+    from fieldkit.audit.store import AuditStore
+    from fieldkit.audit.sync import BackofficeClient, Credential, sync_with_retries
+
+    cred = Credential.load(credential or default_credential_path())
+    if backoffice_url:
+        cred = dataclasses.replace(cred, backoffice_url=backoffice_url)
+    with AuditStore.open() as store, BackofficeClient(cred) as client:
+        result = sync_with_retries(store, client, 1 if once else max_attempts)
+        trust_note = _pull_trust_store(client)
+    console_out().print(
+        f"synced: {result.stored} new entries stored, back office holds {result.high_water_mark}; "
+        f"{result.pending} pending{trust_note}"
+    )
+
+
+def _pull_trust_store(client: Any) -> str:
+    """Install a newer trust store if the back office offers one, under the usual rules."""
+    from fieldkit.bundles import trustops
+    from fieldkit.bundles.truststore import check_update
+    from fieldkit.cli.common import resolve_trust_store, settings
+    from fieldkit.errors import TrustStoreError
+
+    content = client.trust_store()
+    if content is None:
+        return ""
+    path = resolve_trust_store(None)
+    state = trusted_state()
+    limits = settings().limits
+    try:
+        offered = check_update(None, content, limits, state.read().now)
+        if path.exists() and offered.version <= trustops.open_store(path, limits, state).version:
+            return ""
+        store = trustops.install_update(path, content, state, limits)
+    except TrustStoreError as exc:
+        click.echo(f"fieldkit: warning: trust store from the back office not installed: {exc.one_line()}", err=True)
+        return ""
+    record_event("trust.update", note=f"trust store version {store.version} pulled from the back office")
+    return f"; trust store updated to version {store.version}"

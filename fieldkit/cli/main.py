@@ -15,6 +15,7 @@ import click
 
 from fieldkit import __version__
 from fieldkit.cli.audit_cmd import audit_group, identity_group
+from fieldkit.cli.backoffice_cmd import backoffice_group
 from fieldkit.cli.bundle_cmd import bundle_group
 from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.keys_cmd import keys_group
@@ -42,6 +43,7 @@ cli.add_command(bundle_group)
 cli.add_command(demo_group)
 cli.add_command(identity_group)
 cli.add_command(audit_group)
+cli.add_command(backoffice_group)
 
 
 def _debugging(argv: list[str]) -> bool:

@@ -1,0 +1,127 @@
+"""The back-office ASGI service (FastAPI). OpenAPI is served at /docs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fieldkit import __version__
+from fieldkit.audit.wire import (
+    API_PREFIX,
+    MAX_BATCH_BYTES,
+    BatchRequest,
+    BatchResponse,
+    SyncRefusal,
+    SyncStatus,
+)
+from fieldkit.backoffice import reports
+from fieldkit.backoffice.db import Credential, Laptop, TrustStoreRelease, make_engine, session_factory
+from fieldkit.backoffice.ingest import AuthError, SyncConflict, authenticate, ingest_batch
+from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
+
+
+def _session(request: Request) -> Iterator[Session]:
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+AuthHeader = Annotated[str | None, Header()]
+
+
+def create_app(database_url: str) -> FastAPI:
+    engine = make_engine(database_url)
+    app = FastAPI(
+        title="fieldkit back office",
+        version=__version__,
+        description="Ingests signed audit trails from fieldkit laptops and reports on the fleet.",
+    )
+    app.state.sessions = session_factory(engine)
+    app.state.engine = engine
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(_request: Request, exc: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(
+            {"code": "unauthorized" if exc.status == 401 else "forbidden", "detail": exc.detail},
+            status_code=exc.status,
+            headers=headers,
+        )
+
+    @app.exception_handler(SyncConflict)
+    async def _conflict(_request: Request, exc: SyncConflict) -> JSONResponse:
+        body = SyncRefusal(code=exc.code, detail=exc.detail, high_water_mark=exc.high_water_mark)
+        return JSONResponse(body.model_dump(), status_code=409)
+
+    def laptop(s: Session, authorization: str | None) -> Credential:
+        return authenticate(s, authorization, "laptop")
+
+    def operator(s: Session, authorization: str | None) -> Credential:
+        return authenticate(s, authorization, "operator")
+
+    @app.get(f"{API_PREFIX}/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get(f"{API_PREFIX}/sync/status", response_model=SyncStatus)
+    def sync_status(s: SessionDep, authorization: AuthHeader = None) -> SyncStatus:
+        credential = laptop(s, authorization)
+        row = s.get(Laptop, credential.subject)
+        if row is None or row.revoked:
+            raise AuthError(403, "unknown or revoked laptop")
+        return SyncStatus(laptop_id=row.laptop_id, high_water_mark=row.head_seq, head_hash=row.head_hash)
+
+    @app.post(
+        f"{API_PREFIX}/sync/batches",
+        response_model=BatchResponse,
+        responses={409: {"model": SyncRefusal}, 401: {}, 403: {}, 413: {}},
+    )
+    async def sync_batch(request: Request, s: SessionDep, authorization: AuthHeader = None) -> BatchResponse:
+        credential = laptop(s, authorization)  # before reading the body: strangers send nothing big
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > MAX_BATCH_BYTES:
+            raise HTTPException(413, f"a batch may hold at most {MAX_BATCH_BYTES} bytes")
+        body = await request.body()
+        try:
+            document = parse_bounded(body, MAX_BATCH_BYTES, 32)
+            batch = BatchRequest.model_validate(document)
+        except (JsonShapeError, ValidationError) as exc:
+            raise HTTPException(400, f"malformed batch: {str(exc).splitlines()[0]}") from exc
+        return ingest_batch(s, credential, batch)
+
+    @app.get(f"{API_PREFIX}/trust-store")
+    def trust_store(s: SessionDep, authorization: AuthHeader = None) -> Response:
+        laptop(s, authorization)
+        newest = s.scalars(select(TrustStoreRelease).order_by(TrustStoreRelease.version.desc())).first()
+        if newest is None:
+            raise HTTPException(404, "no trust store published")
+        return Response(newest.content, media_type="application/json")
+
+    @app.get(f"{API_PREFIX}/reports/chargers")
+    def report_chargers(s: SessionDep, authorization: AuthHeader = None) -> list[dict[str, Any]]:
+        operator(s, authorization)
+        return reports.chargers(s)
+
+    @app.get(f"{API_PREFIX}/reports/chargers.csv", response_class=PlainTextResponse)
+    def report_chargers_csv(s: SessionDep, authorization: AuthHeader = None) -> PlainTextResponse:
+        operator(s, authorization)
+        return PlainTextResponse(reports.chargers_csv(s), media_type="text/csv")
+
+    @app.get(f"{API_PREFIX}/reports/bundles")
+    def report_bundles(s: SessionDep, authorization: AuthHeader = None) -> list[dict[str, Any]]:
+        operator(s, authorization)
+        return reports.bundles(s)
+
+    @app.get(f"{API_PREFIX}/reports/fragmentation")
+    def report_fragmentation(s: SessionDep, authorization: AuthHeader = None) -> list[dict[str, Any]]:
+        operator(s, authorization)
+        return reports.fragmentation(s)
+
+    return app

@@ -1,0 +1,120 @@
+"""Back-office storage: SQLAlchemy 2 models; SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Laptop(Base):
+    __tablename__ = "laptops"
+
+    laptop_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    head_seq: Mapped[int] = mapped_column(Integer, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Credential(Base):
+    """A bearer token, stored only as its SHA-256."""
+
+    __tablename__ = "credentials"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "laptop" or "operator"
+    subject: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Entry(Base):
+    __tablename__ = "audit_entries"
+
+    laptop_id: Mapped[str] = mapped_column(ForeignKey("laptops.laptop_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(36), unique=True)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    wall_utc: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    clock_trust: Mapped[str] = mapped_column(String(16))
+    technician_id: Mapped[str] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    charger_serial: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    charger_vendor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    charger_model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hardware_revision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    bundle_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    from_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    raw_json: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_entries_charger_time", Entry.charger_serial, Entry.wall_utc)
+
+
+class Batch(Base):
+    """Batches already answered, by idempotency key, so a resend is answered, not re-stored."""
+
+    __tablename__ = "sync_batches"
+
+    batch_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # laptop id + batch id
+    laptop_id: Mapped[str] = mapped_column(String(32))
+    high_water_mark: Mapped[int] = mapped_column(Integer)
+    stored: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrustStoreRelease(Base):
+    __tablename__ = "trust_store_releases"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def sqlite_url(path: str) -> str:
+    return f"sqlite+pysqlite:///{path}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; tables are created if missing."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the ingest writer
+            cursor.execute("PRAGMA synchronous=FULL")  # a stored entry survives a power cut
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Any]:
+    return sessionmaker(engine, expire_on_commit=False)
