@@ -1,0 +1,106 @@
+"""A TCP proxy on loopback that misbehaves on purpose: slow links, lost responses.
+
+It sees only TLS records, so it recognises a batch upload by its volume: more
+than ``BATCH_UPLOAD_BYTES`` from the client since the server last spoke means
+the server's next bytes answer a batch.
+
+Threads and blocking sockets, bounded: every socket has a timeout and the
+proxy stops when closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from typing import Final
+
+BUFFER: Final = 16384
+BATCH_UPLOAD_BYTES: Final = 20_000
+
+
+class FaultyProxy:
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        self.port: int = self.listener.getsockname()[1]
+        self.rate_bytes_per_s: float | None = None  # client -> server throttle
+        self.drop_next_batch_response = False
+        self.dropped_responses = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+        self.listener.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+        except OSError:
+            client.close()
+            return
+        for s in (client, upstream):
+            s.settimeout(30)
+        state = {"uploaded": 0}
+        up = threading.Thread(target=self._pump_up, args=(client, upstream, state), daemon=True)
+        up.start()
+        self._pump_down(upstream, client, state)
+        up.join(timeout=5)
+
+    def _pump_up(self, client: socket.socket, upstream: socket.socket, state: dict[str, int]) -> None:
+        try:
+            while not self._closed.is_set():
+                data = client.recv(BUFFER)
+                if not data:
+                    break
+                state["uploaded"] += len(data)
+                if self.rate_bytes_per_s:
+                    time.sleep(len(data) / self.rate_bytes_per_s)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shutdown(upstream)
+
+    def _pump_down(self, upstream: socket.socket, client: socket.socket, state: dict[str, int]) -> None:
+        try:
+            while not self._closed.is_set():
+                data = upstream.recv(BUFFER)
+                if not data:
+                    break
+                if state["uploaded"] > BATCH_UPLOAD_BYTES and self.drop_next_batch_response:
+                    # The server has answered (so it committed); the laptop never hears it.
+                    self.drop_next_batch_response = False
+                    self.dropped_responses += 1
+                    break
+                state["uploaded"] = 0
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shutdown(client)
+            upstream.close()
+            client.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
