@@ -49,6 +49,8 @@ class Settings:
     # laptop clocks drift and get set to the wrong time zone.
     clock_skew_tolerance_s: int = 3600
     backoffice_url: str = ""
+    # When true, an update needs a signed work order naming the charger (or a typed override).
+    require_work_order: bool = False
 
 
 def home_dir() -> Path | None:
@@ -105,6 +107,10 @@ def load_settings(path: Path | None = None) -> Settings:
     for key, value in raw.items():
         if key == "clock_skew_tolerance_s":
             top[key] = _positive_ints(path, "", {key: value}, Settings)[key]
+        elif key == "require_work_order":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: require_work_order must be true or false")
+            top[key] = value
         elif key == "backoffice_url":
             if not isinstance(value, str):
                 raise ConfigError(f"{path}: backoffice_url must be a string")

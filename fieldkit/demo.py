@@ -289,7 +289,7 @@ def _write_keys(directory: Path, pki: DemoPki) -> None:
 
 
 def _role_of(name: str) -> str:
-    for role in ("trust-root", "release", "metrology"):
+    for role in ("trust-root", "release", "metrology", "dispatch"):
         if role in name:
             return role
     return "x509"

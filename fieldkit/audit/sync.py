@@ -144,6 +144,16 @@ class BackofficeClient:
             return SyncRefusal.model_validate(response.json())
         raise SyncError(f"the back office answered {response.status_code}: {_detail(response)}")
 
+    def work_orders(self) -> list[bytes]:
+        """Every published work order, each re-serialised as a document to verify locally."""
+        response = self._request("GET", "/work-orders")
+        if response.status_code != 200:
+            raise SyncError(f"work order download failed ({response.status_code})")
+        documents = response.json()
+        if not isinstance(documents, list):
+            raise SyncError("the back office sent work orders in an unknown shape")
+        return [json.dumps(d).encode("utf-8") for d in documents]
+
     def trust_store(self) -> bytes | None:
         response = self._request("GET", "/trust-store")
         if response.status_code == 404:

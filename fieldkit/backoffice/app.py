@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -21,7 +22,14 @@ from fieldkit.audit.wire import (
     SyncStatus,
 )
 from fieldkit.backoffice import reports
-from fieldkit.backoffice.db import Credential, Laptop, TrustStoreRelease, make_engine, session_factory
+from fieldkit.backoffice.db import (
+    Credential,
+    Laptop,
+    TrustStoreRelease,
+    WorkOrderRelease,
+    make_engine,
+    session_factory,
+)
 from fieldkit.backoffice.ingest import AuthError, SyncConflict, authenticate, ingest_batch
 from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
 
@@ -103,6 +111,12 @@ def create_app(database_url: str) -> FastAPI:
         if newest is None:
             raise HTTPException(404, "no trust store published")
         return Response(newest.content, media_type="application/json")
+
+    @app.get(f"{API_PREFIX}/work-orders")
+    def work_orders(s: SessionDep, authorization: AuthHeader = None) -> list[dict[str, Any]]:
+        laptop(s, authorization)
+        rows = s.scalars(select(WorkOrderRelease).order_by(WorkOrderRelease.work_order_id))
+        return [json.loads(row.content) for row in rows]
 
     @app.get(f"{API_PREFIX}/reports/chargers")
     def report_chargers(s: SessionDep, authorization: AuthHeader = None) -> list[dict[str, Any]]:

@@ -90,6 +90,16 @@ class TrustStoreRelease(Base):
     published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class WorkOrderRelease(Base):
+    """A signed work order as published; laptops verify it against their own trust store."""
+
+    __tablename__ = "work_orders"
+
+    work_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 def sqlite_url(path: str) -> str:
     return f"sqlite+pysqlite:///{path}"
 

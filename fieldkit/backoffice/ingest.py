@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from fieldkit.audit.entry import GENESIS_HASH, MAX_ENTRY_BYTES, AuditEntry, entry_hash, signature_valid
 from fieldkit.audit.wire import BatchRequest, BatchResponse
-from fieldkit.backoffice.db import Batch, Credential, Entry, Laptop, TrustStoreRelease
+from fieldkit.backoffice.db import Batch, Credential, Entry, Laptop, TrustStoreRelease, WorkOrderRelease
 from fieldkit.errors import FieldkitError
 
 TOKEN_PREFIX: Final = "fk1_"  # noqa: S105 - a format marker, not a secret
@@ -244,3 +244,25 @@ def publish_trust_store(session: Session, content: bytes) -> int:
             raise EnrollmentError(f"trust store version {store.version} is not newer than published {newest}")
         session.add(TrustStoreRelease(version=store.version, content=content.decode("utf-8")))
     return store.version
+
+
+def publish_work_order(session: Session, content: bytes) -> str:
+    """Store a signed work order for laptops to pull (replacing one with the same id)."""
+    from fieldkit.bundles.workorder import MAX_WORK_ORDER_BYTES, WorkOrderBody
+
+    try:
+        document = json.loads(content[:MAX_WORK_ORDER_BYTES])
+        body = WorkOrderBody.model_validate(document["signed"])
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        raise EnrollmentError(
+            f"not a fieldkit work order: {exc}", "create it with `fieldkit workorder create`"
+        ) from exc
+    if not document.get("signatures"):
+        raise EnrollmentError("the work order is unsigned", "sign it with a dispatch key")
+    with session.begin():
+        existing = session.get(WorkOrderRelease, body.id)
+        if existing is None:
+            session.add(WorkOrderRelease(work_order_id=body.id, content=content.decode("utf-8")))
+        else:
+            existing.content = content.decode("utf-8")
+    return body.id

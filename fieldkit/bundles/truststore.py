@@ -33,7 +33,7 @@ from fieldkit.config import Limits
 from fieldkit.errors import TrustStoreError
 
 TRUST_STORE_CONTEXT: Final = b"fieldkit.trust-store.v1\x00"
-Role = Literal["trust-root", "release", "metrology"]
+Role = Literal["trust-root", "release", "metrology", "dispatch"]
 RootRole = Literal["release", "metrology", "ocpp-manufacturer"]
 KEY_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
 

@@ -301,12 +301,16 @@ def audit_sync(once: bool, credential: Path | None, backoffice_url: str | None, 
     cred = Credential.load(credential or default_credential_path())
     if backoffice_url:
         cred = dataclasses.replace(cred, backoffice_url=backoffice_url)
-    with AuditStore.open() as store, BackofficeClient(cred) as client:
-        result = sync_with_retries(store, client, 1 if once else max_attempts)
+    with BackofficeClient(cred) as client:
+        with AuditStore.open() as store:
+            result = sync_with_retries(store, client, 1 if once else max_attempts)
+        # After the store is closed: installing a trust store writes an audit entry of its own
+        # (delivered by the next sync).
         trust_note = _pull_trust_store(client)
+        order_note = _pull_work_orders(client)
     console_out().print(
         f"synced: {result.stored} new entries stored, back office holds {result.high_water_mark}; "
-        f"{result.pending} pending{trust_note}"
+        f"{result.pending} pending{trust_note}{order_note}"
     )
 
 
@@ -333,3 +337,29 @@ def _pull_trust_store(client: Any) -> str:
         return ""
     record_event("trust.update", note=f"trust store version {store.version} pulled from the back office")
     return f"; trust store updated to version {store.version}"
+
+
+def _pull_work_orders(client: Any) -> str:
+    """Install every work order that verifies against this laptop's trust store."""
+    from fieldkit.bundles import trustops
+    from fieldkit.bundles.workorder import WorkOrderError, save_work_order, verify_work_order
+    from fieldkit.cli.common import resolve_trust_store, settings
+    from fieldkit.errors import TrustStoreError
+
+    documents = client.work_orders()
+    if not documents:
+        return ""
+    state = trusted_state()
+    try:
+        store = trustops.open_store(resolve_trust_store(None), settings().limits, state)
+    except TrustStoreError as exc:
+        click.echo(f"fieldkit: warning: work orders not installed: {exc.one_line()}", err=True)
+        return ""
+    installed = 0
+    for data in documents:
+        try:
+            save_work_order(data, verify_work_order(data, store.body, state.read().now))
+            installed += 1
+        except WorkOrderError as exc:
+            click.echo(f"fieldkit: warning: a work order was refused: {exc.one_line()}", err=True)
+    return f"; {installed} work order(s) installed"

@@ -155,6 +155,17 @@ def publish_trust_store(db_url: str | None, file: Path) -> None:
     console_out().print(f"published trust store version {version}")
 
 
+@backoffice_group.command("publish-work-order")
+@_db_option
+@click.argument("file", type=_EXISTING_FILE)
+def publish_work_order(db_url: str | None, file: Path) -> None:
+    """Offer a signed work order to laptops; they verify it against their own trust store."""
+    from fieldkit.backoffice.ingest import publish_work_order as publish
+
+    order_id = publish(_sessions(db_url)(), file.read_bytes())
+    console_out().print(f"published work order {order_id}")
+
+
 @backoffice_group.command("report")
 @_db_option
 @click.argument("kind", type=click.Choice(["chargers", "bundles", "fragmentation", "chargers-csv"]))

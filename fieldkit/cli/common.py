@@ -75,13 +75,15 @@ def load_signing_keys(paths: tuple[Path, ...], passphrase_file: Path | None) -> 
 
 
 def parse_thresholds(values: tuple[str, ...]) -> dict[Role, int]:
+    from fieldkit.bundles.keys import ROLES
+
     result: dict[Role, int] = {}
     for value in values:
         role, sep, count = value.partition("=")
-        if not sep or role not in ("trust-root", "release", "metrology") or not count.isdigit() or int(count) < 1:
+        if not sep or role not in ROLES or not count.isdigit() or int(count) < 1:
             raise UsageError(
                 f"--threshold {value!r} is not ROLE=N",
-                "use e.g. --threshold release=2 (roles: trust-root, release, metrology)",
+                "use e.g. --threshold release=2 (roles: trust-root, release, metrology, dispatch)",
             )
         result[cast(Role, role)] = int(count)
     return result

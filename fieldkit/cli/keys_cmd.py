@@ -20,7 +20,7 @@ def keys_group() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["trust-root", "release", "metrology"]),
+    type=click.Choice(["trust-root", "release", "metrology", "dispatch"]),
     help="What the key is for; recorded in the key files.",
 )
 @click.option(

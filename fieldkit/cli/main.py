@@ -20,6 +20,7 @@ from fieldkit.cli.bundle_cmd import bundle_group
 from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.keys_cmd import keys_group
 from fieldkit.cli.trust_cmd import trust_group
+from fieldkit.cli.workorder_cmd import workorder_group
 from fieldkit.errors import FieldkitError
 
 EXIT_INTERNAL: Final = 70
@@ -44,6 +45,7 @@ cli.add_command(demo_group)
 cli.add_command(identity_group)
 cli.add_command(audit_group)
 cli.add_command(backoffice_group)
+cli.add_command(workorder_group)
 
 
 def _debugging(argv: list[str]) -> bool:

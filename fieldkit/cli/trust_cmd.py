@@ -101,7 +101,7 @@ def init(
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(["trust-root", "release", "metrology", "ocpp-manufacturer"]),
+    type=click.Choice(["trust-root", "release", "metrology", "dispatch", "ocpp-manufacturer"]),
     help="Role(s) granted; for a .pub file, defaults to the role recorded in it.",
 )
 @click.option("--name", help="A name shown in reports [default: from the key file].")
@@ -137,9 +137,11 @@ def add_key(
     state, limits = trusted_state(), settings().limits
     if public_key is not None:
         public, meta = keys.load_public_key(public_key)
-        granted = list(roles) or ([meta.role] if meta.role in ("trust-root", "release", "metrology") else [])
+        granted = list(roles) or (
+            [meta.role] if meta.role in ("trust-root", "release", "metrology", "dispatch") else []
+        )
         if not granted or "ocpp-manufacturer" in granted:
-            raise UsageError("no usable --role for this key", "pass --role trust-root, release or metrology")
+            raise UsageError("no usable --role for this key", "pass --role trust-root, release, metrology or dispatch")
         store = trustops.add_key(
             path,
             public,
@@ -233,7 +235,10 @@ def show(trust_store: Path | None, as_json: bool) -> None:
         f"[bold]{path}[/]  version {body.version}  issued {body.issued_at:%Y-%m-%d %H:%M} UTC"
         + ("  [yellow]DEMO[/]" if body.demo else "")
     )
-    out.print("thresholds: " + ", ".join(f"{r}={body.threshold(r)}" for r in ("trust-root", "release", "metrology")))
+    out.print(
+        "thresholds: "
+        + ", ".join(f"{r}={body.threshold(r)}" for r in ("trust-root", "release", "metrology", "dispatch"))
+    )
     table = Table("key id", "name", "kind", "roles", "scope", "valid", "status")
     for key in body.keys:
         window = f"{key.not_before:%Y-%m-%d}" if key.not_before else "-"

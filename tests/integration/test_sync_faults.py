@@ -84,6 +84,11 @@ def laptop(fieldkit_home: Path) -> Iterator[Laptop]:
 
 
 @pytest.fixture
+def world_for_laptop(world: Any) -> Any:
+    return world
+
+
+@pytest.fixture
 def tls(tmp_path: Path) -> tuple[Path, Path, Path]:
     return make_tls(tmp_path / "tls")
 
@@ -350,3 +355,58 @@ def _after(seconds: float, action: Any) -> Any:
     timer = threading.Timer(seconds, action)
     timer.start()
     return timer
+
+
+def test_sync_pulls_trust_store_and_work_orders(
+    laptop: Laptop,
+    credential: Credential,
+    db_url: str,
+    tmp_path: Path,
+    world_for_laptop: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fieldkit.backoffice.ingest import publish_trust_store, publish_work_order
+    from fieldkit.bundles.truststore import build_store
+    from fieldkit.bundles.workorder import WorkOrderBody, sign_work_order
+    from fieldkit.cli.main import main
+    from fieldkit.config import default_trust_store_path
+
+    world = world_for_laptop
+    default_trust_store_path().parent.mkdir(parents=True, exist_ok=True)
+    default_trust_store_path().write_bytes(world.store_path.read_bytes())
+    sessions = session_factory(make_engine(db_url))
+    publish_trust_store(sessions(), build_store(world.store_body.model_copy(update={"version": 2}), [world.root]))
+    now = dt.datetime.now(dt.UTC)
+    order = WorkOrderBody(
+        type="fieldkit-work-order",
+        schema_version=1,
+        id="WO-7",
+        issued_at=now,
+        vendor="Voltiq",
+        charger_serials=["SN1"],
+        bundle_id="vq-ac22-2.5.0",
+        not_before=now - dt.timedelta(hours=1),
+        not_after=now + dt.timedelta(days=1),
+    )
+    publish_work_order(sessions(), sign_work_order(order, [world.dispatch]))
+    forged = order.model_copy(update={"id": "WO-8"})
+    publish_work_order(sessions(), sign_work_order(forged, [world.unknown]))
+    laptop.append(3)
+    laptop.store.close()
+    credential_file = tmp_path / "credential.json"
+    credential_file.write_text(json.dumps(dataclasses.asdict(credential), default=str))
+    os.environ["FIELDKIT_PASSPHRASE_FILE"] = str(tmp_path / "pass")
+    (tmp_path / "pass").write_bytes(PASS + b"\n")
+    try:
+        assert main(["audit", "sync", "--once", "--credential", str(credential_file)]) == 0
+    finally:
+        del os.environ["FIELDKIT_PASSPHRASE_FILE"]
+    captured = capsys.readouterr()
+    assert "trust store updated to version 2" in captured.out
+    assert "1 work order(s) installed" in captured.out
+    assert "a work order was refused" in captured.err
+    assert main(["workorder", "check", "--charger", "SN1", "--bundle-id", "vq-ac22-2.5.0"]) == 0
+    assert main(["workorder", "check", "--charger", "SN1", "--bundle-id", "other-1.0"]) == 8
+    laptop.store = AuditStore.open(writable=False)
+    actions = [e["action"] for e in laptop.store.entries()]
+    assert "trust.update" in actions  # the pulled trust store is itself an audited change

@@ -117,6 +117,7 @@ class World:
         self.future = ed25519.Ed25519PrivateKey.generate()
         self.revoked = ed25519.Ed25519PrivateKey.generate()
         self.unknown = ed25519.Ed25519PrivateKey.generate()
+        self.dispatch = ed25519.Ed25519PrivateKey.generate()
         # X.509: a pinned OEM CA and leaves, an unpinned CA, an OCPP manufacturer root.
         self.oem_ca_key = ec.generate_private_key(ec.SECP256R1())
         self.oem_ca = make_ca("OEM root", self.oem_ca_key)
@@ -188,6 +189,7 @@ class World:
                     not_before=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
                 ),
                 self.trusted(self.revoked, "revoked", ["release"]),
+                self.trusted(self.dispatch, "dispatch", ["dispatch"], Scope(vendors=["Voltiq"])),
             ],
             "x509_roots": [
                 TrustedRoot(
