@@ -28,3 +28,6 @@ if ! "$py" -m venv "$venv" >/dev/null 2>&1; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -e '.[dev]'
+# Byte-compile fieldkit as a wheel install would: with PYTHONDONTWRITEBYTECODE set,
+# import never writes .pyc files and every start would recompile the sources.
+"$venv/bin/python" -m compileall -q fieldkit >/dev/null

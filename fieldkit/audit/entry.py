@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from typing import Any, Final, Literal
 
 import rfc8785
@@ -85,13 +86,72 @@ class AuditEntry(_Strict):
     signature: str = Field(min_length=1, max_length=128)
 
 
+_JCS_SAFE_INT: Final = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    """True if ``value`` is JSON where Python's sorted, compact json.dumps IS RFC 8785.
+
+    That holds without floats (JCS has its own number format), with integers
+    inside +-(2**53 - 1) (JCS refuses others), with ASCII object keys (code-point
+    order = UTF-16 order) and without lone surrogates in strings (JCS refuses them).
+    """
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        return value.isascii() or not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, int):
+        return -_JCS_SAFE_INT <= value <= _JCS_SAFE_INT
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 bytes of ``value``: the stdlib encoder where it is exact, the rfc8785 package otherwise."""
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return rfc8785.dumps(value)
+
+
+def canonical_forms(raw: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(JCS of the entry without "signature", JCS of the whole entry), canonicalising each member once.
+
+    RFC 8785 serialises an object as its members, sorted by the UTF-16 code
+    units of their names, each as canonical-name ":" canonical-value; so both
+    forms are assembled from the same member encodings instead of running the
+    (pure Python) canonicaliser twice over the entry.
+    """
+    members = sorted(
+        ((name, canonical_json(name) + b":" + canonical_json(value)) for name, value in raw.items()),
+        key=lambda item: item[0].encode("utf-16-be"),
+    )
+    unsigned = b"{" + b",".join(m for name, m in members if name != "signature") + b"}"
+    full = b"{" + b",".join(m for _, m in members) + b"}"
+    return unsigned, full
+
+
 def signing_bytes(raw: dict[str, Any]) -> bytes:
-    unsigned = {k: v for k, v in raw.items() if k != "signature"}
-    return ENTRY_CONTEXT + rfc8785.dumps(unsigned)
+    return ENTRY_CONTEXT + canonical_forms(raw)[0]
 
 
 def entry_hash(raw: dict[str, Any]) -> str:
-    return hashlib.sha256(rfc8785.dumps(raw)).hexdigest()
+    return hashlib.sha256(canonical_forms(raw)[1]).hexdigest()
+
+
+def verify_and_hash(raw: dict[str, Any], public_key: ed25519.Ed25519PublicKey) -> tuple[str, bytes] | None:
+    """(hash, canonical bytes) if the signature is valid, else None: one canonicalisation for all."""
+    text = raw.get("signature")
+    if not isinstance(text, str):
+        return None
+    unsigned, full = canonical_forms(raw)
+    try:
+        public_key.verify(base64.b64decode(text, validate=True), ENTRY_CONTEXT + unsigned)
+    except (binascii.Error, ValueError, InvalidSignature, TypeError):
+        return None
+    return hashlib.sha256(full).hexdigest(), full
 
 
 def sign_entry(raw: dict[str, Any], private_key: ed25519.Ed25519PrivateKey) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from fieldkit.audit.identity import Profile
 from fieldkit.audit.storage import AtomicJSONStorage, atomic_write_bytes
 from fieldkit.errors import FieldkitError
 
-SEGMENT_ENTRIES: Final = 256
+SEGMENT_ENTRIES: Final = 128
 SYNC_STATE: Final = "sync-state.json"
 
 

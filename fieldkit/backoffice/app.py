@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from fieldkit import __version__
 from fieldkit.audit.wire import (
@@ -102,7 +103,8 @@ def create_app(database_url: str) -> FastAPI:
             batch = BatchRequest.model_validate(document)
         except (JsonShapeError, ValidationError) as exc:
             raise HTTPException(400, f"malformed batch: {str(exc).splitlines()[0]}") from exc
-        return ingest_batch(s, credential, batch)
+        # The ingest is blocking database work: keep it off the event loop.
+        return await run_in_threadpool(ingest_batch, s, credential, batch)
 
     @app.get(f"{API_PREFIX}/trust-store")
     def trust_store(s: SessionDep, authorization: AuthHeader = None) -> Response:

@@ -27,11 +27,11 @@ from typing import Any, Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fieldkit.audit.entry import GENESIS_HASH, MAX_ENTRY_BYTES, AuditEntry, entry_hash, signature_valid
+from fieldkit.audit.entry import GENESIS_HASH, MAX_ENTRY_BYTES, AuditEntry, verify_and_hash
 from fieldkit.audit.wire import BatchRequest, BatchResponse
 from fieldkit.backoffice.db import Batch, Credential, Entry, Laptop, TrustStoreRelease, WorkOrderRelease
 from fieldkit.errors import FieldkitError
@@ -123,29 +123,29 @@ def create_operator(session: Session, name: str) -> str:
     return token
 
 
-def _entry_row(laptop_id: str, raw: dict[str, Any], entry: AuditEntry, digest: str) -> Entry:
+def _entry_row(laptop_id: str, canonical: bytes, entry: AuditEntry, digest: str) -> dict[str, Any]:
     charger, bundle = entry.charger, entry.bundle
-    return Entry(
-        laptop_id=laptop_id,
-        seq=entry.seq,
-        entry_id=entry.id,
-        entry_hash=digest,
-        prev_hash=entry.prev_hash,
-        wall_utc=entry.time.wall_utc,
-        clock_trust=entry.time.clock_trust,
-        technician_id=entry.technician.id,
-        site=entry.site,
-        action=entry.action,
-        status=entry.status,
-        charger_serial=charger.serial if charger else None,
-        charger_vendor=charger.vendor if charger else None,
-        charger_model=charger.model if charger else None,
-        hardware_revision=charger.hardware_revision if charger else None,
-        bundle_id=bundle.bundle_id if bundle else None,
-        from_version=entry.from_version,
-        to_version=entry.to_version,
-        raw_json=json.dumps(raw, sort_keys=True, ensure_ascii=False),
-    )
+    return {
+        "laptop_id": laptop_id,
+        "seq": entry.seq,
+        "entry_id": entry.id,
+        "entry_hash": digest,
+        "prev_hash": entry.prev_hash,
+        "wall_utc": entry.time.wall_utc,
+        "clock_trust": entry.time.clock_trust,
+        "technician_id": entry.technician.id,
+        "site": entry.site,
+        "action": entry.action,
+        "status": entry.status,
+        "charger_serial": charger.serial if charger else None,
+        "charger_vendor": charger.vendor if charger else None,
+        "charger_model": charger.model if charger else None,
+        "hardware_revision": charger.hardware_revision if charger else None,
+        "bundle_id": bundle.bundle_id if bundle else None,
+        "from_version": entry.from_version,
+        "to_version": entry.to_version,
+        "raw_json": canonical.decode("utf-8"),  # the RFC 8785 form: hash it and you get entry_hash
+    }
 
 
 @dataclass
@@ -174,8 +174,9 @@ def ingest_batch(session: Session, credential: Credential, batch: BatchRequest) 
             head = _Head(laptop.head_seq, laptop.head_hash)
             stored = duplicates = 0
             previous_seq = 0
+            rows: list[dict[str, Any]] = []
             for raw in batch.entries:
-                entry, digest = _authenticated(raw, public_key, batch.laptop_id, laptop.head_seq)
+                entry, digest, canonical = _authenticated(raw, public_key, batch.laptop_id, laptop.head_seq)
                 if entry.seq <= previous_seq:
                     raise SyncConflict("out-of-order", "entries in a batch must have ascending seq", laptop.head_seq)
                 previous_seq = entry.seq
@@ -195,9 +196,12 @@ def ingest_batch(session: Session, credential: Credential, batch: BatchRequest) 
                     raise SyncConflict(
                         "broken-chain", f"entry {entry.seq} does not link to entry {head.seq}", laptop.head_seq
                     )
-                session.add(_entry_row(batch.laptop_id, raw, entry, digest))
+                rows.append(_entry_row(batch.laptop_id, canonical, entry, digest))
                 head = _Head(entry.seq, digest)
                 stored += 1
+            if rows:
+                # One multi-row INSERT (Core, not the ORM unit of work): the batch is the hot path.
+                session.execute(insert(Entry), rows)
             laptop.head_seq, laptop.head_hash = head.seq, head.digest
             session.add(Batch(batch_key=batch_key, laptop_id=batch.laptop_id, high_water_mark=head.seq, stored=stored))
             return BatchResponse(high_water_mark=head.seq, stored=stored, duplicates=duplicates)
@@ -213,23 +217,23 @@ def ingest_batch(session: Session, credential: Credential, batch: BatchRequest) 
 
 def _authenticated(
     raw: dict[str, Any], public_key: ed25519.Ed25519PublicKey, laptop_id: str, hwm: int
-) -> tuple[AuditEntry, str]:
+) -> tuple[AuditEntry, str, bytes]:
     if not isinstance(raw, dict) or len(json.dumps(raw)) > MAX_ENTRY_BYTES:
         raise SyncConflict("malformed-entry", "an entry is not an object or is too large", hwm)
     if raw.get("laptop_id") != laptop_id:
         raise SyncConflict("foreign-entry", "an entry belongs to another laptop", hwm)
     try:
-        valid = signature_valid(raw, public_key)
+        verified = verify_and_hash(raw, public_key)
     except (TypeError, ValueError) as exc:  # not canonicalisable JSON (e.g. huge integers)
         raise SyncConflict("malformed-entry", f"an entry cannot be canonicalised: {exc}", hwm) from exc
-    if not valid:
+    if verified is None:
         raise SyncConflict("bad-signature", f"entry {raw.get('seq')!r} is not signed by this laptop's key", hwm)
     try:
         entry = AuditEntry.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SyncConflict("malformed-entry", f"entry {raw.get('seq')!r}: {first['loc']}: {first['msg']}", hwm) from exc
-    return entry, entry_hash(raw)
+    return entry, verified[0], verified[1]
 
 
 def publish_trust_store(session: Session, content: bytes) -> int:

@@ -9,6 +9,7 @@ read two different documents), and NaN/Infinity (not JSON).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fieldkit.errors import BundleRejectedError
@@ -22,24 +23,23 @@ class JsonShapeError(ValueError):
         self.code = code
 
 
+_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 def nesting_depth(data: bytes) -> int:
-    """Deepest nesting of arrays/objects, ignoring brackets inside strings."""
+    """Deepest nesting of arrays/objects, ignoring brackets inside strings.
+
+    String literals are cut out by one regex and everything but brackets is
+    deleted in C, so only the brackets themselves are walked in Python.
+    """
+    brackets = _STRING_RE.sub(b"", data).translate(None, _NOT_BRACKETS)
     depth = deepest = 0
-    in_string = escaped = False
-    for byte in data:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):  # [ {
             depth += 1
             deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):  # ] }
+        else:
             depth -= 1
     return deepest
 

@@ -15,7 +15,11 @@ class Run:
 
 
 def timed_process(argv: list[str], env: dict[str, str] | None = None) -> Run:
-    """Run a command to completion; wall time and its own peak RSS (from wait4)."""
+    """Run a command to completion; wall time and ru_maxrss from wait4.
+
+    ru_maxrss includes the high-water mark the child inherited from this process
+    at fork, so it is an upper bound; read VmHWM in the child for its own peak.
+    """
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(process.pid, 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,10 +60,21 @@ def test_verify_throughput_and_memory(tmp_path: Path) -> None:
     reference = best_of(3, ["sha256sum", str(payload)])
     ours = best_of(3, verify, env)
 
+    # Peak RSS from the verifying process's own VmHWM: wait4's ru_maxrss would carry over the
+    # high-water mark of this (large) pytest process, which Linux keeps across fork and exec.
+    probe = (
+        "import sys; from fieldkit.cli.main import main; code = main(sys.argv[1:]); "
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]); sys.exit(code)"
+    )
+    measured = subprocess.run(
+        [sys.executable, "-c", probe, *verify[1:]], env=env, capture_output=True, text=True, check=True
+    )
+    peak_rss_bytes = int(measured.stdout.split()[-1]) * 1024
+
     ratio = reference.seconds / ours.seconds
     print(f"\nsha256sum          {PAYLOAD_BYTES / MIB / reference.seconds:8.1f} MiB/s ({reference.seconds:.3f} s)")
     print(f"fieldkit verify    {PAYLOAD_BYTES / MIB / ours.seconds:8.1f} MiB/s ({ours.seconds:.3f} s, whole command)")
     print(f"throughput ratio   {ratio:8.2f}   (target >= 0.85)")
-    print(f"peak RSS           {ours.max_rss_bytes / MIB:8.1f} MiB (target < 100 MiB)")
+    print(f"peak RSS           {peak_rss_bytes / MIB:8.1f} MiB (target < 100 MiB)")
     assert ratio >= 0.85
-    assert ours.max_rss_bytes < 100 * MIB
+    assert peak_rss_bytes < 100 * MIB

@@ -156,7 +156,7 @@ def test_server_killed_mid_request(
         with BackofficeClient(slow, timeout_s=10) as client:
             killer = _after(0.8, server.kill)
             with pytest.raises(SyncError):
-                sync_round(laptop.store, client)
+                sync_round(laptop.store, client, batch_entries=500)
             killer.join()
         assert _stored_count(db_url) % 500 == 0, "a batch is all or nothing"
         server.start()
@@ -178,7 +178,7 @@ def test_response_lost_after_the_server_committed(
     try:
         with BackofficeClient(lossy) as client:
             with pytest.raises(SyncError):
-                sync_round(laptop.store, client)
+                sync_round(laptop.store, client, batch_entries=500)
             assert proxy.dropped_responses == 1
             assert _stored_count(db_url) == 500, "the server committed the batch whose answer was lost"
             # Resending the very same batch is harmless...
