@@ -175,3 +175,11 @@ def bound_device_responses(responses: list[str]) -> list[str]:
     """Keep device output useful but bounded: the last responses, each truncated."""
     kept = responses[-MAX_DEVICE_RESPONSES:]
     return [r if len(r) <= MAX_DEVICE_RESPONSE_CHARS else r[: MAX_DEVICE_RESPONSE_CHARS - 1] + "…" for r in kept]
+
+
+def laptop_id_for(public_key: ed25519.Ed25519PublicKey) -> str:
+    """A laptop's id: "laptop-" + the first 16 hex digits of its key id (SHA-256 of the SPKI)."""
+    from cryptography.hazmat.primitives import serialization
+
+    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "laptop-" + hashlib.sha256(spki).hexdigest()[:16]

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from fieldkit import config
-from fieldkit.audit.entry import Technician
+from fieldkit.audit.entry import Technician, laptop_id_for
 from fieldkit.errors import FieldkitError, KeyFileError
 
 PASSPHRASE_ENV: Final = "FIELDKIT_PASSPHRASE_FILE"  # noqa: S105 - the name of a variable, not a secret
@@ -48,13 +48,6 @@ class Profile:
         key = serialization.load_pem_public_key(self.public_key_pem.encode("ascii"))
         assert isinstance(key, ed25519.Ed25519PublicKey)
         return key
-
-
-def laptop_id_for(public_key: ed25519.Ed25519PublicKey) -> str:
-    import hashlib
-
-    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return "laptop-" + hashlib.sha256(spki).hexdigest()[:16]
 
 
 def _write_private(path: Path, data: bytes) -> None:

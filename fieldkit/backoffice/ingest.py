@@ -83,7 +83,7 @@ def authenticate(session: Session, authorization: str | None, kind: str) -> Cred
 
 def enroll_laptop(session: Session, public_key_pem: bytes, name: str) -> tuple[str, str]:
     """Register a laptop's public key; return (laptop_id, its new token). Shown once."""
-    from fieldkit.audit.identity import laptop_id_for
+    from fieldkit.audit.entry import laptop_id_for
 
     try:
         key = serialization.load_pem_public_key(public_key_pem)

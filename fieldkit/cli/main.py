@@ -33,8 +33,10 @@ EXIT_INTERRUPTED: Final = 130
 def cli(debug: bool) -> None:
     """fieldkit: offline firmware updates for EV chargers.
 
-    Verify signed bundles from offline_bundles/, manage the trust store that
-    decides which signers count, and make bundles as a release engineer.
+    Verify signed bundles from offline_bundles/ against the trust store, keep
+    a signed audit trail and deliver it to the back office exactly once,
+    enforce signed work orders, run the back office, and make bundles as a
+    release engineer.
     """
 
 
