@@ -21,7 +21,6 @@ from fieldkit.bundles.truststore import (
     Role,
     RootRole,
     Scope,
-    TrustedKey,
     TrustedRoot,
     TrustStore,
     TrustStoreBody,
@@ -29,6 +28,7 @@ from fieldkit.bundles.truststore import (
     check_update,
     load_trust_store,
     save_trust_store,
+    trusted_key_entry,
 )
 from fieldkit.config import Limits
 from fieldkit.errors import TrustStoreError
@@ -64,7 +64,7 @@ def init_store(
     for index, private_key in enumerate(root_keys, 1):
         public = private_key.public_key()
         _refuse_demo_key(keys.key_id(public), demo)
-        entries.append(_key_entry(public, f"trust-root-{index}", ["trust-root"], Scope(), None, None))
+        entries.append(trusted_key_entry(public, f"trust-root-{index}", ["trust-root"]))
     body = TrustStoreBody(
         type="fieldkit-trust-store",
         schema_version=1,
@@ -86,26 +86,6 @@ def _refuse_demo_key(kid: str, demo_store: bool) -> None:
             "this is a fieldkit demo key, which anyone can derive",
             "demo keys are trusted only in demo trust stores; use a key made by `fieldkit keys generate`",
         )
-
-
-def _key_entry(
-    public: keys.PublicKey,
-    name: str,
-    roles: list[Role],
-    scope: Scope,
-    not_before: dt.datetime | None,
-    not_after: dt.datetime | None,
-) -> TrustedKey:
-    return TrustedKey(
-        key_id=keys.key_id(public),
-        name=name,
-        algorithm=keys.algorithm_of(public),
-        public_key_pem=keys.plain_public_pem(public),
-        roles=roles,
-        scope=scope,
-        not_before=not_before,
-        not_after=not_after,
-    )
 
 
 def change_store(
@@ -152,7 +132,7 @@ def add_key(
         if body.is_revoked(kid):
             raise TrustStoreError("this key was revoked and cannot be trusted again", "generate a new key")
         others = [k for k in body.keys if k.key_id != kid]
-        entry = _key_entry(public, name, roles, scope, not_before, not_after)
+        entry = trusted_key_entry(public, name, roles, scope, not_before, not_after)
         return {"keys": [*others, entry], "thresholds": {**body.thresholds, **thresholds}}
 
     return change_store(path, signing_keys, change, state, limits)

@@ -30,7 +30,7 @@ from fieldkit.bundles import keys
 from fieldkit.bundles.container import atomic_output
 from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
 from fieldkit.config import Limits
-from fieldkit.errors import TrustStoreError
+from fieldkit.errors import FieldkitError, TrustStoreError
 
 TRUST_STORE_CONTEXT: Final = b"fieldkit.trust-store.v1\x00"
 Role = Literal["trust-root", "release", "metrology", "dispatch"]
@@ -144,7 +144,9 @@ class TrustStoreBody(_Strict):
         return kid in self.revoked_key_ids
 
 
-class _SignatureEntry(_Strict):
+class EnvelopeSignature(_Strict):
+    """One signature of a signed envelope ({"signed": ..., "signatures": [...]})."""
+
     key_id: str = Field(pattern=KEY_ID_PATTERN)
     algorithm: keys.Algorithm
     signature: str = Field(max_length=512)
@@ -154,13 +156,6 @@ def _load_pem_public(pem: str) -> object:
     from cryptography.hazmat.primitives import serialization
 
     return serialization.load_pem_public_key(pem.encode("ascii"))
-
-
-def _b64decode(text: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise TrustStoreError("a trust store signature is not valid base64") from exc
 
 
 @dataclass
@@ -184,41 +179,79 @@ def signing_message(signed_raw: dict[str, Any]) -> bytes:
     return TRUST_STORE_CONTEXT + rfc8785.dumps(signed_raw)
 
 
-def _valid_root_signers(
-    message: bytes, signatures: list[_SignatureEntry], authority: TrustStoreBody, now: dt.datetime
+def valid_signers(
+    message: bytes,
+    signatures: list[EnvelopeSignature],
+    authority: TrustStoreBody,
+    role: Role,
+    now: dt.datetime,
+    vendor: str | None = None,
 ) -> set[str]:
-    """Key ids of authority's usable trust-root keys that validly signed ``message``."""
+    """Key ids of ``authority``'s usable ``role`` keys (in scope for ``vendor``) that validly signed ``message``.
+
+    One rule for every signed envelope: trust stores (role trust-root) and
+    work orders (role dispatch).
+    """
     signers: set[str] = set()
     for entry in signatures:
         trusted = authority.key(entry.key_id)
         if (
             trusted is None
-            or "trust-root" not in trusted.roles
+            or role not in trusted.roles
             or authority.is_revoked(entry.key_id)
             or trusted.validity_problem(now)
             or trusted.algorithm != entry.algorithm
+            or (vendor is not None and not trusted.scope.allows(vendor, []))
         ):
             continue
-        if keys.verify(trusted.public_key(), _b64decode(entry.signature), message):
+        try:
+            signature = base64.b64decode(entry.signature, validate=True)
+        except (binascii.Error, ValueError):
+            continue  # an undecodable signature signs nothing
+        if keys.verify(trusted.public_key(), signature, message):
             signers.add(entry.key_id)
     return signers
 
 
-def _split(data: bytes, limits: Limits) -> tuple[dict[str, Any], list[_SignatureEntry], list[dict[str, str]]]:
+def split_envelope(
+    data: bytes, max_bytes: int, max_depth: int, what: str, error: type[FieldkitError]
+) -> tuple[dict[str, Any], list[EnvelopeSignature], list[dict[str, str]]]:
+    """Bounded parse of {"signed": {...}, "signatures": [...]}; nothing in "signed" is interpreted."""
     try:
-        document = parse_bounded(data, limits.max_trust_store_bytes, limits.max_json_depth)
+        document = parse_bounded(data, max_bytes, max_depth)
     except JsonShapeError as exc:
-        raise TrustStoreError(f"the trust store file is malformed: {exc}") from exc
+        raise error(f"the {what} is malformed: {exc}") from exc
     if not isinstance(document, dict) or set(document) != {"signed", "signatures"}:
-        raise TrustStoreError("the trust store file must hold exactly 'signed' and 'signatures'")
+        raise error(f"the {what} must hold exactly 'signed' and 'signatures'")
     signed_raw, raw_signatures = document["signed"], document["signatures"]
     if not isinstance(signed_raw, dict) or not isinstance(raw_signatures, list):
-        raise TrustStoreError("the trust store file has the wrong shape")
+        raise error(f"the {what} has the wrong shape")
     try:
-        entries = [_SignatureEntry.model_validate(s) for s in raw_signatures]
+        entries = [EnvelopeSignature.model_validate(s) for s in raw_signatures]
     except ValidationError as exc:
-        raise TrustStoreError(f"a trust store signature entry is malformed: {_first_error(exc)}") from exc
+        raise error(f"a {what} signature entry is malformed: {_first_error(exc)}") from exc
     return signed_raw, entries, raw_signatures
+
+
+def sign_envelope(message: bytes, signing_keys: list[keys.PrivateKey]) -> list[dict[str, str]]:
+    """Signature entries over ``message``, sorted by key id."""
+    entries = []
+    for private_key in signing_keys:
+        public = private_key.public_key()
+        entries.append(
+            {
+                "key_id": keys.key_id(public),
+                "algorithm": keys.algorithm_of(public),
+                "signature": base64.b64encode(keys.sign(private_key, message)).decode("ascii"),
+            }
+        )
+    return sorted(entries, key=lambda e: e["key_id"])
+
+
+def _split(data: bytes, limits: Limits) -> tuple[dict[str, Any], list[EnvelopeSignature], list[dict[str, str]]]:
+    return split_envelope(
+        data, limits.max_trust_store_bytes, limits.max_json_depth, "trust store file", TrustStoreError
+    )
 
 
 def _parse_body(signed_raw: dict[str, Any]) -> TrustStoreBody:
@@ -253,7 +286,7 @@ def load_trust_store(path: Path, limits: Limits, now: dt.datetime) -> TrustStore
         raise TrustStoreError(f"cannot read trust store {path}: {exc.strerror}") from exc
     signed_raw, entries, raw_signatures = _split(data, limits)
     body = _parse_body(signed_raw)
-    signers = _valid_root_signers(signing_message(signed_raw), entries, body, now)
+    signers = valid_signers(signing_message(signed_raw), entries, body, "trust-root", now)
     if len(signers) < body.threshold("trust-root"):
         raise TrustStoreError(
             f"trust store {path} is not signed by {body.threshold('trust-root')} of its own trust-root keys",
@@ -273,7 +306,7 @@ def check_update(current: TrustStore | None, data: bytes, limits: Limits, now: d
     if not entries:
         raise TrustStoreError("the trust store update is unsigned", "only a signed trust store can be imported")
     if current is not None:
-        old_signers = _valid_root_signers(message, entries, current.body, now)
+        old_signers = valid_signers(message, entries, current.body, "trust-root", now)
         needed = current.body.threshold("trust-root")
         if len(old_signers) < needed:
             raise TrustStoreError(
@@ -282,7 +315,7 @@ def check_update(current: TrustStore | None, data: bytes, limits: Limits, now: d
                 "ask the back office for an update signed by the current trust-root keys",
             )
     body = _parse_body(signed_raw)
-    own_signers = _valid_root_signers(message, entries, body, now)
+    own_signers = valid_signers(message, entries, body, "trust-root", now)
     if len(own_signers) < body.threshold("trust-root"):
         raise TrustStoreError(
             f"the trust store update is not signed by {body.threshold('trust-root')} of its own trust-root keys",
@@ -301,18 +334,7 @@ def check_update(current: TrustStore | None, data: bytes, limits: Limits, now: d
 
 
 def sign_body(signed_raw: dict[str, Any], signing_keys: list[keys.PrivateKey]) -> list[dict[str, str]]:
-    message = signing_message(signed_raw)
-    entries = []
-    for private_key in signing_keys:
-        public = private_key.public_key()
-        entries.append(
-            {
-                "key_id": keys.key_id(public),
-                "algorithm": keys.algorithm_of(public),
-                "signature": base64.b64encode(keys.sign(private_key, message)).decode("ascii"),
-            }
-        )
-    return sorted(entries, key=lambda e: e["key_id"])
+    return sign_envelope(signing_message(signed_raw), signing_keys)
 
 
 def build_store(body: TrustStoreBody, signing_keys: list[keys.PrivateKey]) -> bytes:

@@ -19,8 +19,6 @@ entry.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -32,8 +30,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from fieldkit.bundles import keys
 from fieldkit.bundles.container import atomic_output
-from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
-from fieldkit.bundles.truststore import TrustStoreBody
+from fieldkit.bundles.truststore import TrustStoreBody, sign_envelope, split_envelope, valid_signers
 from fieldkit.errors import FieldkitError
 
 WORK_ORDER_CONTEXT: Final = b"fieldkit.work-order.v1\x00"
@@ -73,54 +70,17 @@ def signing_message(signed_raw: dict[str, Any]) -> bytes:
 
 def sign_work_order(body: WorkOrderBody, signers: list[keys.PrivateKey]) -> bytes:
     signed_raw = body.model_dump(mode="json", exclude_none=True)
-    message = signing_message(signed_raw)
-    signatures = sorted(
-        (
-            {
-                "key_id": keys.key_id(k.public_key()),
-                "algorithm": keys.algorithm_of(k.public_key()),
-                "signature": base64.b64encode(keys.sign(k, message)).decode("ascii"),
-            }
-            for k in signers
-        ),
-        key=lambda e: e["key_id"],
-    )
+    signatures = sign_envelope(signing_message(signed_raw), signers)
     return json.dumps({"signed": signed_raw, "signatures": signatures}, indent=2).encode("utf-8") + b"\n"
 
 
 def verify_work_order(data: bytes, store: TrustStoreBody, now: dt.datetime) -> WorkOrderBody:
     """Authenticate against the trust store's dispatch keys, then parse. Raises WorkOrderError."""
-    try:
-        document = parse_bounded(data, MAX_WORK_ORDER_BYTES, 16)
-    except JsonShapeError as exc:
-        raise WorkOrderError(f"work order is malformed: {exc}") from exc
-    if not isinstance(document, dict) or set(document) != {"signed", "signatures"}:
-        raise WorkOrderError("a work order holds exactly 'signed' and 'signatures'")
-    signed_raw, entries = document["signed"], document["signatures"]
-    if not isinstance(signed_raw, dict) or not isinstance(entries, list):
-        raise WorkOrderError("work order has the wrong shape")
-    message = signing_message(signed_raw)
+    signed_raw, entries, _ = split_envelope(data, MAX_WORK_ORDER_BYTES, 16, "work order", WorkOrderError)
     vendor = signed_raw.get("vendor")
-    signers: set[str] = set()
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        trusted = store.key(str(entry.get("key_id")))
-        if (
-            trusted is None
-            or "dispatch" not in trusted.roles
-            or store.is_revoked(trusted.key_id)
-            or trusted.validity_problem(now)
-            or trusted.algorithm != entry.get("algorithm")
-            or (isinstance(vendor, str) and not trusted.scope.allows(vendor, []))
-        ):
-            continue
-        try:
-            signature = base64.b64decode(str(entry.get("signature")), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        if keys.verify(trusted.public_key(), signature, message):
-            signers.add(trusted.key_id)
+    signers = valid_signers(
+        signing_message(signed_raw), entries, store, "dispatch", now, vendor if isinstance(vendor, str) else None
+    )
     needed = store.threshold("dispatch")
     if len(signers) < needed:
         raise WorkOrderError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -87,3 +88,14 @@ def parse_thresholds(values: tuple[str, ...]) -> dict[Role, int]:
             )
         result[cast(Role, role)] = int(count)
     return result
+
+
+def parse_utc_time(value: str | None, option: str) -> dt.datetime | None:
+    """An ISO 8601 option value; a time without a zone is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise UsageError(f"{option} {value!r} is not a date", "use ISO 8601, e.g. 2026-12-01T08:00:00Z") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

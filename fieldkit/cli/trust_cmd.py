@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -13,6 +12,7 @@ from fieldkit.cli.common import (
     console_out,
     load_signing_keys,
     parse_thresholds,
+    parse_utc_time,
     print_json,
     resolve_trust_store,
     settings,
@@ -40,16 +40,6 @@ def _signing_options(function: Any) -> Any:
         type=_EXISTING_FILE,
         help="A trust-root private key to sign the new version with (repeat to meet the threshold).",
     )(function)
-
-
-def _parse_time(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise UsageError(f"{option} {value!r} is not a date", "use ISO 8601, e.g. 2027-01-31T00:00:00Z") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @click.group("trust")
@@ -148,8 +138,8 @@ def add_key(
             name or meta.name or public_key.stem,
             cast("list[Role]", granted),
             scope,
-            _parse_time(not_before, "--not-before"),
-            _parse_time(not_after, "--not-after"),
+            parse_utc_time(not_before, "--not-before"),
+            parse_utc_time(not_after, "--not-after"),
             parse_thresholds(thresholds),
             signers,
             state,

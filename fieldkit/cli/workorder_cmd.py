@@ -10,6 +10,7 @@ import click
 from fieldkit.cli.audit_cmd import record_event
 from fieldkit.cli.common import (
     console_out,
+    parse_utc_time,
     passphrase_for,
     print_json,
     resolve_trust_store,
@@ -20,14 +21,6 @@ from fieldkit.cli.common import (
 from fieldkit.errors import UsageError
 
 _EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
-
-
-def _time(value: str, option: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise UsageError(f"{option} {value!r} is not a date", "use ISO 8601, e.g. 2026-12-01T08:00:00Z") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @click.group("workorder")
@@ -77,8 +70,8 @@ def create(
             site=site,
             charger_serials=list(serials),
             bundle_id=bundle_id,
-            not_before=_time(not_before, "--not-before"),
-            not_after=_time(not_after, "--not-after"),
+            not_before=parse_utc_time(not_before, "--not-before"),
+            not_after=parse_utc_time(not_after, "--not-after"),
             note=note,
         )
     except ValidationError as exc:

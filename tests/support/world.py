@@ -24,7 +24,14 @@ from fieldkit.bundles import keys
 from fieldkit.bundles.clock import TrustedState
 from fieldkit.bundles.container import PayloadSource, write_container
 from fieldkit.bundles.signatures import SignatureEntry, encode_signatures, manifest_message
-from fieldkit.bundles.truststore import Scope, TrustedKey, TrustedRoot, TrustStoreBody, build_store
+from fieldkit.bundles.truststore import (
+    Scope,
+    TrustedKey,
+    TrustedRoot,
+    TrustStoreBody,
+    build_store,
+    trusted_key_entry,
+)
 from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bundle
 from fieldkit.config import Limits, Settings
 
@@ -152,16 +159,7 @@ class World:
         self._counter = 0
 
     def trusted(self, key: Any, name: str, roles: list[Any], scope: Scope | None = None, **window: Any) -> TrustedKey:
-        public = key.public_key()
-        return TrustedKey(
-            key_id=keys.key_id(public),
-            name=name,
-            algorithm=keys.algorithm_of(public),
-            public_key_pem=keys.plain_public_pem(public),
-            roles=roles,
-            scope=scope or Scope(),
-            **window,
-        )
+        return trusted_key_entry(key.public_key(), name, roles, scope, **window)
 
     def _store_body(self, **overrides: Any) -> TrustStoreBody:
         fields: dict[str, Any] = {
