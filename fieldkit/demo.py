@@ -29,6 +29,7 @@ from fieldkit.bundles.truststore import Scope, TrustedKey, TrustedRoot, TrustSto
 from fieldkit.bundles.verify import ChargerFacts
 from fieldkit.config import Limits
 from fieldkit.simulator.catalog import MODELS, SimulatedModel, model_named
+from fieldkit.simulator.image import ImageHeader
 
 CREATED: Final = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 EXPIRES: Final = dt.datetime(2036, 1, 15, tzinfo=dt.UTC)
@@ -198,21 +199,11 @@ class DemoPki:
         return build_store(body, [demo_private_key("demo-trust-root")])
 
 
-def demo_payload(path: Path, model: SimulatedModel, component: str, version: str, size_bytes: int) -> None:
-    """A simulated firmware image: a header line the simulator can read, then filler."""
-    header = (
-        json.dumps(
-            {
-                "fieldkit_sim_image": 1,
-                "vendor": model.vendor,
-                "model": model.model,
-                "component": component,
-                "version": version,
-            },
-            sort_keys=True,
-        ).encode("ascii")
-        + b"\n"
-    )
+def demo_payload(
+    path: Path, model: SimulatedModel, component: str, version: str, size_bytes: int, security_version: int
+) -> None:
+    """A simulated firmware image: a header the simulator checks before booting it, then filler."""
+    header = ImageHeader(model.vendor, model.model, component, version, security_version).to_bytes()
     rng = random.Random(f"{model.model}/{component}/{version}")  # noqa: S311 - filler, not crypto
     with path.open("wb") as handle:
         handle.write(header)
@@ -327,7 +318,7 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
             components = []
             for order, comp_name in enumerate(comp_names):
                 payload = scratch / f"{file_name}-{comp_name}.img"
-                demo_payload(payload, model, comp_name, version, payload_bytes)
+                demo_payload(payload, model, comp_name, version, payload_bytes, security_version)
                 payloads[comp_name] = payload
                 component = _component(comp_name, model, version, order)
                 if ocpp:

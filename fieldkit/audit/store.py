@@ -41,8 +41,9 @@ from fieldkit.audit.entry import (
     signature_valid,
 )
 from fieldkit.audit.identity import Profile
-from fieldkit.audit.storage import AtomicJSONStorage, atomic_write_bytes
+from fieldkit.audit.storage import AtomicJSONStorage
 from fieldkit.errors import FieldkitError
+from fieldkit.fsutil import atomic_write_bytes
 
 SEGMENT_ENTRIES: Final = 128
 SYNC_STATE: Final = "sync-state.json"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from fieldkit.bundles.container import atomic_output
+from fieldkit.fsutil import atomic_output
 
 STATE_NAME: Final = "trusted-state.json"
 

@@ -22,7 +22,6 @@ import hashlib
 import os
 import re
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from typing import BinaryIO, Final
 
 from fieldkit.config import Limits
 from fieldkit.errors import BundleRejectedError
+from fieldkit.fsutil import atomic_output
 
 MANIFEST_NAME: Final = "manifest.json"
 SIGNATURES_NAME: Final = "signatures.json"
@@ -422,31 +422,6 @@ def _file_crc(path: Path, chunk_bytes: int) -> tuple[int, int]:
     return size, crc
 
 
-@contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """Write ``path`` through a temporary file, fsync it and rename it in place.
-
-    A crash leaves either the old file or the new one, never half of either.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_container(
     path: Path,
     manifest: bytes,
@@ -460,7 +435,7 @@ def write_container(
         raise ValueError("duplicate payload member names")
     by_name = {p.member_name: p for p in payloads}
     entries: list[tuple[bytes, int, int, int]] = []  # name, size, crc, offset
-    with atomic_output(path) as out:
+    with atomic_output(path, 0o644) as out:  # bundles are published, not secret
         for name in canonical_order(names):
             raw = name.encode("ascii")
             offset = out.tell()
@@ -504,7 +479,7 @@ def replace_signatures(container: BundleContainer, signatures: bytes) -> None:
         for m in container.members.values()
         if m.name != SIGNATURES_NAME
     ]
-    with atomic_output(container.path) as out, container.path.open("rb") as source:
+    with atomic_output(container.path, 0o644) as out, container.path.open("rb") as source:
         remaining = sig_member.header_offset
         while remaining:
             chunk = source.read(min(remaining, container.limits.read_chunk_bytes))

@@ -29,9 +29,9 @@ import rfc8785
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fieldkit.bundles import keys
-from fieldkit.bundles.container import atomic_output
 from fieldkit.bundles.truststore import TrustStoreBody, sign_envelope, split_envelope, valid_signers
 from fieldkit.errors import FieldkitError
+from fieldkit.fsutil import atomic_output
 
 WORK_ORDER_CONTEXT: Final = b"fieldkit.work-order.v1\x00"
 MAX_WORK_ORDER_BYTES: Final = 256 * 1024
