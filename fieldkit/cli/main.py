@@ -19,6 +19,7 @@ from fieldkit.cli.backoffice_cmd import backoffice_group
 from fieldkit.cli.bundle_cmd import bundle_group
 from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.keys_cmd import keys_group
+from fieldkit.cli.sim_cmd import sim_group
 from fieldkit.cli.trust_cmd import trust_group
 from fieldkit.cli.workorder_cmd import workorder_group
 from fieldkit.errors import FieldkitError
@@ -48,6 +49,7 @@ cli.add_command(identity_group)
 cli.add_command(audit_group)
 cli.add_command(backoffice_group)
 cli.add_command(workorder_group)
+cli.add_command(sim_group)
 
 
 def _debugging(argv: list[str]) -> bool:
