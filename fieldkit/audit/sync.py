@@ -242,6 +242,8 @@ def sync_with_retries(
     last: SyncError | None = None
     for attempt in range(max_attempts):
         try:
+            if not client.reachable():  # cheap connectivity check before touching the outbox
+                raise SyncError(f"back office {client.credential.backoffice_url} is not reachable")
             return sync_round(store, client)
         except SyncError as exc:
             last = exc

@@ -276,6 +276,30 @@ def default_credential_path() -> Path:
     return identity_dir() / "backoffice-credential.json"
 
 
+@audit_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def audit_status(as_json: bool) -> None:
+    """Entries held, pending delivery, last sync and its result."""
+    with _open_read_only() as store:
+        state = store.sync_state()
+        document = {
+            "entries": store.head_seq,
+            "pending": store.pending_count,
+            "acked_seq": state["acked_seq"],
+            "last_success_at": state.get("last_success_at"),
+            "last_attempt_at": state.get("last_attempt_at"),
+            "last_error": state.get("last_error"),
+        }
+    if as_json:
+        print_json(document)
+        return
+    line = f"{document['entries']} entries, {document['pending']} pending delivery"
+    line += f"; last sync {document['last_success_at'] or 'never'}"
+    if document["last_error"]:
+        line += f"; last attempt failed: {document['last_error']}"
+    console_out().print(line)
+
+
 @audit_group.command("sync")
 @click.option("--once", is_flag=True, help="One attempt; do not retry.")
 @click.option(

@@ -410,3 +410,28 @@ def test_sync_pulls_trust_store_and_work_orders(
     laptop.store = AuditStore.open(writable=False)
     actions = [e["action"] for e in laptop.store.entries()]
     assert "trust.update" in actions  # the pulled trust store is itself an audited change
+
+
+def test_unreachable_back_office_backs_off_with_growing_jittered_delays(
+    laptop: Laptop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import random
+
+    from fieldkit.audit.sync import backoff_delays
+    from fieldkit.cli.main import main
+    from tests.support.backoffice import free_port
+
+    laptop.append(3)
+    closed = Credential(f"http://127.0.0.1:{free_port()}", laptop.profile.laptop_id, "fk1_x", None)
+    slept: list[float] = []
+    delay = backoff_delays(base_s=0.5, cap_s=4.0, rng=random.Random(1))
+    with BackofficeClient(closed, timeout_s=2) as client, pytest.raises(SyncError, match="not reachable"):
+        sync_with_retries(laptop.store, client, max_attempts=6, delay=delay, sleep=slept.append)
+    assert len(slept) == 5
+    assert all(0 <= d <= min(4.0, 0.5 * 2**n) for n, d in enumerate(slept))  # full jitter under the exponential cap
+    assert laptop.store.sync_state()["last_error"].endswith("is not reachable")
+    laptop.store.close()
+    assert main(["audit", "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["entries"], status["pending"], status["last_success_at"]) == (3, 3, None)
+    assert "not reachable" in status["last_error"]
