@@ -73,3 +73,40 @@ class BundleBuildError(FieldkitError):
     """A bundle could not be created or signed from the given inputs."""
 
     exit_code = 2
+
+
+class TransportError(FieldkitError):
+    """A link to a charger failed; subclasses say how."""
+
+    exit_code = 10
+
+
+class HostUnreachableError(TransportError):
+    default_hint = "check the cable or network, the address and the port, and that the charger is powered"
+
+
+class AuthenticationFailedError(TransportError):
+    default_hint = "check the user and the key (--ssh-key) the charger expects"
+
+
+class HostKeyUnknownError(TransportError):
+    """First contact: the host key is not pinned yet. Carries the fingerprint to show."""
+
+    def __init__(self, message: str, fingerprint: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.fingerprint = fingerprint
+
+
+class HostKeyChangedError(TransportError):
+    default_hint = (
+        "the charger's identity changed since it was pinned: do not proceed unless you know why "
+        "(controller replaced or re-flashed); then remove its entry from the known-hosts file"
+    )
+
+
+class LinkLostError(TransportError):
+    default_hint = "the link dropped; reconnect and resume, nothing is lost"
+
+
+class CommandTimeoutError(TransportError):
+    default_hint = "the charger did not answer in time; check it is not busy, then retry"

@@ -1,0 +1,253 @@
+"""SSH to Linux-based chargers: exec and SFTP over paramiko, with pinned host keys.
+
+Host keys are pinned per charger in a known-hosts file (OpenSSH format). On
+first contact the key's fingerprint is shown and the connection proceeds only
+if the caller accepts it (a prompt, or --accept-new-host-key); a key that
+differs from the pinned one is refused. paramiko's AutoAddPolicy is never
+used. paramiko's exceptions end here: callers see fieldkit TransportErrors.
+
+Blocking by nature; the async core calls it through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+import paramiko
+
+from fieldkit.errors import (
+    AuthenticationFailedError,
+    CommandTimeoutError,
+    HostKeyChangedError,
+    HostKeyUnknownError,
+    HostUnreachableError,
+    LinkLostError,
+    UsageError,
+)
+
+MAX_COMMAND_OUTPUT_BYTES: Final = 4 * 1024 * 1024
+SFTP_CHUNK_BYTES: Final = 32 * 1024  # the largest write paramiko sends in one SFTP packet
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH-style SHA256 fingerprint, as `ssh-keygen -lf` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    user: str
+    host: str
+    port: int = 22
+
+    @classmethod
+    def parse(cls, address: str) -> SshTarget:
+        """``ssh://USER@HOST[:PORT]`` (IPv6 hosts in brackets)."""
+        parts = urlsplit(address)
+        try:
+            port = parts.port or 22
+        except ValueError as exc:
+            raise UsageError(f"{address!r} has an invalid port", "use ssh://USER@HOST:PORT") from exc
+        if parts.scheme != "ssh" or not parts.hostname or not parts.username:
+            raise UsageError(f"{address!r} is not an SSH charger address", "use ssh://USER@HOST[:PORT]")
+        return cls(parts.username, parts.hostname, port)
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def __str__(self) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+class _PinningPolicy(paramiko.MissingHostKeyPolicy):
+    """Unknown key: pin it only if the caller accepts the fingerprint; otherwise refuse."""
+
+    def __init__(self, known_hosts: Path, accept: Callable[[str, str], bool]) -> None:
+        self.known_hosts = known_hosts
+        self.accept = accept
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        shown = fingerprint(key)
+        if not self.accept(hostname, shown):
+            raise HostKeyUnknownError(
+                f"{hostname} is not a known charger; its host key is {key.get_name()} {shown}",
+                shown,
+                "compare the fingerprint with the charger's label or documentation, then connect again "
+                "with --accept-new-host-key",
+            )
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        client.save_host_keys(str(self.known_hosts))
+
+
+class SshSession:
+    """One authenticated SSH connection to one charger."""
+
+    def __init__(
+        self,
+        target: SshTarget,
+        known_hosts: Path,
+        key_file: Path | None = None,
+        password: str | None = None,
+        accept_new_host_key: bool = False,
+        confirm_host_key: Callable[[str, str], bool] | None = None,
+        connect_timeout_s: float = 10.0,
+        keepalive_s: int = 15,
+    ) -> None:
+        self.target = target
+        self.known_hosts = known_hosts
+        self.key_file = key_file
+        self.password = password
+        self.connect_timeout_s = connect_timeout_s
+        self.keepalive_s = keepalive_s
+        self._accept: Callable[[str, str], bool] = (
+            (lambda _host, _fp: True) if accept_new_host_key else (confirm_host_key or (lambda _host, _fp: False))
+        )
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def __enter__(self) -> SshSession:
+        self.connect()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        client = paramiko.SSHClient()
+        if self.known_hosts.exists():
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(_PinningPolicy(self.known_hosts, self._accept))
+        try:
+            client.connect(
+                self.target.host,
+                port=self.target.port,
+                username=self.target.user,
+                key_filename=str(self.key_file) if self.key_file else None,
+                password=self.password,
+                allow_agent=self.password is None,
+                look_for_keys=False,
+                timeout=self.connect_timeout_s,
+                banner_timeout=self.connect_timeout_s,
+                auth_timeout=self.connect_timeout_s,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyChangedError(
+                f"{self.target.host}:{self.target.port} presented host key {fingerprint(exc.key)}, "
+                f"but {fingerprint(exc.expected_key)} is pinned for it"
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise AuthenticationFailedError(f"{self.target} refused our credentials: {exc}") from exc
+        except (HostKeyUnknownError, HostKeyChangedError):
+            client.close()
+            raise
+        except (OSError, paramiko.SSHException) as exc:
+            client.close()
+            raise HostUnreachableError(f"cannot reach {self.target}: {exc}") from exc
+        transport = client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(self.keepalive_s)
+        self._client = client
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+            self._sftp = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _connected(self) -> paramiko.SSHClient:
+        if self._client is None:
+            raise LinkLostError(f"not connected to {self.target}")
+        return self._client
+
+    def run(self, command: str, timeout_s: float = 60.0, stdin: bytes | None = None) -> CommandResult:
+        """Run a command; output beyond 4 MiB is cut. Raises CommandTimeoutError or LinkLostError."""
+        client = self._connected()
+        try:
+            channel_in, channel_out, channel_err = client.exec_command(command, timeout=timeout_s)
+            if stdin is not None:
+                channel_in.write(stdin)
+            channel_in.channel.shutdown_write()
+            stdout = channel_out.read(MAX_COMMAND_OUTPUT_BYTES)
+            stderr = channel_err.read(MAX_COMMAND_OUTPUT_BYTES)
+            status = channel_out.channel.recv_exit_status()
+        except TimeoutError as exc:
+            raise CommandTimeoutError(
+                f"{self.target}: `{command.split(maxsplit=1)[0]}` did not finish in {timeout_s:.0f} s"
+            ) from exc
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise LinkLostError(
+                f"link to {self.target} lost while running `{command.split(maxsplit=1)[0]}`: {exc}"
+            ) from exc
+        return CommandResult(status, stdout, stderr)
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = self._connected().open_sftp()
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                raise LinkLostError(f"cannot open SFTP on {self.target}: {exc}") from exc
+        return self._sftp
+
+    def remote_size(self, path: str) -> int | None:
+        """Size of a remote file, or None if it does not exist."""
+        try:
+            return int(self._sftp_client().stat(path).st_size or 0)
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise LinkLostError(f"link to {self.target} lost during stat: {exc}") from exc
+
+    def upload(
+        self,
+        local: Path,
+        remote: str,
+        offset: int = 0,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write ``local[offset:]`` to ``remote`` at ``offset`` (pipelined); returns the bytes now there.
+
+        The remote file is truncated to ``offset`` first, so a resumed
+        transfer continues exactly after the prefix the caller verified.
+        """
+        sftp = self._sftp_client()
+        try:
+            mode = "r+b" if offset else "wb"
+            with sftp.open(remote, mode) as handle, local.open("rb") as source:
+                if offset:
+                    handle.truncate(offset)
+                handle.seek(offset)
+                source.seek(offset)
+                handle.set_pipelined(True)
+                position = offset
+                while chunk := source.read(SFTP_CHUNK_BYTES):
+                    handle.write(chunk)
+                    position += len(chunk)
+                    if on_progress is not None:
+                        on_progress(position)
+            return position
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
+            raise LinkLostError(f"link to {self.target} lost during upload: {exc}") from exc
