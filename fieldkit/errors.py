@@ -110,3 +110,10 @@ class LinkLostError(TransportError):
 
 class CommandTimeoutError(TransportError):
     default_hint = "the charger did not answer in time; check it is not busy, then retry"
+
+
+class DeviceRefusedError(FieldkitError):
+    """The charger refused an operation (its updater said no); the message carries its answer."""
+
+    exit_code = 11
+    default_hint = "the charger's answer is in the audit entry; nothing was activated"

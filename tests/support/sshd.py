@@ -28,8 +28,9 @@ def keygen_fingerprint(public_key: Path) -> str:
 
 
 class Sshd:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_config: str = "") -> None:
         self.dir = directory
+        self.extra_config = extra_config
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.user = getpass.getuser()
@@ -52,7 +53,7 @@ class Sshd:
             f"AuthorizedKeysFile {self.dir / 'authorized_keys'}\nPidFile {self.dir / 'sshd.pid'}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
-            "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+            "Subsystem sftp internal-sftp\nLogLevel ERROR\n" + self.extra_config
         )
         self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10

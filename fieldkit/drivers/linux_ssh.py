@@ -1,0 +1,236 @@
+"""Driver for Linux-based chargers over SSH: SFTP staging, the charger's updater, health.
+
+The charger side is what an EVerest/RAUC controller offers: ``rauc install``,
+``rauc status --output-format=json``, ``rauc status mark-good|mark-bad``,
+``reboot``, plus two read-only helpers for identity and connector status
+(``charger-identity --json``, ``charger-status --json``).
+
+Resume: the staged file is named by its SHA-256. Before sending, the driver
+asks the charger for the size of what is there and the SHA-256 of that
+prefix; if the prefix matches the image, only the rest is sent. A journal on
+the laptop is a hint for progress reporting; the charger's copy is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, ProgressCallback
+from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
+from fieldkit.transports.ssh import SshSession
+
+# On the charger. /var/tmp survives a reboot (/tmp is often tmpfs), so a transfer can resume across
+# one; staged files are named by SHA-256 and hash-checked before use, so nothing planted there installs.
+STAGING_DIR: Final = "/var/tmp/fieldkit-staging"  # noqa: S108
+
+
+def _prefix_sha256(path: Path, length: int) -> str:
+    hasher = hashlib.sha256()
+    remaining = length
+    with path.open("rb") as handle:
+        while remaining and (chunk := handle.read(min(remaining, 1 << 20))):
+            hasher.update(chunk)
+            remaining -= len(chunk)
+    return hasher.hexdigest()
+
+
+class LinuxSshDriver:
+    def __init__(
+        self,
+        connect: Callable[[], SshSession],
+        staging_dir: str = STAGING_DIR,
+        command_timeout_s: float = 120.0,
+        reboot_timeout_s: float = 180.0,
+        health_stable_s: float = 10.0,
+        health_timeout_s: float = 120.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._connect = connect
+        self.staging_dir = staging_dir
+        self.command_timeout_s = command_timeout_s
+        self.reboot_timeout_s = reboot_timeout_s
+        self.health_stable_s = health_stable_s
+        self.health_timeout_s = health_timeout_s
+        self.poll_s = poll_s
+        self._session: SshSession | None = None
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _ssh(self) -> SshSession:
+        if self._session is None:
+            session = self._connect()
+            session.connect()
+            self._session = session
+        return self._session
+
+    def _drop(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    @staticmethod
+    def _program(command: str) -> str:
+        return command.split(maxsplit=1)[0]
+
+    def _run(self, command: str, timeout_s: float | None = None) -> str:
+        try:
+            result = self._ssh().run(command, timeout_s or self.command_timeout_s)
+        except LinkLostError:
+            self._drop()
+            raise
+        if result.exit_status != 0:
+            answer = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-500:]
+            raise DeviceRefusedError(f"`{self._program(command)}` failed with status {result.exit_status}: {answer}")
+        return result.text
+
+    def _json(self, command: str) -> dict[str, Any]:
+        text = self._run(command)
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise DeviceRefusedError(f"`{self._program(command)}` did not answer with JSON: {text[:200]!r}") from exc
+        if not isinstance(document, dict):
+            raise DeviceRefusedError(f"`{self._program(command)}` answered with an unexpected shape")
+        return document
+
+    def close(self) -> None:
+        self._drop()
+
+    def staged_path(self, sha256: str) -> str:
+        return f"{self.staging_dir}/{sha256}.img"
+
+    # -- the driver contract ------------------------------------------------------
+
+    async def identify(self) -> ChargerIdentity:
+        return await asyncio.to_thread(self._identify)
+
+    def _identify(self) -> ChargerIdentity:
+        raw = self._json("charger-identity --json")
+        session = self._ssh()
+        return ChargerIdentity(
+            vendor=raw["vendor"],
+            model=raw["model"],
+            hardware_revision=raw["hardware_revision"],
+            serial=raw["serial"],
+            address=str(session.target),
+            components={
+                name: ComponentInfo(name, c["running_version"], c["active_slot"], c["state"])
+                for name, c in raw["components"].items()
+            },
+            security_version_floor=int(raw["security_version_floor"]),
+            transaction_active=bool(raw["transaction_active"]),
+        )
+
+    async def transfer(self, component: str, image: Path, sha256: str, on_progress: ProgressCallback | None) -> int:
+        return await asyncio.to_thread(self._transfer, image, sha256, on_progress)
+
+    def _transfer(self, image: Path, sha256: str, on_progress: ProgressCallback | None) -> int:
+        total = image.stat().st_size
+        remote = self.staged_path(sha256)
+        self._run(f"mkdir -p {shlex.quote(self.staging_dir)}")
+        offset = self._verified_prefix(image, remote, total)
+        if offset == total:
+            return 0
+        try:
+            self._ssh().upload(image, remote, offset, on_progress)
+        except LinkLostError:
+            self._drop()
+            raise
+        return total - offset
+
+    def _verified_prefix(self, image: Path, remote: str, total: int) -> int:
+        """How much of the staged copy can be kept: its size if that prefix hashes right, else 0."""
+        size = self._ssh().remote_size(remote)
+        if not size or size > total:
+            return 0
+        answer = self._run(f"head -c {size} {shlex.quote(remote)} | sha256sum").split()
+        return size if answer and hmac.compare_digest(answer[0], _prefix_sha256(image, size)) else 0
+
+    async def verify(self, component: str, sha256: str) -> None:
+        await asyncio.to_thread(self._verify, sha256)
+
+    def _verify(self, sha256: str) -> None:
+        answer = self._run(f"sha256sum {shlex.quote(self.staged_path(sha256))}").split()
+        if not answer or not hmac.compare_digest(answer[0], sha256):
+            raise DeviceRefusedError(
+                "the staged image on the charger does not match its SHA-256",
+                "the copy was damaged on the way; it will be transferred again",
+            )
+
+    async def activate(self, component: str, sha256: str) -> None:
+        await asyncio.to_thread(self._run, f"rauc install {shlex.quote(self.staged_path(sha256))}")
+
+    async def reboot(self) -> None:
+        await asyncio.to_thread(self._reboot)
+
+    def _reboot(self) -> None:
+        with contextlib.suppress(LinkLostError):  # a real charger drops the link while rebooting
+            self._run("reboot", timeout_s=30)
+        self._drop()
+        deadline = time.monotonic() + self.reboot_timeout_s
+        while True:
+            try:
+                self._ssh()
+                return
+            except (HostUnreachableError, LinkLostError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(self.poll_s)
+
+    async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
+        return await asyncio.to_thread(self._health, expected_versions, baseline_meter_wh)
+
+    def _health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
+        """Healthy = expected versions running, connectors Available for a whole stable window, meter intact."""
+        deadline = time.monotonic() + self.health_timeout_s
+        stable_since: float | None = None
+        last = HealthReport(False, "no status read yet")
+        while time.monotonic() <= deadline:
+            try:
+                raw = self._json("charger-status --json")
+            except TransportError as exc:
+                last, stable_since = HealthReport(False, f"charger not answering: {exc.message}"), None
+                self._drop()
+                time.sleep(self.poll_s)
+                continue
+            statuses = [c["status"] for c in raw["connectors"]]
+            running = {n: c["running_version"] for n, c in raw["components"].items()}
+            meter = int(raw["meter_wh"])
+            wrong = {n: v for n, v in expected_versions.items() if running.get(n) != v}
+            if wrong:
+                return HealthReport(False, f"running {running}, expected {expected_versions}", statuses, running, meter)
+            if meter < baseline_meter_wh:
+                return HealthReport(
+                    False, f"meter register went back from {baseline_meter_wh} to {meter} Wh", statuses, running, meter
+                )
+            if all(s == "Available" for s in statuses):
+                stable_since = stable_since if stable_since is not None else time.monotonic()
+                if time.monotonic() - stable_since >= self.health_stable_s:
+                    return HealthReport(True, "connectors Available and stable", statuses, running, meter)
+            else:
+                stable_since = None
+            last = HealthReport(False, f"connectors {statuses}", statuses, running, meter)
+            time.sleep(self.poll_s)
+        return HealthReport(
+            False,
+            f"not healthy within {self.health_timeout_s:.0f} s: {last.detail}",
+            last.connector_statuses,
+            last.running_versions,
+            last.meter_wh,
+        )
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self._run, "rauc status mark-good booted")
+
+    async def rollback(self) -> None:
+        await asyncio.to_thread(self._run, "rauc status mark-bad booted")
+        await self.reboot()
