@@ -51,6 +51,11 @@ class Settings:
     backoffice_url: str = ""
     # When true, an update needs a signed work order naming the charger (or a typed override).
     require_work_order: bool = False
+    # Health after an update: connectors Available for this long, within this time.
+    health_stable_s: int = 10
+    health_timeout_s: int = 180
+    # Where Linux chargers stage images (on the charger; must survive a reboot).
+    ssh_staging_dir: str = "/var/tmp/fieldkit-staging"  # noqa: S108 - a path on the charger, see drivers/linux_ssh.py
 
 
 def home_dir() -> Path | None:
@@ -105,15 +110,17 @@ def load_settings(path: Path | None = None) -> Settings:
     limits = replace(settings.limits, **lowered)
     top: dict[str, object] = {}
     for key, value in raw.items():
-        if key == "clock_skew_tolerance_s":
+        if key in ("clock_skew_tolerance_s", "health_stable_s", "health_timeout_s"):
             top[key] = _positive_ints(path, "", {key: value}, Settings)[key]
         elif key == "require_work_order":
             if not isinstance(value, bool):
                 raise ConfigError(f"{path}: require_work_order must be true or false")
             top[key] = value
-        elif key == "backoffice_url":
+        elif key in ("backoffice_url", "ssh_staging_dir"):
             if not isinstance(value, str):
-                raise ConfigError(f"{path}: backoffice_url must be a string")
+                raise ConfigError(f"{path}: {key} must be a string")
+            if key == "ssh_staging_dir" and (not value.startswith("/") or "'" in value or " " in value):
+                raise ConfigError(f"{path}: ssh_staging_dir must be an absolute path without spaces or quotes")
             top[key] = value
         else:
             raise ConfigError(f"{path}: unknown setting {key!r}")

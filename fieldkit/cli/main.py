@@ -21,6 +21,7 @@ from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.keys_cmd import keys_group
 from fieldkit.cli.sim_cmd import sim_group
 from fieldkit.cli.trust_cmd import trust_group
+from fieldkit.cli.update_cmd import rollback, update
 from fieldkit.cli.workorder_cmd import workorder_group
 from fieldkit.errors import FieldkitError
 
@@ -50,6 +51,8 @@ cli.add_command(audit_group)
 cli.add_command(backoffice_group)
 cli.add_command(workorder_group)
 cli.add_command(sim_group)
+cli.add_command(update)
+cli.add_command(rollback)
 
 
 def _debugging(argv: list[str]) -> bool:

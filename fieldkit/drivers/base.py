@@ -18,7 +18,8 @@ class ComponentInfo:
     name: str
     version: str | None
     active_slot: str
-    state: str  # "committed" or "pending"
+    state: str  # "committed" or "pending" (running an image not yet committed)
+    pending_slot: str | None = None  # an installed image waiting for (or in) its trial boot
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ChargerIdentity:
     components: dict[str, ComponentInfo]
     security_version_floor: int
     transaction_active: bool
+    meter_wh: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,24 @@ class HealthReport:
 ProgressCallback = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class PayloadSource:
+    """A payload as it lies inside its (verified) bundle: streamed from there, never extracted."""
+
+    path: Path
+    offset: int
+    size_bytes: int
+    sha256: str
+
+    @classmethod
+    def whole_file(cls, path: Path, sha256: str) -> PayloadSource:
+        return cls(path, 0, path.stat().st_size, sha256)
+
+
 class Driver(Protocol):
     async def identify(self) -> ChargerIdentity: ...
 
-    async def transfer(self, component: str, image: Path, sha256: str, on_progress: ProgressCallback | None) -> int:
+    async def transfer(self, component: str, payload: PayloadSource, on_progress: ProgressCallback | None) -> int:
         """Stage ``image`` on the charger, resuming a verified partial copy; returns bytes sent."""
         ...
 

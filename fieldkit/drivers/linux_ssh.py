@@ -21,10 +21,9 @@ import json
 import shlex
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final
 
-from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, ProgressCallback
+from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, PayloadSource, ProgressCallback
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
 from fieldkit.transports.ssh import SshSession
 
@@ -33,10 +32,11 @@ from fieldkit.transports.ssh import SshSession
 STAGING_DIR: Final = "/var/tmp/fieldkit-staging"  # noqa: S108
 
 
-def _prefix_sha256(path: Path, length: int) -> str:
+def _prefix_sha256(payload: PayloadSource, length: int) -> str:
     hasher = hashlib.sha256()
     remaining = length
-    with path.open("rb") as handle:
+    with payload.path.open("rb") as handle:
+        handle.seek(payload.offset)
         while remaining and (chunk := handle.read(min(remaining, 1 << 20))):
             hasher.update(chunk)
             remaining -= len(chunk)
@@ -123,37 +123,40 @@ class LinuxSshDriver:
             serial=raw["serial"],
             address=str(session.target),
             components={
-                name: ComponentInfo(name, c["running_version"], c["active_slot"], c["state"])
+                name: ComponentInfo(name, c["running_version"], c["active_slot"], c["state"], c.get("pending_slot"))
                 for name, c in raw["components"].items()
             },
             security_version_floor=int(raw["security_version_floor"]),
             transaction_active=bool(raw["transaction_active"]),
+            meter_wh=int(raw.get("meter_wh", 0)),
         )
 
-    async def transfer(self, component: str, image: Path, sha256: str, on_progress: ProgressCallback | None) -> int:
-        return await asyncio.to_thread(self._transfer, image, sha256, on_progress)
+    async def transfer(self, component: str, payload: PayloadSource, on_progress: ProgressCallback | None) -> int:
+        return await asyncio.to_thread(self._transfer, payload, on_progress)
 
-    def _transfer(self, image: Path, sha256: str, on_progress: ProgressCallback | None) -> int:
-        total = image.stat().st_size
-        remote = self.staged_path(sha256)
+    def _transfer(self, payload: PayloadSource, on_progress: ProgressCallback | None) -> int:
+        total = payload.size_bytes
+        remote = self.staged_path(payload.sha256)
         self._run(f"mkdir -p {shlex.quote(self.staging_dir)}")
-        offset = self._verified_prefix(image, remote, total)
+        offset = self._verified_prefix(payload, remote, total)
         if offset == total:
+            if on_progress is not None:
+                on_progress(total)
             return 0
         try:
-            self._ssh().upload(image, remote, offset, on_progress)
+            self._ssh().upload(payload.path, remote, offset, on_progress, payload.offset, total)
         except LinkLostError:
             self._drop()
             raise
         return total - offset
 
-    def _verified_prefix(self, image: Path, remote: str, total: int) -> int:
+    def _verified_prefix(self, payload: PayloadSource, remote: str, total: int) -> int:
         """How much of the staged copy can be kept: its size if that prefix hashes right, else 0."""
         size = self._ssh().remote_size(remote)
         if not size or size > total:
             return 0
         answer = self._run(f"head -c {size} {shlex.quote(remote)} | sha256sum").split()
-        return size if answer and hmac.compare_digest(answer[0], _prefix_sha256(image, size)) else 0
+        return size if answer and hmac.compare_digest(answer[0], _prefix_sha256(payload, size)) else 0
 
     async def verify(self, component: str, sha256: str) -> None:
         await asyncio.to_thread(self._verify, sha256)

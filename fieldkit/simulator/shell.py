@@ -50,6 +50,7 @@ def _identity(charger: SimulatedCharger) -> dict[str, object]:
         "components": status["components"],
         "security_version_floor": status["security_version_floor"],
         "transaction_active": status["transaction_active"],
+        "meter_wh": status["meter_wh"],
     }
 
 
@@ -106,10 +107,17 @@ def _rauc(charger: SimulatedCharger, args: list[str]) -> int:
     if args[:1] == ["status"] and "--output-format=json" in args:
         print(json.dumps(_rauc_status(charger)))
         return 0
-    if args[:2] in (["status", "mark-good"], ["status", "mark-bad"]):
+    if args[:2] == ["status", "mark-good"]:
         for name, state in charger.components.items():
             if state.pending is not None and state.active == state.pending:
-                (charger.mark_good if args[1] == "mark-good" else charger.mark_bad)(name)
+                charger.mark_good(name)
+        print("rauc status: marked booted slot as good")
+        return 0
+    if args[:2] == ["status", "mark-bad"]:
+        # Abandons every pending image, booted or only installed: what a rollback needs.
+        for name, state in charger.components.items():
+            if state.pending is not None:
+                charger.mark_bad(name)
         print(f"rauc status: marked booted slot as {args[1][5:]}")
         return 0
     print(f"rauc: error: unsupported arguments {' '.join(args)!r}", file=sys.stderr)

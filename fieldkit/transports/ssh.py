@@ -227,12 +227,18 @@ class SshSession:
         remote: str,
         offset: int = 0,
         on_progress: Callable[[int], None] | None = None,
+        source_start: int = 0,
+        length: int | None = None,
     ) -> int:
-        """Write ``local[offset:]`` to ``remote`` at ``offset`` (pipelined); returns the bytes now there.
+        """Write bytes ``offset..length`` of a local range to ``remote`` at ``offset``; returns bytes now there.
 
-        The remote file is truncated to ``offset`` first, so a resumed
+        The range is ``length`` bytes of ``local`` starting at ``source_start``
+        (the whole file by default), so a payload streams straight out of its
+        bundle. The remote file is truncated to ``offset`` first, so a resumed
         transfer continues exactly after the prefix the caller verified.
+        Writes are pipelined: SFTP acknowledgements are collected, not awaited one by one.
         """
+        total = length if length is not None else local.stat().st_size - source_start
         sftp = self._sftp_client()
         try:
             mode = "r+b" if offset else "wb"
@@ -240,10 +246,10 @@ class SshSession:
                 if offset:
                     handle.truncate(offset)
                 handle.seek(offset)
-                source.seek(offset)
+                source.seek(source_start + offset)
                 handle.set_pipelined(True)
                 position = offset
-                while chunk := source.read(SFTP_CHUNK_BYTES):
+                while position < total and (chunk := source.read(min(SFTP_CHUNK_BYTES, total - position))):
                     handle.write(chunk)
                     position += len(chunk)
                     if on_progress is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fieldkit.drivers.base import PayloadSource
 from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import DeviceRefusedError
 from fieldkit.simulator.catalog import model_named
@@ -69,7 +70,7 @@ def test_full_update_over_openssh(charger_over_sshd: tuple[Sshd, Path], tmp_path
             "SN-SSH",
             "2.3.0",
         )
-        assert await driver.transfer("rootfs", image, sha, None) == image.stat().st_size
+        assert await driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None) == image.stat().st_size
         await driver.verify("rootfs", sha)
         await driver.activate("rootfs", sha)
         await driver.reboot()
@@ -90,10 +91,15 @@ def test_transfer_resumes_from_the_verified_prefix_only(charger_over_sshd: tuple
     staged = Path(driver.staged_path(sha))
     staged.parent.mkdir(parents=True)
     staged.write_bytes(image.read_bytes()[:250_000])  # what an interrupted transfer left
-    assert asyncio.run(driver.transfer("rootfs", image, sha, None)) == image.stat().st_size - 250_000
-    assert asyncio.run(driver.transfer("rootfs", image, sha, None)) == 0  # complete: nothing re-sent
+    assert (
+        asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None))
+        == image.stat().st_size - 250_000
+    )
+    assert (
+        asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None)) == 0
+    )  # complete: nothing re-sent
     staged.write_bytes(b"X" + image.read_bytes()[1:250_000])  # a prefix that does not hash right
-    assert asyncio.run(driver.transfer("rootfs", image, sha, None)) == image.stat().st_size
+    assert asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None)) == image.stat().st_size
     asyncio.run(driver.verify("rootfs", sha))
     driver.close()
 
@@ -107,7 +113,7 @@ def test_an_image_that_never_becomes_available_is_rolled_back(
     image, sha = _image(tmp_path)
 
     async def update() -> None:
-        await driver.transfer("rootfs", image, sha, None)
+        await driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None)
         await driver.activate("rootfs", sha)
         await driver.reboot()
         report = await driver.health({"rootfs": "2.4.0"}, baseline_meter_wh=0)
@@ -124,7 +130,7 @@ def test_the_charger_refuses_a_downgrade(charger_over_sshd: tuple[Sshd, Path], t
     server, _ = charger_over_sshd
     driver = _driver(server, tmp_path)
     image, sha = _image(tmp_path, "1.0.0", security_version=1)
-    asyncio.run(driver.transfer("rootfs", image, sha, None))
+    asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None))
     with pytest.raises(DeviceRefusedError, match=r"anti-rollback|below the floor"):
         asyncio.run(driver.activate("rootfs", sha))
     driver.close()

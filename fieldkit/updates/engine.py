@@ -1,0 +1,228 @@
+"""Running an update job: the state machine, driven step by step from its journal.
+
+Each step first journals the state it begins, then acts. A job interrupted at
+any point (link lost, laptop crashed or closed) is resumed by running it again
+from its journal: every step is written so that repeating it is safe, and the
+steps that may or may not have completed (activation, reboot) ask the charger
+what is true before acting again.
+
+Progress is an async iterator of events; the CLI renders them as a progress
+bar, the TUI as messages. Components install in manifest order; a failure in
+a later component rolls back the earlier ones on that charger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fieldkit.bundles.container import BundleContainer
+from fieldkit.bundles.manifest import Manifest
+from fieldkit.config import Limits
+from fieldkit.drivers.base import ChargerIdentity, Driver, PayloadSource
+from fieldkit.errors import DeviceRefusedError, FieldkitError
+from fieldkit.updates.journal import JobRecord, Journal
+from fieldkit.updates.states import JobState
+
+S = JobState
+PROGRESS_INTERVAL_S = 0.25
+JOURNAL_PROGRESS_INTERVAL_S = 1.0
+
+
+class JobCancelledError(FieldkitError):
+    exit_code = 130
+    default_hint = "the job is journaled; continue it with `fieldkit update --resume`"
+
+
+class RollbackUnconfirmedError(FieldkitError):
+    exit_code = 15
+    default_hint = "the charger did not come back on its previous version; open the recovery screen"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    job_id: str
+    state: JobState
+    component: str | None
+    bytes_done: int
+    bytes_total: int
+    rate_bytes_per_s: float
+    eta_s: float | None
+    message: str = ""
+
+
+AuditHook = Callable[[JobRecord, str, str], None]  # (job, status, note)
+
+
+class UpdateJob:
+    def __init__(
+        self,
+        record: JobRecord,
+        manifest: Manifest,
+        driver: Driver,
+        journal: Journal,
+        audit: AuditHook | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.record = record
+        self.manifest = manifest
+        self.driver = driver
+        self.journal = journal
+        self.audit = audit
+        self.limits = limits or Limits()
+        self.components = manifest.components_in_order()
+        self._cancelled = False
+        self._transfer_bytes = 0  # sent by this run (not counting a resumed prefix), for the rate
+        self._transfer_started: float | None = None
+        self._last_sent = 0
+
+    def cancel(self) -> None:
+        """Stop at the next safe point: only while transferring; later steps finish or roll back."""
+        self._cancelled = True
+
+    def _payload(self, index: int) -> PayloadSource:
+        component = self.components[index]
+        container = BundleContainer.open(Path(self.record.bundle_path), self.limits)
+        member = container.members[component.payload]
+        return PayloadSource(container.path, member.data_offset, member.size_bytes, component.sha256)
+
+    def _bytes_before(self, index: int) -> int:
+        return sum(c.size_bytes for c in self.components[:index])
+
+    def _event(self, message: str = "") -> ProgressEvent:
+        record = self.record
+        elapsed = time.monotonic() - self._transfer_started if self._transfer_started is not None else 0.0
+        rate = self._transfer_bytes / elapsed if elapsed > 0 else 0.0
+        remaining = record.bytes_total - record.bytes_done
+        component = self.components[min(record.component_index, len(self.components) - 1)].name
+        return ProgressEvent(
+            record.job_id,
+            record.current,
+            component,
+            record.bytes_done,
+            record.bytes_total,
+            rate,
+            remaining / rate if rate > 0 and remaining > 0 else None,
+            message,
+        )
+
+    def _go(
+        self, target: JobState, note: str = "", history_extra: dict[str, Any] | None = None, **changes: Any
+    ) -> None:
+        self.journal.transition(self.record, target, history_extra, **changes)
+        if self.audit is not None:
+            self.audit(self.record, target.value, note)
+
+    async def run(self) -> AsyncIterator[ProgressEvent]:
+        record = self.record
+        if record.current == S.PLANNED:
+            self._go(S.DOWNLOADING, bytes_total=sum(c.size_bytes for c in self.components))
+        yield self._event("started" if len(record.history) <= 2 else "resumed")
+        while not record.finished:
+            step = record.current
+            component = self.components[record.component_index]
+            try:
+                if step == S.DOWNLOADING:
+                    async for event in self._download(record.component_index):
+                        yield event
+                    # What this run actually sent: after a resume, only what the charger lacked.
+                    self._go(S.DOWNLOADED, component.name, {"bytes_sent": self._last_sent})
+                elif step == S.DOWNLOADED:
+                    try:
+                        await self.driver.verify(component.name, component.sha256)
+                    except DeviceRefusedError as exc:
+                        self._go(S.INSTALL_VERIFICATION_FAILED, exc.message, error=exc.message)
+                        continue
+                    self._go(S.SIGNATURE_VERIFIED, component.name)
+                elif step == S.SIGNATURE_VERIFIED:
+                    self._go(S.INSTALLING, component.name)
+                elif step == S.INSTALLING:
+                    await self._install(record.component_index)
+                elif step == S.INSTALL_REBOOTING:
+                    await self._reboot_and_check()
+                elif step == S.INSTALLED:
+                    await self.driver.commit()
+                    self._go(S.COMMITTED, "committed")
+                elif step in (S.INSTALLATION_FAILED, S.INSTALL_VERIFICATION_FAILED):
+                    self._go(S.ROLLING_BACK, record.error or "")
+                elif step == S.ROLLING_BACK:
+                    await self._roll_back()
+            except DeviceRefusedError as exc:
+                if record.current in (S.INSTALLING, S.INSTALL_REBOOTING, S.DOWNLOADING):
+                    self._go(S.INSTALLATION_FAILED, exc.message, error=exc.message)
+                else:
+                    raise
+            yield self._event()
+
+    async def _download(self, index: int) -> AsyncIterator[ProgressEvent]:
+        record = self.record
+        before = self._bytes_before(index)
+        payload = self._payload(index)
+        seen: dict[str, float] = {"position": -1.0, "journaled_at": time.monotonic()}
+
+        def progress(position: int) -> None:
+            if self._cancelled:
+                raise JobCancelledError("update cancelled during the transfer")
+            if seen["position"] < 0:  # first report: the transfer (re)starts here
+                self._transfer_started = self._transfer_started or time.monotonic()
+            else:
+                self._transfer_bytes += int(position - seen["position"])
+            seen["position"] = position
+            record.bytes_done = before + position
+
+        task = asyncio.create_task(self.driver.transfer(self.components[index].name, payload, progress))
+        while not task.done():
+            await asyncio.wait({task}, timeout=PROGRESS_INTERVAL_S)
+            if time.monotonic() - seen["journaled_at"] >= JOURNAL_PROGRESS_INTERVAL_S:
+                self.journal.save(record)  # bytes acknowledged so far: a hint for the progress bar on resume
+                seen["journaled_at"] = time.monotonic()
+            yield self._event()
+        self._last_sent = task.result()
+        record.bytes_done = before + payload.size_bytes
+
+    async def _install(self, index: int) -> None:
+        component = self.components[index]
+        identity = await self.driver.identify()
+        info = identity.components.get(component.name)
+        if info is None or info.pending_slot is None:  # not installed yet (or the earlier attempt never landed)
+            await self.driver.activate(component.name, component.sha256)
+        if index + 1 < len(self.components):
+            self._go(S.DOWNLOADING, f"{component.name} installed", component_index=index + 1)
+        else:
+            self._go(S.INSTALL_REBOOTING, f"{component.name} installed")
+
+    def _running_expected(self, identity: ChargerIdentity) -> bool:
+        return all(
+            identity.components.get(c.name) is not None and identity.components[c.name].version == c.version
+            for c in self.components
+        )
+
+    async def _reboot_and_check(self) -> None:
+        identity = await self.driver.identify()
+        if not self._running_expected(identity):
+            await self.driver.reboot()
+        report = await self.driver.health(
+            {c.name: c.version for c in self.components}, baseline_meter_wh=self.record.baseline_meter_wh
+        )
+        if report.healthy:
+            self._go(S.INSTALLED, report.detail)
+        else:
+            self._go(S.INSTALLATION_FAILED, report.detail, error=f"health check failed: {report.detail}")
+
+    async def _roll_back(self) -> None:
+        await self.driver.rollback()
+        identity = await self.driver.identify()
+        wrong = {
+            name: identity.components[name].version
+            for name, version in self.record.from_versions.items()
+            if name in identity.components and identity.components[name].version != version
+        }
+        if wrong:
+            raise RollbackUnconfirmedError(
+                f"after rollback the charger runs {wrong}, expected {self.record.from_versions}"
+            )
+        self._go(S.ROLLED_BACK, f"previous versions running: {self.record.from_versions}")

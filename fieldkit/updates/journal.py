@@ -1,0 +1,114 @@
+"""The job journal: every transition is on disk before the step it names begins.
+
+One JSON file per job under fieldkit's data directory (``jobs/``), replaced
+atomically, so a laptop that crashes, runs flat or is closed mid-update
+finds exactly where each job stood.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fieldkit import config
+from fieldkit.errors import FieldkitError, UsageError
+from fieldkit.fsutil import atomic_write_bytes
+from fieldkit.updates.states import TERMINAL, JobState, allowed
+
+
+class JournalError(FieldkitError):
+    exit_code = 12
+
+
+def jobs_dir() -> Path:
+    return config.data_dir() / "jobs"
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    charger_address: str
+    charger_serial: str
+    bundle_path: str
+    bundle_id: str
+    components: list[str]
+    from_versions: dict[str, str | None]
+    to_versions: dict[str, str]
+    charger_vendor: str = ""
+    charger_model: str = ""
+    charger_hardware_revision: str = ""
+    ssh_key: str | None = None
+    baseline_meter_wh: int = 0  # the meter register before the update: it must never go back
+    state: str = JobState.PLANNED.value
+    component_index: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    error: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def current(self) -> JobState:
+        return JobState(self.state)
+
+    @property
+    def finished(self) -> bool:
+        return self.current in TERMINAL
+
+
+class Journal:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or jobs_dir()
+
+    def path(self, job_id: str) -> Path:
+        return self.directory / f"{job_id}.json"
+
+    def create(self, **fields: Any) -> JobRecord:
+        record = JobRecord(job_id=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8], **fields)
+        record.history.append({"state": record.state, "at": dt.datetime.now(dt.UTC).isoformat()})
+        self.save(record)
+        return record
+
+    def save(self, record: JobRecord) -> None:
+        atomic_write_bytes(self.path(record.job_id), json.dumps(asdict(record), indent=2).encode())
+
+    def transition(
+        self, record: JobRecord, target: JobState, history_extra: dict[str, Any] | None = None, **changes: Any
+    ) -> None:
+        """Journal ``target`` (refusing transitions the table does not allow), then let the step act."""
+        if not allowed(record.current, target):
+            raise JournalError(f"job {record.job_id}: {record.state} -> {target.value} is not a valid transition")
+        record.state = target.value
+        for key, value in changes.items():
+            setattr(record, key, value)
+        record.history.append(
+            {
+                "state": target.value,
+                "at": dt.datetime.now(dt.UTC).isoformat(),
+                "component": record.components[min(record.component_index, len(record.components) - 1)],
+                **(history_extra or {}),
+            }
+        )
+        self.save(record)
+
+    def load(self, job_id: str) -> JobRecord:
+        try:
+            return JobRecord(**json.loads(self.path(job_id).read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise UsageError(f"no job {job_id!r}", "see `fieldkit update --resume` for interrupted jobs") from exc
+        except (OSError, ValueError, TypeError) as exc:
+            raise JournalError(f"the journal of job {job_id} is unreadable: {exc}") from exc
+
+    def unfinished(self) -> list[JobRecord]:
+        records = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                record = JobRecord(**json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue
+            if not record.finished:
+                records.append(record)
+        return records

@@ -1,0 +1,146 @@
+"""Preflight: every reason not to touch this charger with this bundle, checked before anything is sent.
+
+Refusals: the bundle fails verification against the charger as it reports
+itself (model, hardware revision, installed version, anti-rollback floor); a
+component the charger does not have; a vehicle charging; a work order that
+forbids it; a metrology-relevant bundle without the typed serial. Warning: the
+laptop runs on battery with too little charge for the estimated time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from fieldkit.bundles.clock import TrustedState
+from fieldkit.bundles.truststore import TrustStoreBody
+from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bundle
+from fieldkit.bundles.workorder import WorkOrderBody, authorize
+from fieldkit.config import Settings
+from fieldkit.drivers.base import ChargerIdentity
+
+ASSUMED_RATE_BYTES_PER_S: Final = 1_000_000  # a pessimistic field link, for the battery estimate
+MIN_BATTERY_PERCENT: Final = 30
+
+
+@dataclass(frozen=True)
+class PreflightCheck:
+    name: str
+    passed: bool
+    severity: Literal["refuse", "warn"]
+    reason: str
+
+
+@dataclass
+class PreflightResult:
+    checks: list[PreflightCheck]
+    report: VerificationReport
+
+    @property
+    def refused(self) -> list[PreflightCheck]:
+        return [c for c in self.checks if not c.passed and c.severity == "refuse"]
+
+    @property
+    def warnings(self) -> list[PreflightCheck]:
+        return [c for c in self.checks if not c.passed and c.severity == "warn"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+def laptop_battery(root: Path = Path("/sys/class/power_supply")) -> tuple[bool, int] | None:
+    """(on battery, percent) for the first battery found, or None on mains-only machines."""
+    for supply in sorted(root.glob("BAT*")):
+        try:
+            status = (supply / "status").read_text().strip()
+            capacity = int((supply / "capacity").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        return status == "Discharging", capacity
+    return None
+
+
+def preflight(
+    bundle: Path,
+    identity: ChargerIdentity,
+    store: TrustStoreBody,
+    state: TrustedState,
+    settings: Settings,
+    work_orders: list[WorkOrderBody],
+    confirm_serial: str | None = None,
+    override_reason: str | None = None,
+    battery: tuple[bool, int] | None = None,
+) -> PreflightResult:
+    first_component = next(iter(identity.components.values()), None)
+    facts = ChargerFacts(
+        model=identity.model,
+        hardware_revision=identity.hardware_revision,
+        installed_version=first_component.version if first_component else None,
+        installed_security_version=identity.security_version_floor,
+    )
+    report = verify_bundle(bundle, store, state, settings, facts)
+    failure = report.failure
+    checks = [
+        PreflightCheck(
+            "bundle",
+            failure is None,
+            "refuse",
+            "bundle verified for this charger" if failure is None else f"{failure.name}: {failure.message}",
+        )
+    ]
+    manifest = report.manifest
+    if manifest is not None and failure is None:
+        missing = [c.name for c in manifest.components if c.name not in identity.components]
+        checks.append(
+            PreflightCheck(
+                "components",
+                not missing,
+                "refuse",
+                f"the charger has no component {', '.join(missing)}"
+                if missing
+                else "every component exists on the charger",
+            )
+        )
+        now = state.read().now
+        decision = authorize(
+            work_orders, identity.serial, manifest.bundle_id, now, settings.require_work_order, override_reason
+        )
+        checks.append(PreflightCheck("work-order", decision.allowed, "refuse", decision.reason))
+        if manifest.has_metrology_component:
+            confirmed = confirm_serial is not None and confirm_serial.strip() == identity.serial
+            checks.append(
+                PreflightCheck(
+                    "metrology",
+                    confirmed,
+                    "refuse",
+                    "metrology-relevant update confirmed by typing the serial"
+                    if confirmed
+                    else f"metrology-relevant: type the charger serial ({identity.serial}) to confirm",
+                )
+            )
+        estimate_s = sum(c.size_bytes for c in manifest.components) / ASSUMED_RATE_BYTES_PER_S + 120
+        battery = battery if battery is not None else laptop_battery()
+        if battery is not None and battery[0] and battery[1] < MIN_BATTERY_PERCENT:
+            checks.append(
+                PreflightCheck(
+                    "battery",
+                    False,
+                    "warn",
+                    f"laptop on battery at {battery[1]}% for an update estimated at "
+                    f"{dt.timedelta(seconds=int(estimate_s))}; plug it in if you can (an interrupted update resumes)",
+                )
+            )
+    checks.append(
+        PreflightCheck(
+            "transaction",
+            not identity.transaction_active,
+            "refuse",
+            "a vehicle is charging: wait until the session ends"
+            if identity.transaction_active
+            else "no vehicle charging",
+        )
+    )
+    return PreflightResult(checks, report)

@@ -1,0 +1,194 @@
+"""`fieldkit update` end to end: the real program, a real OpenSSH sshd, a simulated charger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fieldkit.demo import init_demo
+from fieldkit.simulator.catalog import model_named
+from fieldkit.simulator.device import SimulatedCharger
+from fieldkit.simulator.shell import write_shims
+from tests.support.sshd import Sshd, sshd_available
+
+pytestmark = pytest.mark.skipif(not sshd_available(), reason="needs OpenSSH sshd (apt-get install openssh-server)")
+FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
+
+
+@dataclass
+class Site:
+    home: Path
+    demo: Path
+    state: Path
+    sshd: Sshd
+
+    @property
+    def address(self) -> str:
+        return f"ssh://{self.sshd.user}@127.0.0.1:{self.sshd.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "FIELDKIT_HOME": str(self.home), "FIELDKIT_PASSPHRASE_FILE": str(self.home / "pass")}
+
+    def update_argv(self, bundle: str, *extra: str) -> list[str]:
+        return [
+            FIELDKIT,
+            "update",
+            "--charger",
+            self.address,
+            "--bundle",
+            str(self.demo / bundle),
+            "--trust-store",
+            str(self.demo / "trust-store.json"),
+            "--ssh-key",
+            str(self.sshd.client_key),
+            "--yes",
+            *extra,
+        ]
+
+    def fieldkit(self, *argv: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(argv), env=self.env(), capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+
+    def charger(self) -> dict[str, object]:
+        return SimulatedCharger(self.state).status()
+
+
+def _site(tmp_path: Path, faults: str = "", payload_bytes: int = 256 * 1024) -> Iterator[Site]:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'health_stable_s = 1\nhealth_timeout_s = 8\nssh_staging_dir = "{tmp_path / "staging"}"\n'
+    )
+    (home / "pass").write_text("technician passphrase\n")
+    demo = tmp_path / "demo"
+    init_demo(demo, payload_bytes)
+    state = tmp_path / "charger"
+    SimulatedCharger.create(state, model_named("VQ-AC22"), "SN-E2E")
+    shims = write_shims(tmp_path / "shims", sys.executable)
+    server = Sshd(
+        tmp_path / "sshd",
+        extra_config=(f"SetEnv PATH={shims}:/usr/bin:/bin FIELDKIT_SIM_STATE={state} FIELDKIT_SIM_FAULTS={faults}\n"),
+    )
+    server.start()
+    site = Site(home, demo, state, server)
+    result = site.fieldkit(
+        FIELDKIT, "identity", "init", "--technician-id", "T-1", "--name", "E2E", "--passphrase-file", str(home / "pass")
+    )
+    assert result.returncode == 0, result.stderr
+    yield site
+    server.stop()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    yield from _site(tmp_path)
+
+
+def _audit_statuses(site: Site) -> list[str]:
+    listing = site.fieldkit(FIELDKIT, "audit", "list", "--json", "--limit", "100")
+    return [e["status"] for e in json.loads(listing.stdout) if e["action"] == "update.transition"]
+
+
+def test_update_to_committed(site: Site) -> None:
+    result = site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key"))
+    assert result.returncode == 0, result.stderr
+    assert "Committed" in result.stdout
+    component = site.charger()["components"]["rootfs"]  # type: ignore[index]
+    assert (component["running_version"], component["state"]) == ("2.4.0", "committed")
+    assert _audit_statuses(site) == [
+        "Downloading",
+        "Downloaded",
+        "SignatureVerified",
+        "Installing",
+        "InstallRebooting",
+        "Installed",
+        "Committed",
+    ]
+    assert site.fieldkit(FIELDKIT, "audit", "verify").returncode == 0
+
+
+def test_an_image_that_never_becomes_available_is_rolled_back(tmp_path: Path) -> None:
+    for site in _site(tmp_path, faults="never-available"):
+        result = site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key"))
+        assert result.returncode == 14, result.stderr
+        assert "rolled back" in result.stderr and result.stderr.count("\n") == 1
+        component = site.charger()["components"]["rootfs"]  # type: ignore[index]
+        assert (component["running_version"], component["state"]) == ("2.3.0", "committed")
+        assert _audit_statuses(site)[-3:] == ["InstallationFailed", "RollingBack", "RolledBack"]
+
+
+@pytest.mark.parametrize(
+    ("bundle", "text"),
+    [
+        ("demo-vq-ac11-3.0.0-OTHER-MODEL.fwbundle", "not VQ-AC22"),
+        ("demo-vq-ac22-1.9.0-DOWNGRADE.fwbundle", "below the charger's floor"),
+        ("demo-vq-ac22-2.2.0-EXPIRED.fwbundle", "expired"),
+    ],
+)
+def test_preflight_refusals(site: Site, bundle: str, text: str) -> None:
+    result = site.fieldkit(*site.update_argv(bundle, "--accept-new-host-key"))
+    assert result.returncode == 13, result.stderr
+    assert text in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert site.charger()["components"]["rootfs"]["running_version"] == "2.3.0"  # type: ignore[index]
+
+
+def test_a_charging_vehicle_blocks_the_update(site: Site) -> None:
+    SimulatedCharger(site.state).start_transaction(1)
+    result = site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key"))
+    assert result.returncode == 13 and "vehicle is charging" in result.stderr
+
+
+def test_a_changed_host_key_is_refused(site: Site) -> None:
+    assert site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key")).returncode == 0
+    site.sshd.stop()
+    site.sshd.new_host_key()
+    site.sshd.start()
+    result = site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key"))
+    assert result.returncode == 10 and "is pinned for it" in result.stderr
+
+
+def test_resume_after_the_laptop_process_is_killed_mid_transfer(tmp_path: Path) -> None:
+    for site in _site(tmp_path, payload_bytes=48 * 1024 * 1024):
+        process = subprocess.Popen(
+            site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key", "--json"),
+            env=site.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in process.stdout:  # wait until the transfer is under way
+            event = json.loads(line)
+            if event.get("state") == "Downloading" and 0 < event.get("bytes_done", 0) < event["bytes_total"] // 2:
+                break
+            assert time.monotonic() < deadline
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        job = next((site.home / "data" / "jobs").glob("*.json"))
+        assert json.loads(job.read_text())["state"] == "Downloading"
+        staged = next((tmp_path / "staging").glob("*.img"))
+        # Writes already in flight when the laptop died still land: wait for the copy to settle.
+        kept, settle_deadline = -1, time.monotonic() + 10
+        while kept != staged.stat().st_size and time.monotonic() < settle_deadline:
+            kept = staged.stat().st_size
+            time.sleep(0.5)
+        assert kept > 0
+        resumed = site.fieldkit(FIELDKIT, "update", "--resume", "--trust-store", str(site.demo / "trust-store.json"))
+        assert resumed.returncode == 0, resumed.stderr
+        record = json.loads(job.read_text())
+        assert record["state"] == "Committed"
+        sent = next(h["bytes_sent"] for h in record["history"] if h["state"] == "Downloaded")
+        assert sent == record["bytes_total"] - kept, "the resumed transfer sent only what the charger lacked"
+        assert "Resumed" in _audit_statuses(site)
+        assert site.charger()["components"]["rootfs"]["running_version"] == "2.4.0"  # type: ignore[index]
