@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from fieldkit import config
 from fieldkit.cli.common import console_out, resolve_trust_store, settings, trust_store_option, trusted_state
 from fieldkit.errors import FieldkitError, UsageError
 
@@ -27,26 +26,14 @@ class RolledBackError(FieldkitError):
 
 
 def _driver(address: str, ssh_key: Path | None, accept_new: bool) -> Any:
-    from fieldkit.drivers.linux_ssh import LinuxSshDriver
-    from fieldkit.transports.ssh import SshSession, SshTarget
-
-    target = SshTarget.parse(address)
-    known_hosts = config.data_dir() / "known_hosts"
+    from fieldkit.updates.connect import driver_for
 
     def confirm(host: str, fingerprint: str) -> bool:
         if not sys.stdin.isatty():
             return False
         return click.confirm(f"{host} is new; its host key is {fingerprint}. Trust it?", default=False)
 
-    cfg = settings()
-    return LinuxSshDriver(
-        lambda: SshSession(
-            target, known_hosts, key_file=ssh_key, accept_new_host_key=accept_new, confirm_host_key=confirm
-        ),
-        staging_dir=cfg.ssh_staging_dir,
-        health_stable_s=cfg.health_stable_s,
-        health_timeout_s=cfg.health_timeout_s,
-    )
+    return driver_for(address, settings(), ssh_key, accept_new, confirm)
 
 
 def _audit_hook() -> tuple[Any, Any]:
@@ -223,6 +210,7 @@ def update(
             load_work_orders(store.body, state.read().now),
             confirm_serial,
             override_reason,
+            supported_install_methods=driver.supported_install_methods,
         )
         out = console_out()
         for check in result.checks:

@@ -62,6 +62,8 @@ class PayloadSource:
 
 
 class Driver(Protocol):
+    supported_install_methods: frozenset[str]  # manifest install_method values this driver can carry out
+
     async def identify(self) -> ChargerIdentity: ...
 
     async def transfer(self, component: str, payload: PayloadSource, on_progress: ProgressCallback | None) -> int:

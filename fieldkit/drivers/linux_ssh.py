@@ -44,6 +44,10 @@ def _prefix_sha256(payload: PayloadSource, length: int) -> str:
 
 
 class LinuxSshDriver:
+    # swupdate, mender and vendor scripts follow the same pattern and are still to be written;
+    # until then preflight refuses their components rather than handing them to the wrong updater.
+    supported_install_methods: frozenset[str] = frozenset({"rauc"})
+
     def __init__(
         self,
         connect: Callable[[], SshSession],

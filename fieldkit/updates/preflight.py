@@ -73,6 +73,7 @@ def preflight(
     confirm_serial: str | None = None,
     override_reason: str | None = None,
     battery: tuple[bool, int] | None = None,
+    supported_install_methods: frozenset[str] | None = None,
 ) -> PreflightResult:
     first_component = next(iter(identity.components.values()), None)
     facts = ChargerFacts(
@@ -104,6 +105,24 @@ def preflight(
                 else "every component exists on the charger",
             )
         )
+        if supported_install_methods is not None:
+            unsupported = sorted(
+                {
+                    f"{c.name} ({c.install_method})"
+                    for c in manifest.components
+                    if c.install_method not in supported_install_methods
+                }
+            )
+            checks.append(
+                PreflightCheck(
+                    "install-method",
+                    not unsupported,
+                    "refuse",
+                    f"this charger's driver cannot install {', '.join(unsupported)}"
+                    if unsupported
+                    else "every install method is supported",
+                )
+            )
         now = state.read().now
         decision = authorize(
             work_orders, identity.serial, manifest.bundle_id, now, settings.require_work_order, override_reason

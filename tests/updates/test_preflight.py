@@ -1,0 +1,53 @@
+"""Preflight refusals that need no charger on the wire."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fieldkit.bundles.clock import TrustedState
+from fieldkit.drivers.base import ChargerIdentity, ComponentInfo
+from fieldkit.updates.preflight import laptop_battery, preflight
+from tests.support.world import NOW, World
+
+IDENTITY = ChargerIdentity(
+    vendor="Voltiq",
+    model="VQ-AC22",
+    hardware_revision="C",
+    serial="SN-P",
+    address="ssh://root@charger",
+    components={"rootfs": ComponentInfo("rootfs", "2.3.0", "A", "committed")},
+    security_version_floor=4,
+    transaction_active=False,
+)
+
+
+def _run(world: World, **kwargs: Any) -> list[tuple[str, bool, str]]:
+    result = preflight(
+        world.bundle(), IDENTITY, world.store_body, TrustedState.in_memory(NOW), world.settings, [], **kwargs
+    )
+    return [(c.name, c.passed, c.severity) for c in result.checks]
+
+
+def test_a_clean_preflight_passes_every_check(world: World) -> None:
+    assert all(passed for _, passed, _ in _run(world, supported_install_methods=frozenset({"rauc"})))
+
+
+def test_an_install_method_the_driver_cannot_carry_out_is_refused(world: World) -> None:
+    checks = _run(world, supported_install_methods=frozenset({"swupdate"}))
+    assert ("install-method", False, "refuse") in checks
+
+
+def test_low_battery_only_warns(world: World) -> None:
+    checks = _run(world, battery=(True, 12))
+    assert ("battery", False, "warn") in checks
+    assert all(passed for name, passed, _ in checks if name != "battery")
+
+
+def test_battery_is_read_from_sysfs(tmp_path: Path) -> None:
+    root = tmp_path
+    (root / "BAT0").mkdir()
+    (root / "BAT0" / "status").write_text("Discharging\n")
+    (root / "BAT0" / "capacity").write_text("17\n")
+    assert laptop_battery(root) == (True, 17)
+    assert laptop_battery(root / "none") is None
