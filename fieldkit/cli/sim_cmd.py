@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -77,3 +78,70 @@ def status(state_dir: Path, as_json: bool) -> None:
             f"  {name}: {component['running_version']} from slot {component['active_slot']} ({component['state']})"
         )
     out.print("  connectors: " + ", ".join(f"{c['id']}={c['status']}" for c in report["connectors"]))
+
+
+@sim_group.command("ssh")
+@click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option("--model", default="VQ-AC22", show_default=True, help="Model to create on first start.")
+@click.option(
+    "--authorized-key",
+    "authorized_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="OpenSSH public key allowed to log in (repeatable) [default: a key made in DIR].",
+)
+@click.option("--rate", type=click.IntRange(min=1), help="Link rate limit in bytes per second.")
+@click.option("--fault", "faults", multiple=True, help="Fault spec (repeatable); see `fieldkit sim --help`.")
+def ssh(
+    state_dir: Path, port: int, model: str, authorized_keys: tuple[Path, ...], rate: int | None, faults: tuple[str, ...]
+) -> None:
+    """Serve a simulated Linux charger over SSH on 127.0.0.1 until SIGTERM or SIGINT.
+
+    Creates the charger in DIR on first start. Without --authorized-key, a
+    client key pair is written to DIR/client_key(.pub) and is the one allowed.
+    Fault specs: power-cut:byte=N, power-cut:phase=install|reboot|commit,
+    corrupt:byte=N, hang:phase=P, link-drop:byte=N, rate:BYTES_PER_S,
+    never-available, flap-health.
+    """
+    import signal
+
+    from fieldkit.simulator.catalog import model_named
+    from fieldkit.simulator.device import SimulatedCharger
+    from fieldkit.simulator.faults import FaultPlan
+    from fieldkit.simulator.ssh_server import SimulatedSshCharger
+
+    specs = [*faults, *([f"rate:{rate}"] if rate else [])]
+    FaultPlan.parse(specs)  # refuse a bad spec before anything starts
+    if not (state_dir / "state.json").exists():
+        try:
+            spec = model_named(model)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0]), "see `fieldkit sim models`") from exc
+        SimulatedCharger.create(state_dir, spec, f"SIM-{state_dir.resolve().name.upper()}")
+    keys = list(authorized_keys) or [_client_key(state_dir)]
+    server = SimulatedSshCharger(state_dir, port, keys, specs)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGINT, lambda *_: server.stop())
+    click.echo(f"ssh://root@127.0.0.1:{server.port}", nl=True)
+    sys.stdout.flush()
+    server.serve_forever()
+
+
+def _client_key(state_dir: Path) -> Path:
+    """A client key pair in the state directory, made once, for the demo to log in with."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private_path, public_path = state_dir / "client_key", state_dir / "client_key.pub"
+    if not public_path.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        private_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+        )
+        private_path.chmod(0o600)
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        public_path.write_bytes(public + b" fieldkit-sim-client\n")
+    return public_path

@@ -202,6 +202,8 @@ class SshSession:
             raise LinkLostError(
                 f"link to {self.target} lost while running `{command.split(maxsplit=1)[0]}`: {exc}"
             ) from exc
+        if status == -1:  # the channel closed without an exit status: the charger went away mid-command
+            raise LinkLostError(f"link to {self.target} lost while running `{command.split(maxsplit=1)[0]}`")
         return CommandResult(status, stdout, stderr)
 
     def _sftp_client(self) -> paramiko.SFTPClient:

@@ -1,0 +1,252 @@
+"""The simulated Linux charger's SSH endpoint (paramiko server): exec and SFTP.
+
+Exec requests run like sshd runs them: ``/bin/sh -c COMMAND`` with the
+charger's programs (simulator/shell.py shims) first on PATH and the state
+directory in the environment. SFTP serves the charger's filesystem. Link
+faults apply here: a rate limit on SFTP writes, and a link that drops after
+N bytes received. A command that ends in a power cut (status 137) takes the
+whole endpoint down, as losing power would.
+
+For the demo and fast tests; integration tests also run the same commands
+behind a real OpenSSH sshd, so paramiko never only talks to paramiko.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import paramiko
+from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
+from paramiko.sftp import SFTP_OK, SFTP_OP_UNSUPPORTED
+from paramiko.sftp_attr import SFTPAttributes
+from paramiko.sftp_handle import SFTPHandle
+from paramiko.sftp_server import SFTPServer
+from paramiko.sftp_si import SFTPServerInterface
+
+from fieldkit.simulator.faults import FaultPlan
+from fieldkit.simulator.shell import FAULTS_ENV, STATE_ENV, write_shims
+
+POWER_CUT_STATUS: Final = 137
+COMMAND_TIMEOUT_S: Final = 600
+
+
+class _LinkBudget:
+    """Bytes received over SFTP, for the link-drop and rate faults (shared by all sessions)."""
+
+    def __init__(self, faults: FaultPlan, drop: Callable[[], None]) -> None:
+        self.faults = faults
+        self.received = 0
+        self.dropped = False
+        self.lock = threading.Lock()
+        self.drop = drop
+
+    def receive(self, count: int) -> None:
+        """Account for ``count`` bytes about to be written; raise once the link is down.
+
+        After a drop nothing more lands, as on a real link: writes already
+        queued behind the one that crossed the limit fail too, so the staged
+        file is a clean prefix and never a prefix with holes.
+        """
+        with self.lock:
+            if self.dropped:
+                raise OSError("link dropped")
+            limit = self.faults.link_drop_byte
+            if limit is not None and self.received + count > limit:
+                self.dropped = True
+            else:
+                self.received += count
+        if self.dropped:
+            self.drop()
+            raise OSError("link dropped")
+        if self.faults.rate_bytes_per_s:
+            time.sleep(count / self.faults.rate_bytes_per_s)
+
+    def reset(self) -> None:
+        """A new connection after a drop: the fault has happened once, the link works again."""
+        with self.lock:
+            if self.dropped:
+                self.dropped = False
+                self.faults.link_drop_byte = None
+
+
+class _Handle(SFTPHandle):
+    def __init__(self, file: Any, budget: _LinkBudget) -> None:
+        super().__init__()
+        self.readfile = file
+        self.writefile = file
+        self.budget = budget
+
+    def write(self, offset: int, data: Any) -> int:  # Any: paramiko declares a Buffer
+        self.budget.receive(len(data))
+        return int(super().write(offset, data))
+
+    def stat(self) -> SFTPAttributes | int:
+        return SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
+
+    def chattr(self, attr: SFTPAttributes) -> int:
+        """Only truncation is supported: what a resumed transfer asks for."""
+        if attr.st_size is None:
+            return SFTP_OP_UNSUPPORTED
+        self.writefile.flush()
+        os.ftruncate(self.writefile.fileno(), attr.st_size)
+        return SFTP_OK
+
+
+def _sftp_server_class(budget: _LinkBudget) -> type[SFTPServerInterface]:
+    class _Filesystem(SFTPServerInterface):
+        def open(self, path: str, flags: int, attr: SFTPAttributes) -> SFTPHandle | int:
+            try:
+                fd = os.open(path, flags, 0o644)
+                if flags & os.O_RDWR:
+                    mode = "r+b"
+                elif flags & os.O_WRONLY:
+                    mode = "ab" if flags & os.O_APPEND else "wb"  # wraps the fd; O_TRUNC already decided truncation
+                else:
+                    mode = "rb"
+                return _Handle(os.fdopen(fd, mode), budget)
+            except OSError as exc:
+                return SFTPServer.convert_errno(exc.errno or errno.EIO)
+
+        def stat(self, path: str) -> SFTPAttributes | int:
+            try:
+                return SFTPAttributes.from_stat(os.stat(path))
+            except OSError as exc:
+                return SFTPServer.convert_errno(exc.errno or errno.EIO)
+
+        lstat = stat
+
+        def remove(self, path: str) -> int:
+            try:
+                os.remove(path)
+            except OSError as exc:
+                return SFTPServer.convert_errno(exc.errno or errno.EIO)
+            return SFTP_OK
+
+        def mkdir(self, path: str, attr: SFTPAttributes) -> int:
+            try:
+                os.mkdir(path)
+            except OSError as exc:
+                return SFTPServer.convert_errno(exc.errno or errno.EIO)
+            return SFTP_OK
+
+    return _Filesystem
+
+
+class _Server(paramiko.ServerInterface):
+    def __init__(self, authorized: set[str], run: Callable[[paramiko.Channel, str], None]) -> None:
+        self.authorized = authorized
+        self.run = run
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        return AUTH_SUCCESSFUL if key.get_base64() in self.authorized else AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        threading.Thread(target=self.run, args=(channel, command.decode("utf-8", "replace")), daemon=True).start()
+        return True
+
+
+class SimulatedSshCharger:
+    """Serves one simulated charger's state directory over SSH until stopped."""
+
+    def __init__(
+        self, state_dir: Path, port: int, authorized_keys: list[Path], faults: list[str], host: str = "127.0.0.1"
+    ) -> None:
+        self.state_dir = state_dir
+        self.faults_spec = faults
+        self.faults = FaultPlan.parse(faults)
+        self.host_key = self._host_key(state_dir / "ssh_host_ed25519_key")
+        self.authorized = {
+            line.split()[1]
+            for path in authorized_keys
+            for line in path.read_text().splitlines()
+            if len(line.split()) >= 2
+        }
+        self.shims = write_shims(state_dir / "bin", sys.executable)
+        self.listener = socket.create_server((host, port))
+        self.listener.settimeout(0.5)
+        self.port = int(self.listener.getsockname()[1])
+        self.stopping = threading.Event()
+        self.transports: list[paramiko.Transport] = []
+        self.budget = _LinkBudget(self.faults, self._drop_links)
+
+    @staticmethod
+    def _host_key(path: Path) -> paramiko.PKey:
+        if not path.exists():
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+
+            key = ed25519.Ed25519PrivateKey.generate()
+            path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+                )
+            )
+            path.chmod(0o600)
+        return paramiko.Ed25519Key.from_private_key_file(str(path))
+
+    def _drop_links(self) -> None:
+        for transport in list(self.transports):
+            transport.close()
+
+    def _run_command(self, channel: paramiko.Channel, command: str) -> None:
+        env = {
+            **os.environ,
+            "PATH": f"{self.shims}:/usr/bin:/bin",
+            STATE_ENV: str(self.state_dir),
+            FAULTS_ENV: ",".join(self.faults_spec),
+        }
+        try:
+            # The charger's own shell runs what the SSH client asked for, exactly as sshd does.
+            result = subprocess.run(  # noqa: S603
+                ["/bin/sh", "-c", command], env=env, capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False
+            )
+        except (subprocess.TimeoutExpired, OSError):
+            channel.send_exit_status(1)
+            channel.close()
+            return
+        if result.returncode == POWER_CUT_STATUS:
+            self.stop()  # the charger lost power: no answer, every link goes with it
+            return
+        channel.sendall(result.stdout)
+        channel.sendall_stderr(result.stderr)
+        channel.send_exit_status(result.returncode)
+        channel.close()
+
+    def serve_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            self.budget.reset()
+            transport = paramiko.Transport(client)
+            transport.add_server_key(self.host_key)
+            transport.set_subsystem_handler("sftp", SFTPServer, _sftp_server_class(self.budget))
+            try:
+                transport.start_server(server=_Server(self.authorized, self._run_command))
+            except (paramiko.SSHException, EOFError, OSError):
+                transport.close()
+                continue
+            self.transports.append(transport)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._drop_links()
+        self.listener.close()
