@@ -18,6 +18,7 @@ from fieldkit.cli.audit_cmd import audit_group, identity_group
 from fieldkit.cli.backoffice_cmd import backoffice_group
 from fieldkit.cli.bundle_cmd import bundle_group
 from fieldkit.cli.demo_cmd import demo_group
+from fieldkit.cli.discover_cmd import discover
 from fieldkit.cli.keys_cmd import keys_group
 from fieldkit.cli.sim_cmd import sim_group
 from fieldkit.cli.trust_cmd import trust_group
@@ -53,6 +54,7 @@ cli.add_command(workorder_group)
 cli.add_command(sim_group)
 cli.add_command(update)
 cli.add_command(rollback)
+cli.add_command(discover)
 
 
 def _debugging(argv: list[str]) -> bool:

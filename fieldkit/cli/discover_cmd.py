@@ -1,0 +1,75 @@
+"""`fieldkit discover`: find the chargers reachable from this laptop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from fieldkit.cli.common import console_out, settings
+from fieldkit.errors import UsageError
+
+
+@click.command("discover")
+@click.option(
+    "--ssh", "targets", multiple=True, help="HOST, HOST:PORT or a CIDR range such as 192.0.2.0/24 (repeatable)."
+)
+@click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535), help="Default SSH port.")
+@click.option("--user", default="root", show_default=True, help="SSH user on the chargers.")
+@click.option("--ssh-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--accept-new-host-key", is_flag=True, help="Pin host keys of chargers seen for the first time.")
+@click.option("--json", "as_json", is_flag=True)
+def discover(
+    targets: tuple[str, ...], port: int, user: str, ssh_key: Path | None, accept_new_host_key: bool, as_json: bool
+) -> None:
+    """Probe SSH hosts and ranges and identify the chargers among them.
+
+    An open port is a candidate; it is listed as a charger only once it
+    identifies itself. Unknown host keys are shown with their fingerprint and
+    pinned only with --accept-new-host-key. (Serial, USB and mDNS discovery
+    come with their drivers.)
+    """
+    from fieldkit.discovery.ssh import discover_chargers
+
+    if not targets:
+        raise UsageError("nothing to discover", "pass --ssh HOST or --ssh CIDR")
+    results = discover_chargers(list(targets), settings(), user, port, ssh_key, accept_new_host_key)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "address": r.address,
+                        "outcome": r.outcome,
+                        "detail": r.detail,
+                        "identity": None
+                        if r.identity is None
+                        else {
+                            "vendor": r.identity.vendor,
+                            "model": r.identity.model,
+                            "hardware_revision": r.identity.hardware_revision,
+                            "serial": r.identity.serial,
+                            "versions": {n: c.version for n, c in r.identity.components.items()},
+                            "transaction_active": r.identity.transaction_active,
+                        },
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+        return
+    out = console_out()
+    if not results:
+        out.print("no SSH service found")
+    for r in results:
+        if r.identity is not None:
+            versions = ", ".join(f"{n} {c.version}" for n, c in r.identity.components.items())
+            charging = "  [yellow]vehicle charging[/]" if r.identity.transaction_active else ""
+            out.print(
+                f"[green]charger[/] {r.address}  {r.identity.vendor} {r.identity.model} rev "
+                f"{r.identity.hardware_revision}  serial {r.identity.serial}  {versions}{charging}"
+            )
+        else:
+            out.print(f"[dim]{r.outcome:<16}[/] {r.address}  {r.detail}")
