@@ -12,11 +12,12 @@ Blocking by nature; the async core calls it through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import paramiko
@@ -32,7 +33,11 @@ from fieldkit.errors import (
 )
 
 MAX_COMMAND_OUTPUT_BYTES: Final = 4 * 1024 * 1024
-SFTP_CHUNK_BYTES: Final = 32 * 1024  # the largest write paramiko sends in one SFTP packet
+# AEAD first: AES-GCM encrypts and authenticates in one OpenSSL pass, where CTR + HMAC costs two
+# (measured here: ~111 vs ~88 MiB/s over SFTP). CTR stays for controllers without GCM (older dropbear);
+# CBC and 3DES are not offered at all.
+CIPHERS: Final = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")
+SFTP_CHUNK_BYTES: Final = 1024 * 1024  # read size; paramiko splits it into 32 KiB pipelined SFTP writes
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -95,8 +100,40 @@ class _PinningPolicy(paramiko.MissingHostKeyPolicy):
                 "with --accept-new-host-key",
             )
         client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        client.save_host_keys(str(self.known_hosts))
+        pin_host_key(self.known_hosts, hostname, key)
+
+
+def pin_host_key(known_hosts: Path, hostname: str, key: paramiko.PKey) -> None:
+    """Add one pin to the known-hosts file: re-read, merge and replace it under a lock.
+
+    Sessions pin concurrently (discovery identifies many chargers at once);
+    writing back one session's own view would drop the pins of the others.
+    """
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    with (known_hosts.parent / f".{known_hosts.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = paramiko.HostKeys()
+        if known_hosts.exists():
+            merged.load(str(known_hosts))
+        merged.add(hostname, key.get_name(), key)
+        tmp = known_hosts.with_name(f".{known_hosts.name}.tmp")
+        merged.save(str(tmp))
+        tmp.replace(known_hosts)
+
+
+def _transport_factory(
+    sock: Any,
+    /,
+    *,
+    gss_kex: bool = False,
+    gss_deleg_creds: bool = True,
+    disabled_algorithms: Mapping[str, Iterable[str]] | None = None,
+) -> paramiko.Transport:
+    """paramiko's transport with fieldkit's cipher order (fieldkit never uses GSSAPI)."""
+    del gss_kex, gss_deleg_creds
+    transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
+    transport.get_security_options().ciphers = CIPHERS
+    return transport
 
 
 class SshSession:
@@ -149,6 +186,7 @@ class SshSession:
                 timeout=self.connect_timeout_s,
                 banner_timeout=self.connect_timeout_s,
                 auth_timeout=self.connect_timeout_s,
+                transport_factory=_transport_factory,
             )
         except paramiko.BadHostKeyException as exc:
             client.close()

@@ -106,3 +106,24 @@ def test_addresses_parse() -> None:
         "root", "charger-7.site.example", 2222
     )
     assert SshTarget.parse("ssh://admin@[::1]").port == 22
+
+
+def test_concurrent_pins_all_survive(tmp_path: Path) -> None:
+    import threading
+
+    import paramiko
+
+    from fieldkit.transports.ssh import pin_host_key
+
+    known = tmp_path / "known_hosts"
+    keys = [paramiko.Ed25519Key.from_private_key_file(str(keygen(tmp_path / f"host{i}"))) for i in range(8)]
+    threads = [
+        threading.Thread(target=pin_host_key, args=(known, f"[127.0.0.1]:{2200 + i}", key))
+        for i, key in enumerate(keys)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pinned = paramiko.HostKeys(str(known))
+    assert all(pinned.lookup(f"[127.0.0.1]:{2200 + i}") for i in range(8))
