@@ -118,7 +118,9 @@ def ssh(
             spec = model_named(model)
         except KeyError as exc:
             raise UsageError(str(exc.args[0]), "see `fieldkit sim models`") from exc
-        SimulatedCharger.create(state_dir, spec, f"SIM-{state_dir.resolve().name.upper()}")
+        SimulatedCharger.create(state_dir, spec, f"SIM-{state_dir.resolve().name.upper()}")  # boots once
+    else:
+        SimulatedCharger(state_dir).power_on()  # power is back: the bootloader runs, as on hardware
     keys = list(authorized_keys) or [_client_key(state_dir)]
     server = SimulatedSshCharger(state_dir, port, keys, specs)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())

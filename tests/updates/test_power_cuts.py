@@ -1,0 +1,134 @@
+"""Power cuts at every phase of an update: the charger always boots a verified image,
+and the job ends Committed (directly or after `fieldkit update --resume`), never half done.
+
+A supervisor restarts the simulated charger on the same port whenever it loses
+power, without the fault (a power cut happens once), as a charger comes back
+when power returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from fieldkit.demo import init_demo
+from fieldkit.simulator.device import SimulatedCharger
+from tests.support.backoffice import free_port
+
+FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
+
+
+class Supervisor:
+    def __init__(self, state: Path, port: int, fault: str) -> None:
+        self.state, self.port = state, port
+        self.stopping = threading.Event()
+        self.cuts = 0
+        self.process = self._start([fault])
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _start(self, faults: list[str]) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [
+                FIELDKIT,
+                "sim",
+                "ssh",
+                "--state",
+                str(self.state),
+                "--port",
+                str(self.port),
+                *(f"--fault={f}" for f in faults),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("ssh://")
+        return process
+
+    def _watch(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.process.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                continue
+            if self.stopping.is_set():
+                return
+            self.cuts += 1
+            self.process = self._start([])  # power is back; the same fault does not strike twice
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    "fault", ["power-cut:phase=install", "power-cut:byte=150000", "power-cut:phase=reboot", "power-cut:phase=commit"]
+)
+def test_a_power_cut_at_any_phase_ends_committed_on_a_verified_image(tmp_path: Path, fault: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'health_stable_s = 1\nhealth_timeout_s = 10\nssh_staging_dir = "{tmp_path / "staging"}"\n'
+    )
+    demo = tmp_path / "demo"
+    init_demo(demo, 512 * 1024)
+    state, port = tmp_path / "charger", free_port()
+    subprocess.run(
+        [FIELDKIT, "sim", "init", "--state", str(state), "--model", "VQ-AC22"], check=True, capture_output=True
+    )
+    supervisor = Supervisor(state, port, fault)
+    env = {**os.environ, "FIELDKIT_HOME": str(home)}
+    try:
+        update = subprocess.run(
+            [
+                FIELDKIT,
+                "update",
+                "--charger",
+                f"ssh://root@127.0.0.1:{port}",
+                "--bundle",
+                str(demo / "demo-vq-ac22-2.4.0.fwbundle"),
+                "--trust-store",
+                str(demo / "trust-store.json"),
+                "--ssh-key",
+                str(state / "client_key"),
+                "--accept-new-host-key",
+                "--yes",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if update.returncode != 0:
+            assert update.returncode == 10, update.stderr  # the link went with the power: resumable
+            assert "update --resume" in update.stderr
+            resumed = subprocess.run(
+                [FIELDKIT, "update", "--resume", "--trust-store", str(demo / "trust-store.json")],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert resumed.returncode == 0, resumed.stderr
+        assert supervisor.cuts == 1, "the fault should have cut the power exactly once"
+    finally:
+        supervisor.stop()
+    job = json.loads(next((home / "data" / "jobs").glob("*.json")).read_text())
+    assert job["state"] == "Committed"
+    charger = SimulatedCharger(state)
+    component = charger.components["rootfs"]
+    assert (component.committed, component.pending) == (component.active, None)
+    assert charger.status()["components"]["rootfs"]["running_version"] == "2.4.0"
+    assert charger._verified("rootfs", component.active)
