@@ -77,10 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" — see `{exc.ctx.command_path} --help`" if isinstance(exc, click.UsageError) and exc.ctx else ""
         click.echo(f"fieldkit: error: {' '.join(exc.format_message().split())}{hint}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("fieldkit: interrupted", err=True)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        if _debugging(args):
+            raise
         click.echo("fieldkit: interrupted", err=True)
         return EXIT_INTERRUPTED
     except SystemExit as exc:

@@ -200,9 +200,10 @@ class SshSession:
         except (HostKeyUnknownError, HostKeyChangedError):
             client.close()
             raise
-        except (OSError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            # EOFError: the peer closed during the handshake, e.g. a charger still booting.
             client.close()
-            raise HostUnreachableError(f"cannot reach {self.target}: {exc}") from exc
+            raise HostUnreachableError(f"cannot reach {self.target}: {exc or type(exc).__name__}") from exc
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(self.keepalive_s)

@@ -64,6 +64,20 @@ class Supervisor:
             self.cuts += 1
             self.process = self._start([])  # power is back; the same fault does not strike twice
 
+    def wait_up(self, timeout_s: float = 30) -> None:
+        """Until the charger is back after its power cut and answers on its port."""
+        import socket
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.cuts and self.process.poll() is None:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                        return
+            time.sleep(0.1)
+        raise AssertionError("the simulated charger did not come back")
+
     def stop(self) -> None:
         self.stopping.set()
         self.process.terminate()
@@ -113,6 +127,7 @@ def test_a_power_cut_at_any_phase_ends_committed_on_a_verified_image(tmp_path: P
         if update.returncode != 0:
             assert update.returncode == 10, update.stderr  # the link went with the power: resumable
             assert "update --resume" in update.stderr
+            supervisor.wait_up()  # the technician resumes once the charger is back
             resumed = subprocess.run(
                 [FIELDKIT, "update", "--resume", "--trust-store", str(demo / "trust-store.json")],
                 env=env,
