@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -42,30 +43,36 @@ COMMAND_TIMEOUT_S: Final = 600
 class _LinkBudget:
     """Bytes received over SFTP, for the link-drop and rate faults (shared by all sessions)."""
 
-    def __init__(self, faults: FaultPlan, drop: Callable[[], None]) -> None:
+    def __init__(self, faults: FaultPlan, links: Callable[[], list[paramiko.Transport]]) -> None:
         self.faults = faults
+        self.links = links
         self.received = 0
         self.dropped = False
         self.lock = threading.Lock()
-        self.drop = drop
+        self.handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
 
-    def receive(self, count: int) -> None:
+    def receive(self, count: int, handle: _Handle) -> None:
         """Account for ``count`` bytes about to be written; raise once the link is down.
 
         After a drop nothing more lands, as on a real link: writes already
         queued behind the one that crossed the limit fail too, so the staged
         file is a clean prefix and never a prefix with holes.
         """
+        victims: list[paramiko.Transport] = []
         with self.lock:
-            if self.dropped:
+            if self.dropped or handle.dead:
                 raise OSError("link dropped")
             limit = self.faults.link_drop_byte
             if limit is not None and self.received + count > limit:
                 self.dropped = True
+                for open_handle in self.handles:  # requests still queued on the dead link never land
+                    open_handle.dead = True
+                victims = self.links()  # the links up now; never one opened after the drop
             else:
                 self.received += count
-        if self.dropped:
-            self.drop()
+        if victims:
+            for transport in victims:
+                transport.close()
             raise OSError("link dropped")
         if self.faults.rate_bytes_per_s:
             time.sleep(count / self.faults.rate_bytes_per_s)
@@ -84,9 +91,11 @@ class _Handle(SFTPHandle):
         self.readfile = file
         self.writefile = file
         self.budget = budget
+        self.dead = False
+        budget.handles.add(self)
 
     def write(self, offset: int, data: Any) -> int:  # Any: paramiko declares a Buffer
-        self.budget.receive(len(data))
+        self.budget.receive(len(data), self)
         return int(super().write(offset, data))
 
     def stat(self) -> SFTPAttributes | int:
@@ -112,7 +121,9 @@ def _sftp_server_class(budget: _LinkBudget) -> type[SFTPServerInterface]:
                     mode = "ab" if flags & os.O_APPEND else "wb"  # wraps the fd; O_TRUNC already decided truncation
                 else:
                     mode = "rb"
-                return _Handle(os.fdopen(fd, mode), budget)
+                # Unbuffered: an acknowledged write is on disk now, not whenever a dropped
+                # session's handle happens to be collected.
+                return _Handle(os.fdopen(fd, mode, buffering=0), budget)
             except OSError as exc:
                 return SFTPServer.convert_errno(exc.errno or errno.EIO)
 
@@ -182,7 +193,7 @@ class SimulatedSshCharger:
         self.port = int(self.listener.getsockname()[1])
         self.stopping = threading.Event()
         self.transports: list[paramiko.Transport] = []
-        self.budget = _LinkBudget(self.faults, self._drop_links)
+        self.budget = _LinkBudget(self.faults, lambda: list(self.transports))
 
     @staticmethod
     def _host_key(path: Path) -> paramiko.PKey:

@@ -12,6 +12,7 @@ Blocking by nature; the async core calls it through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
@@ -210,11 +211,14 @@ class SshSession:
         self._client = client
 
     def close(self) -> None:
+        """Close quietly: after a lost link, closing must not raise in place of the error that matters."""
         if self._sftp is not None:
-            self._sftp.close()
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                self._sftp.close()
             self._sftp = None
         if self._client is not None:
-            self._client.close()
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                self._client.close()
             self._client = None
 
     def _connected(self) -> paramiko.SSHClient:

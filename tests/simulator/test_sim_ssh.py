@@ -95,8 +95,11 @@ def test_a_dropped_link_resumes_keeping_what_landed(tmp_path: Path) -> None:
         with pytest.raises(LinkLostError):
             asyncio.run(driver.transfer("rootfs", payload, None))
         driver.close()
+        staged = Path(driver.staged_path(payload.sha256))
+        landed = staged.read_bytes()
+        assert landed == payload.path.read_bytes()[: len(landed)], "what landed must be a clean prefix"
         sent = asyncio.run(driver.transfer("rootfs", payload, None))
-        assert 0 < sent < payload.size_bytes  # only the missing tail went again
+        assert 0 < sent < payload.size_bytes, f"{len(landed)} bytes had landed, {sent} were sent again"
         asyncio.run(driver.verify("rootfs", payload.sha256))
         driver.close()
     finally:
