@@ -132,18 +132,9 @@ def ssh(
 
 def _client_key(state_dir: Path) -> Path:
     """A client key pair in the state directory, made once, for the demo to log in with."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from fieldkit.simulator.ssh_server import write_openssh_key
 
-    private_path, public_path = state_dir / "client_key", state_dir / "client_key.pub"
+    public_path = state_dir / "client_key.pub"
     if not public_path.exists():
-        key = ed25519.Ed25519PrivateKey.generate()
-        private_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-            )
-        )
-        private_path.chmod(0o600)
-        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        public_path.write_bytes(public + b" fieldkit-sim-client\n")
+        public_path.write_bytes(write_openssh_key(state_dir / "client_key", "fieldkit-sim-client"))
     return public_path

@@ -198,16 +198,7 @@ class SimulatedSshCharger:
     @staticmethod
     def _host_key(path: Path) -> paramiko.PKey:
         if not path.exists():
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric import ed25519
-
-            key = ed25519.Ed25519PrivateKey.generate()
-            path.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-                )
-            )
-            path.chmod(0o600)
+            write_openssh_key(path)
         return paramiko.Ed25519Key.from_private_key_file(str(path))
 
     def _drop_links(self) -> None:
@@ -261,3 +252,17 @@ class SimulatedSshCharger:
         self.stopping.set()
         self._drop_links()
         self.listener.close()
+
+
+def write_openssh_key(path: Path, comment: str = "fieldkit-sim") -> bytes:
+    """Write a new Ed25519 private key (OpenSSH format, owner-only) at ``path``; return its public line."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    )
+    path.chmod(0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public + f" {comment}\n".encode()

@@ -67,32 +67,31 @@ def test_import_ocpp_wraps_and_verifies(world: World, tmp_path: Path, capsys: py
         )
     )
     out = tmp_path / "ocpp.fwbundle"
-    code = main(
-        [
-            "bundle",
-            "import-ocpp",
-            "--firmware",
-            str(firmware),
-            "--signature",
-            str(tmp_path / "fw.sig"),
-            "--certificate",
-            str(tmp_path / "fw.crt"),
-            "--vendor",
-            "Voltiq",
-            "--model",
-            "VQ-AC22",
-            "--hw-rev",
-            "C",
-            "--version",
-            "3.0.0",
-            "--security-version",
-            "6",
-            "--out",
-            str(out),
-            "--key",
-            str(tmp_path / "rel.key"),
-        ]
-    )
+    import_argv = [
+        "bundle",
+        "import-ocpp",
+        "--firmware",
+        str(firmware),
+        "--signature",
+        str(tmp_path / "fw.sig"),
+        "--certificate",
+        str(tmp_path / "fw.crt"),
+        "--vendor",
+        "Voltiq",
+        "--model",
+        "VQ-AC22",
+        "--hw-rev",
+        "C",
+        "--version",
+        "3.0.0",
+        "--security-version",
+        "6",
+        "--out",
+        str(out),
+        "--key",
+        str(tmp_path / "rel.key"),
+    ]
+    code = main(import_argv)
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()
     assert main(["bundle", "verify", str(out), "--trust-store", str(world.store_path), "--json"]) == 0
@@ -100,32 +99,7 @@ def test_import_ocpp_wraps_and_verifies(world: World, tmp_path: Path, capsys: py
     assert {c["check"]: c["status"] for c in report["checks"]}["ocpp-signatures"] == "passed"
     # The same firmware with someone else's signature is refused before it reaches a charger.
     (tmp_path / "fw.sig").write_bytes(signature[:-1] + bytes([signature[-1] ^ 1]))
-    main(
-        [
-            "bundle",
-            "import-ocpp",
-            "--firmware",
-            str(firmware),
-            "--signature",
-            str(tmp_path / "fw.sig"),
-            "--certificate",
-            str(tmp_path / "fw.crt"),
-            "--vendor",
-            "Voltiq",
-            "--model",
-            "VQ-AC22",
-            "--hw-rev",
-            "C",
-            "--version",
-            "3.0.0",
-            "--security-version",
-            "6",
-            "--out",
-            str(out),
-            "--key",
-            str(tmp_path / "rel.key"),
-        ]
-    )
+    assert main(import_argv) == 0
     capsys.readouterr()
     assert main(["bundle", "verify", str(out), "--trust-store", str(world.store_path)]) == 3
     assert "ocpp" in capsys.readouterr().err.lower()
