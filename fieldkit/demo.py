@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fieldkit.bundles import keys
 from fieldkit.bundles.build import create_bundle, sign_bundle
 from fieldkit.bundles.demo_keys import DEMO_KEY_NAMES, demo_private_key
+from fieldkit.bundles.roles import ROLES
 from fieldkit.bundles.truststore import Scope, TrustedKey, TrustedRoot, TrustStoreBody, build_store
 from fieldkit.bundles.verify import ChargerFacts
 from fieldkit.config import Limits
@@ -280,7 +281,7 @@ def _write_keys(directory: Path, pki: DemoPki) -> None:
 
 
 def _role_of(name: str) -> str:
-    for role in ("trust-root", "release", "metrology", "dispatch"):
+    for role in ROLES:
         if role in name:
             return role
     return "x509"

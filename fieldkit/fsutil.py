@@ -1,4 +1,4 @@
-"""Crash-safe file writing, shared by every layer.
+"""File helpers shared by every layer: crash-safe writing, streamed hashing.
 
 Write to a temporary file in the same directory, fsync it, rename it over the
 target, fsync the directory: after a crash or power cut the target holds the
@@ -7,6 +7,7 @@ old content or the new, never a mix, and a write that returned is on disk.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -45,3 +46,22 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     with atomic_output(path, mode) as handle:
         handle.write(data)
+
+
+def sha256_file(path: Path, start: int = 0, length: int | None = None, chunk_bytes: int = 1 << 20) -> tuple[int, str]:
+    """(bytes hashed, hex SHA-256) of ``length`` bytes of ``path`` from ``start`` (to the end by default).
+
+    Streamed: memory stays at one chunk whatever the file size.
+    """
+    hasher = hashlib.sha256()
+    hashed = 0
+    with path.open("rb") as handle:
+        handle.seek(start)
+        while length is None or hashed < length:
+            want = chunk_bytes if length is None else min(chunk_bytes, length - hashed)
+            chunk = handle.read(want)
+            if not chunk:
+                break
+            hasher.update(chunk)
+            hashed += len(chunk)
+    return hashed, hasher.hexdigest()

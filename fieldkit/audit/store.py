@@ -254,11 +254,9 @@ class AuditStore:
         """An entry by sequence number or by (a prefix of) its id."""
         if key.isdigit():
             seq = int(key)
-            return (
-                next((e for e in self._read_segment(self._segment_of(seq)) if e.get("seq") == seq), None)
-                if (seq >= 1)
-                else None
-            )
+            if seq < 1:
+                return None
+            return next((e for e in self._read_segment(self._segment_of(seq)) if e.get("seq") == seq), None)
         return next((e for e in self.entries() if str(e.get("id", "")).startswith(key)), None)
 
     def verify(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +41,7 @@ from fieldkit.bundles.signatures import (
 )
 from fieldkit.config import Limits
 from fieldkit.errors import BundleBuildError, BundleRejectedError
-
-
-def _sha256_file(path: Path, chunk_bytes: int) -> tuple[int, str]:
-    hasher = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            hasher.update(chunk)
-            size += len(chunk)
-    return size, hasher.hexdigest()
+from fieldkit.fsutil import sha256_file
 
 
 def read_manifest_template(path: Path, limits: Limits) -> dict[str, Any]:
@@ -87,7 +77,7 @@ def create_bundle(template: dict[str, Any], payloads: dict[str, Path], out: Path
         source = payloads[component_name]
         if not source.is_file():
             raise BundleBuildError(f"payload {source} is not a readable file", "check the path")
-        size, digest = _sha256_file(source, limits.read_chunk_bytes)
+        size, digest = sha256_file(source, chunk_bytes=limits.read_chunk_bytes)
         for key, actual in (("size_bytes", size), ("sha256", digest)):
             if key in component and component[key] != actual:
                 raise BundleBuildError(

@@ -47,7 +47,7 @@ class TrustedState:
     on site; the loss only weakens the rollback checks until the next sync.
     """
 
-    def __init__(self, path: Path | None, system_clock: type[dt.datetime] | None = None) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self._last_trusted: dt.datetime | None = None
         self._trust_store_versions: dict[str, int] = {}

@@ -29,7 +29,6 @@ from fieldkit.errors import KeyFileError, UsageError
 
 Algorithm = Literal["ed25519", "ecdsa-p256-sha256"]
 ALGORITHMS: Final[tuple[Algorithm, ...]] = ("ed25519", "ecdsa-p256-sha256")
-ROLES: Final = ("trust-root", "release", "metrology", "dispatch")
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey

@@ -17,8 +17,8 @@ from cryptography import x509
 from fieldkit.bundles import keys
 from fieldkit.bundles.clock import TrustedState
 from fieldkit.bundles.demo_keys import is_demo_key
+from fieldkit.bundles.roles import Role
 from fieldkit.bundles.truststore import (
-    Role,
     RootRole,
     Scope,
     TrustedRoot,

@@ -27,13 +27,13 @@ import rfc8785
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fieldkit.bundles import keys
+from fieldkit.bundles.roles import Role
 from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
 from fieldkit.config import Limits
 from fieldkit.errors import FieldkitError, TrustStoreError
 from fieldkit.fsutil import atomic_output
 
 TRUST_STORE_CONTEXT: Final = b"fieldkit.trust-store.v1\x00"
-Role = Literal["trust-root", "release", "metrology", "dispatch"]
 RootRole = Literal["release", "metrology", "ocpp-manufacturer"]
 KEY_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
 

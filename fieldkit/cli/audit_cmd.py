@@ -12,10 +12,8 @@ from typing import Any
 
 import click
 
-from fieldkit.cli.common import console_out, print_json, trusted_state
+from fieldkit.cli.common import EXISTING_FILE, console_out, print_json, trusted_state
 from fieldkit.errors import UsageError
-
-_EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 def identity_passphrase(passphrase_file: Path | None, confirm: bool = False) -> bytes:
@@ -65,7 +63,7 @@ def identity_group() -> None:
 @click.option("--technician-id", required=True, help="The technician's id, as the back office knows it.")
 @click.option("--name", required=True, help="The technician's name.")
 @click.option("--site", help="Default site for audit entries.")
-@click.option("--passphrase-file", type=_EXISTING_FILE, help="Passphrase protecting the laptop key (first line).")
+@click.option("--passphrase-file", type=EXISTING_FILE, help="Passphrase protecting the laptop key (first line).")
 def identity_init(technician_id: str, name: str, site: str | None, passphrase_file: Path | None) -> None:
     """Create the laptop key (once) and set the technician profile."""
     from fieldkit.audit.identity import identity_dir, init_identity

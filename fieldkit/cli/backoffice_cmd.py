@@ -11,10 +11,8 @@ from typing import Any
 import click
 
 from fieldkit import config
-from fieldkit.cli.common import console_out, print_json
+from fieldkit.cli.common import EXISTING_FILE, console_out, print_json
 from fieldkit.errors import UsageError
-
-_EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 def default_db_url() -> str:
@@ -63,8 +61,8 @@ def backoffice_group() -> None:
 @_db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--tls-cert", type=_EXISTING_FILE, help="Server certificate (PEM).")
-@click.option("--tls-key", type=_EXISTING_FILE, help="Server private key (PEM).")
+@click.option("--tls-cert", type=EXISTING_FILE, help="Server certificate (PEM).")
+@click.option("--tls-key", type=EXISTING_FILE, help="Server private key (PEM).")
 def serve(db_url: str | None, host: str, port: int, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the sync API, reports, and OpenAPI docs at /docs, until interrupted."""
     import uvicorn
@@ -91,10 +89,10 @@ def serve(db_url: str | None, host: str, port: int, tls_cert: Path | None, tls_k
 
 @backoffice_group.command("enroll-laptop")
 @_db_option
-@click.option("--public-key", required=True, type=_EXISTING_FILE, help="The laptop.pub of `fieldkit identity init`.")
+@click.option("--public-key", required=True, type=EXISTING_FILE, help="The laptop.pub of `fieldkit identity init`.")
 @click.option("--name", required=True, help="A name for the laptop (e.g. asset tag).")
 @click.option("--url", "backoffice_url", required=True, help="The back office URL the laptop will sync to.")
-@click.option("--ca-cert", type=_EXISTING_FILE, help="CA certificate the laptop should trust for that URL.")
+@click.option("--ca-cert", type=EXISTING_FILE, help="CA certificate the laptop should trust for that URL.")
 @click.option(
     "--out",
     required=True,
@@ -146,7 +144,7 @@ def create_operator(db_url: str | None, name: str, out: Path) -> None:
 
 @backoffice_group.command("publish-trust-store")
 @_db_option
-@click.argument("file", type=_EXISTING_FILE)
+@click.argument("file", type=EXISTING_FILE)
 def publish_trust_store(db_url: str | None, file: Path) -> None:
     """Offer a signed trust store to laptops; they install it under their own rules."""
     from fieldkit.backoffice.ingest import publish_trust_store as publish
@@ -157,7 +155,7 @@ def publish_trust_store(db_url: str | None, file: Path) -> None:
 
 @backoffice_group.command("publish-work-order")
 @_db_option
-@click.argument("file", type=_EXISTING_FILE)
+@click.argument("file", type=EXISTING_FILE)
 def publish_work_order(db_url: str | None, file: Path) -> None:
     """Offer a signed work order to laptops; they verify it against their own trust store."""
     from fieldkit.backoffice.ingest import publish_work_order as publish

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from fieldkit.cli.common import (
+    EXISTING_FILE,
     console_out,
     passphrase_for,
     print_json,
@@ -19,7 +20,6 @@ from fieldkit.cli.common import (
 )
 from fieldkit.errors import UsageError
 
-_EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 _STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "warning": "yellow"}
 
 
@@ -45,7 +45,7 @@ def _parse_payloads(values: tuple[str, ...]) -> dict[str, Path]:
     "--manifest",
     "manifest_path",
     required=True,
-    type=_EXISTING_FILE,
+    type=EXISTING_FILE,
     help="Manifest JSON; size_bytes, sha256 and payload are filled in.",
 )
 @click.option("--payload", "payloads", multiple=True, required=True, help="COMPONENT=PATH (repeatable).")
@@ -68,14 +68,14 @@ def create(manifest_path: Path, payloads: tuple[str, ...], out: Path) -> None:
 
 
 @bundle_group.command("sign")
-@click.argument("bundle", type=_EXISTING_FILE)
-@click.option("--key", "key_path", required=True, type=_EXISTING_FILE, help="Private key (.key).")
+@click.argument("bundle", type=EXISTING_FILE)
+@click.option("--key", "key_path", required=True, type=EXISTING_FILE, help="Private key (.key).")
 @click.option(
     "--certificate-chain",
-    type=_EXISTING_FILE,
+    type=EXISTING_FILE,
     help="PEM chain for the key, leaf first, when signing through an X.509 root.",
 )
-@click.option("--passphrase-file", type=_EXISTING_FILE, help="The key's passphrase (first line).")
+@click.option("--passphrase-file", type=EXISTING_FILE, help="The key's passphrase (first line).")
 def sign(bundle: Path, key_path: Path, certificate_chain: Path | None, passphrase_file: Path | None) -> None:
     """Add a signature to BUNDLE, keeping the ones it has."""
     from fieldkit.bundles import keys
@@ -274,16 +274,16 @@ def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
 @click.option(
     "--firmware",
     required=True,
-    type=_EXISTING_FILE,
+    type=EXISTING_FILE,
     help="The firmware file as the OEM shipped it.",
 )
 @click.option(
     "--signature",
     required=True,
-    type=_EXISTING_FILE,
+    type=EXISTING_FILE,
     help="The OCPP signature (base64 text or DER).",
 )
-@click.option("--certificate", required=True, type=_EXISTING_FILE, help="The OCPP signing certificate (PEM).")
+@click.option("--certificate", required=True, type=EXISTING_FILE, help="The OCPP signing certificate (PEM).")
 @click.option("--vendor", required=True)
 @click.option("--model", "models", multiple=True, required=True, help="Compatible model (repeatable).")
 @click.option(
@@ -304,11 +304,11 @@ def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
     type=click.Choice(["rauc", "swupdate", "mender", "script", "mcumgr-smp", "dfu", "uboot-ymodem"]),
 )
 @click.option("--expires-in-days", default=365, show_default=True, type=click.IntRange(min=1, max=3650))
-@click.option("--release-notes", type=_EXISTING_FILE, help="Markdown file.")
+@click.option("--release-notes", type=EXISTING_FILE, help="Markdown file.")
 @click.option("--metrology-relevant", is_flag=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--key", "key_path", type=_EXISTING_FILE, help="Also sign the new bundle with this key.")
-@click.option("--passphrase-file", type=_EXISTING_FILE)
+@click.option("--key", "key_path", type=EXISTING_FILE, help="Also sign the new bundle with this key.")
+@click.option("--passphrase-file", type=EXISTING_FILE)
 def import_ocpp(
     firmware: Path,
     signature: Path,

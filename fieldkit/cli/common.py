@@ -14,7 +14,11 @@ from fieldkit import config
 from fieldkit.errors import KeyFileError, UsageError
 
 if TYPE_CHECKING:
-    from fieldkit.bundles.truststore import Role
+    from fieldkit.bundles.roles import Role
+
+
+# An option naming a file that must already exist.
+EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 def console_out() -> Any:
@@ -76,7 +80,7 @@ def load_signing_keys(paths: tuple[Path, ...], passphrase_file: Path | None) -> 
 
 
 def parse_thresholds(values: tuple[str, ...]) -> dict[Role, int]:
-    from fieldkit.bundles.keys import ROLES
+    from fieldkit.bundles.roles import ROLES
 
     result: dict[Role, int] = {}
     for value in values:

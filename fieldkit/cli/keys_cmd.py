@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from fieldkit.bundles.roles import ROLES
 from fieldkit.cli.common import console_out
 from fieldkit.errors import UsageError
 
@@ -20,7 +21,7 @@ def keys_group() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["trust-root", "release", "metrology", "dispatch"]),
+    type=click.Choice(ROLES),
     help="What the key is for; recorded in the key files.",
 )
 @click.option(

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from fieldkit.bundles.roles import ROLES
 from fieldkit.cli.audit_cmd import record_event
 from fieldkit.cli.common import (
+    EXISTING_FILE,
     console_out,
     load_signing_keys,
     parse_thresholds,
@@ -22,22 +24,21 @@ from fieldkit.cli.common import (
 from fieldkit.errors import UsageError
 
 if TYPE_CHECKING:
-    from fieldkit.bundles.truststore import Role, RootRole
-
-_EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
+    from fieldkit.bundles.roles import Role
+    from fieldkit.bundles.truststore import RootRole
 
 
 def _signing_options(function: Any) -> Any:
     function = click.option(
         "--passphrase-file",
-        type=_EXISTING_FILE,
+        type=EXISTING_FILE,
         help="Passphrase of the signing keys (first line).",
     )(function)
     return click.option(
         "--signing-key",
         "signing_keys",
         multiple=True,
-        type=_EXISTING_FILE,
+        type=EXISTING_FILE,
         help="A trust-root private key to sign the new version with (repeat to meet the threshold).",
     )(function)
 
@@ -54,11 +55,11 @@ def trust_group() -> None:
     "root_keys",
     multiple=True,
     required=True,
-    type=_EXISTING_FILE,
+    type=EXISTING_FILE,
     help="A trust-root private key; its public key becomes a trust root (repeatable).",
 )
 @click.option("--threshold", "thresholds", multiple=True, help="ROLE=N signatures required (repeatable).")
-@click.option("--passphrase-file", type=_EXISTING_FILE, help="Passphrase of the root keys (first line).")
+@click.option("--passphrase-file", type=EXISTING_FILE, help="Passphrase of the root keys (first line).")
 @click.option("--force", is_flag=True, help="Replace an existing trust store.")
 def init(
     trust_store: Path | None,
@@ -85,13 +86,13 @@ def init(
 
 @trust_group.command("add-key")
 @trust_store_option
-@click.option("--public-key", type=_EXISTING_FILE, help="A .pub file to trust.")
-@click.option("--certificate", type=_EXISTING_FILE, help="An X.509 root certificate (PEM) to pin instead.")
+@click.option("--public-key", type=EXISTING_FILE, help="A .pub file to trust.")
+@click.option("--certificate", type=EXISTING_FILE, help="An X.509 root certificate (PEM) to pin instead.")
 @click.option(
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(["trust-root", "release", "metrology", "dispatch", "ocpp-manufacturer"]),
+    type=click.Choice([*ROLES, "ocpp-manufacturer"]),
     help="Role(s) granted; for a .pub file, defaults to the role recorded in it.",
 )
 @click.option("--name", help="A name shown in reports [default: from the key file].")
@@ -127,9 +128,7 @@ def add_key(
     state, limits = trusted_state(), settings().limits
     if public_key is not None:
         public, meta = keys.load_public_key(public_key)
-        granted = list(roles) or (
-            [meta.role] if meta.role in ("trust-root", "release", "metrology", "dispatch") else []
-        )
+        granted = list(roles) or ([meta.role] if meta.role in ROLES else [])
         if not granted or "ocpp-manufacturer" in granted:
             raise UsageError("no usable --role for this key", "pass --role trust-root, release, metrology or dispatch")
         store = trustops.add_key(
@@ -225,10 +224,7 @@ def show(trust_store: Path | None, as_json: bool) -> None:
         f"[bold]{path}[/]  version {body.version}  issued {body.issued_at:%Y-%m-%d %H:%M} UTC"
         + ("  [yellow]DEMO[/]" if body.demo else "")
     )
-    out.print(
-        "thresholds: "
-        + ", ".join(f"{r}={body.threshold(r)}" for r in ("trust-root", "release", "metrology", "dispatch"))
-    )
+    out.print("thresholds: " + ", ".join(f"{r}={body.threshold(r)}" for r in ROLES))
     table = Table("key id", "name", "kind", "roles", "scope", "valid", "status")
     for key in body.keys:
         window = f"{key.not_before:%Y-%m-%d}" if key.not_before else "-"
@@ -259,7 +255,7 @@ def show(trust_store: Path | None, as_json: bool) -> None:
 
 @trust_group.command("update")
 @trust_store_option
-@click.argument("file", type=_EXISTING_FILE)
+@click.argument("file", type=EXISTING_FILE)
 def update(trust_store: Path | None, file: Path) -> None:
     """Install FILE as the new trust store if it is newer and signed by the current trust roots."""
     from fieldkit.bundles import trustops

@@ -10,10 +10,15 @@ from typing import Any
 
 import click
 
-from fieldkit.cli.common import console_out, resolve_trust_store, settings, trust_store_option, trusted_state
+from fieldkit.cli.common import (
+    EXISTING_FILE,
+    console_out,
+    resolve_trust_store,
+    settings,
+    trust_store_option,
+    trusted_state,
+)
 from fieldkit.errors import FieldkitError, UsageError
-
-_EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 class PreflightRefusedError(FieldkitError):
@@ -154,9 +159,9 @@ def _charger_ref(record: Any) -> Any:
 
 @click.command("update")
 @click.option("--charger", "address", help="ssh://USER@HOST[:PORT] of the charger.")
-@click.option("--bundle", type=_EXISTING_FILE, help="The .fwbundle to install.")
+@click.option("--bundle", type=EXISTING_FILE, help="The .fwbundle to install.")
 @trust_store_option
-@click.option("--ssh-key", type=_EXISTING_FILE, help="Private key for the charger [default: the SSH agent].")
+@click.option("--ssh-key", type=EXISTING_FILE, help="Private key for the charger [default: the SSH agent].")
 @click.option("--accept-new-host-key", is_flag=True, help="Pin the charger's host key on first contact.")
 @click.option("--confirm-serial", help="The charger serial, typed to confirm a metrology-relevant update.")
 @click.option("--override-reason", help="Proceed despite work orders; the reason is audited.")
@@ -324,7 +329,7 @@ def _resume(job_id: str | None, trust_store: Path | None, as_json: bool) -> None
 
 @click.command("rollback")
 @click.option("--charger", "address", required=True, help="ssh://USER@HOST[:PORT] of the charger.")
-@click.option("--ssh-key", type=_EXISTING_FILE)
+@click.option("--ssh-key", type=EXISTING_FILE)
 @click.option("--accept-new-host-key", is_flag=True)
 def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> None:
     """Abandon a pending image and reboot into the last committed one."""

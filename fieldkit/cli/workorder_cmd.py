@@ -9,6 +9,7 @@ import click
 
 from fieldkit.cli.audit_cmd import record_event
 from fieldkit.cli.common import (
+    EXISTING_FILE,
     console_out,
     parse_utc_time,
     passphrase_for,
@@ -19,8 +20,6 @@ from fieldkit.cli.common import (
     trusted_state,
 )
 from fieldkit.errors import UsageError
-
-_EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 @click.group("workorder")
@@ -37,8 +36,8 @@ def workorder_group() -> None:
 @click.option("--vendor", help="Vendor, checked against the dispatch key's scope.")
 @click.option("--site", help="Site name, for the technician.")
 @click.option("--note", default="", help="Instructions for the technician.")
-@click.option("--key", "key_path", required=True, type=_EXISTING_FILE, help="A dispatch private key.")
-@click.option("--passphrase-file", type=_EXISTING_FILE)
+@click.option("--key", "key_path", required=True, type=EXISTING_FILE, help="A dispatch private key.")
+@click.option("--passphrase-file", type=EXISTING_FILE)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def create(
     order_id: str,
@@ -81,7 +80,7 @@ def create(
 
 
 @workorder_group.command("import")
-@click.argument("file", type=_EXISTING_FILE)
+@click.argument("file", type=EXISTING_FILE)
 @trust_store_option
 def import_(file: Path, trust_store: Path | None) -> None:
     """Install a work order brought on a stick, after checking its signatures."""

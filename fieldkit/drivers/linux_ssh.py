@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import json
 import shlex
@@ -25,22 +24,12 @@ from typing import Any, Final
 
 from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, PayloadSource, ProgressCallback
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
+from fieldkit.fsutil import sha256_file
 from fieldkit.transports.ssh import SshSession
 
 # On the charger. /var/tmp survives a reboot (/tmp is often tmpfs), so a transfer can resume across
 # one; staged files are named by SHA-256 and hash-checked before use, so nothing planted there installs.
 STAGING_DIR: Final = "/var/tmp/fieldkit-staging"  # noqa: S108
-
-
-def _prefix_sha256(payload: PayloadSource, length: int) -> str:
-    hasher = hashlib.sha256()
-    remaining = length
-    with payload.path.open("rb") as handle:
-        handle.seek(payload.offset)
-        while remaining and (chunk := handle.read(min(remaining, 1 << 20))):
-            hasher.update(chunk)
-            remaining -= len(chunk)
-    return hasher.hexdigest()
 
 
 class LinuxSshDriver:
@@ -160,7 +149,9 @@ class LinuxSshDriver:
         if not size or size > total:
             return 0
         answer = self._run(f"head -c {size} {shlex.quote(remote)} | sha256sum").split()
-        return size if answer and hmac.compare_digest(answer[0], _prefix_sha256(payload, size)) else 0
+        return (
+            size if answer and hmac.compare_digest(answer[0], sha256_file(payload.path, payload.offset, size)[1]) else 0
+        )
 
     async def verify(self, component: str, sha256: str) -> None:
         await asyncio.to_thread(self._verify, sha256)

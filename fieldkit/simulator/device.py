@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from fieldkit.errors import FieldkitError
-from fieldkit.fsutil import atomic_write_bytes
+from fieldkit.fsutil import atomic_write_bytes, sha256_file
 from fieldkit.simulator.catalog import SimulatedModel
 from fieldkit.simulator.faults import FaultPlan, PowerCut
 from fieldkit.simulator.image import ImageHeader, read_image_header
@@ -59,14 +59,6 @@ class DeviceError(FieldkitError):
 
 def _other(slot: str) -> Slot:
     return "B" if slot == "A" else "A"
-
-
-def _sha256_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 @dataclass
@@ -254,7 +246,7 @@ class SimulatedCharger:
         state = self._component(component)
         slot = _other(state.active)
         path = self.slot_path(component, slot)
-        digest = _sha256_file(path)
+        digest = sha256_file(path)[1]
         if digest != expected_sha256:
             raise DeviceError(
                 "hash-mismatch", f"the {component} image in slot {slot} does not match its SHA-256", "transfer it again"
@@ -292,7 +284,7 @@ class SimulatedCharger:
         path = self.slot_path(component, slot)
         if image is None or not path.exists() or path.stat().st_size != image.size_bytes:
             return False
-        if _sha256_file(path) != image.sha256:
+        if sha256_file(path)[1] != image.sha256:
             return False
         header = read_image_header(path)
         # The floor applies to images still to be accepted; a committed image is already trusted.
