@@ -157,6 +157,19 @@ def _charger_ref(record: Any) -> Any:
     )
 
 
+def _charger_ref_of(identity: Any, address: str) -> Any:
+    """How the audit trail names a charger, from what the charger reported about itself."""
+    from fieldkit.audit.entry import ChargerRef
+
+    return ChargerRef(
+        vendor=identity.vendor,
+        model=identity.model,
+        hardware_revision=identity.hardware_revision,
+        serial=identity.serial,
+        address=address,
+    )
+
+
 @click.command("update")
 @click.option("--charger", "address", help="ssh://USER@HOST[:PORT] of the charger.")
 @click.option("--bundle", type=EXISTING_FILE, help="The .fwbundle to install.")
@@ -193,7 +206,7 @@ def update(
         return
     if not address or bundle is None:
         raise UsageError("--charger and --bundle are required", "or pass --resume to continue interrupted jobs")
-    from fieldkit.audit.entry import BundleRef, ChargerRef
+    from fieldkit.audit.entry import BundleRef
     from fieldkit.bundles import trustops
     from fieldkit.bundles.workorder import load_work_orders
     from fieldkit.cli.audit_cmd import record_event
@@ -238,13 +251,7 @@ def update(
                 )
                 out.print(f"  {mark} {check.name}: {check.reason}")
         manifest = result.report.manifest
-        charger = ChargerRef(
-            vendor=identity.vendor,
-            model=identity.model,
-            hardware_revision=identity.hardware_revision,
-            serial=identity.serial,
-            address=address,
-        )
+        charger = _charger_ref_of(identity, address)
         if not result.ok or manifest is None:
             reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.refused)
             record_event(
@@ -333,7 +340,6 @@ def _resume(job_id: str | None, trust_store: Path | None, as_json: bool) -> None
 @click.option("--accept-new-host-key", is_flag=True)
 def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> None:
     """Abandon a pending image and reboot into the last committed one."""
-    from fieldkit.audit.entry import ChargerRef
     from fieldkit.cli.audit_cmd import record_event
 
     driver = _driver(address, ssh_key, accept_new_host_key)
@@ -352,13 +358,7 @@ def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> N
         "rollback",
         status="RolledBack",
         note=f"now running {versions}",
-        charger=ChargerRef(
-            vendor=after.vendor,
-            model=after.model,
-            hardware_revision=after.hardware_revision,
-            serial=after.serial,
-            address=address,
-        ),
+        charger=_charger_ref_of(after, address),
         from_version=next(iter(before.components.values())).version,
         to_version=next(iter(after.components.values())).version,
     )
