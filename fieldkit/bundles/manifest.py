@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from fieldkit.bundles.container import PAYLOAD_NAME_RE
+from fieldkit.bundles.safejson import first_validation_error
 from fieldkit.bundles.semver import Version, is_semver
 from fieldkit.errors import BundleRejectedError
 
@@ -153,12 +154,10 @@ def parse_manifest(document: Any) -> Manifest:
     try:
         return Manifest.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "manifest"
         raise BundleRejectedError(
             CHECK,
             "manifest-invalid",
-            f"manifest.json: {where}: {first['msg']}",
+            f"manifest.json: {first_validation_error(exc, 'manifest')}",
             "the bundle was not made to the format in offline_bundles/README.md; ask its publisher",
         ) from exc
 

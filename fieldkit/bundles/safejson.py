@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+from pydantic import ValidationError
+
 from fieldkit.errors import BundleRejectedError
 
 
@@ -90,3 +92,10 @@ def parse_for_check(data: bytes, check: str, what: str, max_bytes: int, max_dept
             f"{what}.json: {exc}",
             "the bundle was not made by a conforming tool; ask its publisher",
         ) from exc
+
+
+def first_validation_error(exc: ValidationError, where_if_top_level: str = "") -> str:
+    """The first schema error as "path.to.field: message", for one-line refusals."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or where_if_top_level
+    return f"{where}: {first['msg']}"

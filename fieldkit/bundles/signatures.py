@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fieldkit.bundles import keys
-from fieldkit.bundles.safejson import parse_for_check
+from fieldkit.bundles.safejson import first_validation_error, parse_for_check
 from fieldkit.bundles.truststore import KEY_ID_PATTERN, Scope, TrustStoreBody
 from fieldkit.config import Limits
 from fieldkit.errors import BundleRejectedError
@@ -67,10 +67,9 @@ def parse_signatures(data: bytes, limits: Limits) -> list[SignatureEntry]:
     try:
         parsed = SignaturesFile.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
         raise _reject(
             "signatures-invalid",
-            f"signatures.json: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+            f"signatures.json: {first_validation_error(exc)}",
             "the bundle's signatures were not written by a conforming tool; ask its publisher",
         ) from exc
     if rfc8785.dumps(document) != data:

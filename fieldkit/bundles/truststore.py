@@ -28,7 +28,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from fieldkit.bundles import keys
 from fieldkit.bundles.roles import Role
-from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
+from fieldkit.bundles.safejson import JsonShapeError, first_validation_error, parse_bounded
 from fieldkit.config import Limits
 from fieldkit.errors import FieldkitError, TrustStoreError
 from fieldkit.fsutil import atomic_output
@@ -229,7 +229,7 @@ def split_envelope(
     try:
         entries = [EnvelopeSignature.model_validate(s) for s in raw_signatures]
     except ValidationError as exc:
-        raise error(f"a {what} signature entry is malformed: {_first_error(exc)}") from exc
+        raise error(f"a {what} signature entry is malformed: {first_validation_error(exc, 'document')}") from exc
     return signed_raw, entries, raw_signatures
 
 
@@ -258,13 +258,7 @@ def _parse_body(signed_raw: dict[str, Any]) -> TrustStoreBody:
     try:
         return TrustStoreBody.model_validate(signed_raw)
     except ValidationError as exc:
-        raise TrustStoreError(f"the trust store content is invalid: {_first_error(exc)}") from exc
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "document"
-    return f"{where}: {first['msg']}"
+        raise TrustStoreError(f"the trust store content is invalid: {first_validation_error(exc, 'document')}") from exc
 
 
 def load_trust_store(path: Path, limits: Limits, now: dt.datetime) -> TrustStore:
