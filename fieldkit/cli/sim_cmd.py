@@ -92,7 +92,7 @@ def status(state_dir: Path, as_json: bool) -> None:
     help="OpenSSH public key allowed to log in (repeatable) [default: a key made in DIR].",
 )
 @click.option("--rate", type=click.IntRange(min=1), help="Link rate limit in bytes per second.")
-@click.option("--fault", "faults", multiple=True, help="Fault spec (repeatable); see `fieldkit sim --help`.")
+@click.option("--fault", "faults", multiple=True, help="Fault spec (repeatable); the specs are listed above.")
 def ssh(
     state_dir: Path, port: int, model: str, authorized_keys: tuple[Path, ...], rate: int | None, faults: tuple[str, ...]
 ) -> None:
