@@ -12,6 +12,7 @@ enough that a hostile file cannot exhaust a laptop.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -56,6 +57,9 @@ class Settings:
     health_timeout_s: int = 180
     # Where Linux chargers stage images (on the charger; must survive a reboot).
     ssh_staging_dir: str = "/var/tmp/fieldkit-staging"  # noqa: S108 - a path on the charger, see drivers/linux_ssh.py
+    # The vendor updater for components whose install method is "script" (on the charger):
+    # called as `COMMAND install FILE`, `COMMAND commit`, `COMMAND rollback`.
+    vendor_update_command: str = "charger-update"
 
 
 def home_dir() -> Path | None:
@@ -116,11 +120,15 @@ def load_settings(path: Path | None = None) -> Settings:
             if not isinstance(value, bool):
                 raise ConfigError(f"{path}: require_work_order must be true or false")
             top[key] = value
-        elif key in ("backoffice_url", "ssh_staging_dir"):
+        elif key in ("backoffice_url", "ssh_staging_dir", "vendor_update_command"):
             if not isinstance(value, str):
                 raise ConfigError(f"{path}: {key} must be a string")
             if key == "ssh_staging_dir" and (not value.startswith("/") or "'" in value or " " in value):
                 raise ConfigError(f"{path}: ssh_staging_dir must be an absolute path without spaces or quotes")
+            if key == "vendor_update_command" and not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
+                raise ConfigError(
+                    f"{path}: vendor_update_command must be a command name or path (letters, digits, _ . / -)"
+                )
             top[key] = value
         else:
             raise ConfigError(f"{path}: unknown setting {key!r}")

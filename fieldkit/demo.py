@@ -433,3 +433,28 @@ def charger_facts_for(model_name: str) -> ChargerFacts:
         installed_version=model.installed_version,
         installed_security_version=model.security_version_floor,
     )
+
+
+def make_release_bundle(out: Path, model_name: str, version: str, security_version: int, payload_bytes: int) -> Path:
+    """One valid, demo-signed bundle updating every component of a simulated model to ``version``.
+
+    For benchmarks, the demo and tests that need a bundle of a given size
+    without rebuilding the whole demo set. Metrology-relevant components get
+    the metrology signature too.
+    """
+    model = model_named(model_name)
+    limits = Limits()
+    with tempfile.TemporaryDirectory(prefix="fieldkit-bundle-") as scratch_name:
+        scratch = Path(scratch_name)
+        payloads: dict[str, Path] = {}
+        components = []
+        for order, spec in enumerate(model.components):
+            payload = scratch / f"{spec.name}.img"
+            demo_payload(payload, model, spec.name, version, payload_bytes, security_version)
+            payloads[spec.name] = payload
+            components.append(_component(spec.name, model, version, order))
+        create_bundle(_manifest(model, version, security_version, components), payloads, out, limits)
+    sign_bundle(out, demo_private_key("demo-release"), limits)
+    if any(c.metrology_relevant for c in model.components):
+        sign_bundle(out, demo_private_key("demo-metrology"), limits)
+    return out

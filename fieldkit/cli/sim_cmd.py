@@ -101,8 +101,8 @@ def ssh(
     Creates the charger in DIR on first start. Without --authorized-key, a
     client key pair is written to DIR/client_key(.pub) and is the one allowed.
     Fault specs: power-cut:byte=N, power-cut:phase=install|reboot|commit,
-    corrupt:byte=N, hang:phase=P, link-drop:byte=N, rate:BYTES_PER_S,
-    never-available, flap-health.
+    corrupt:byte=N, hang:phase=P, hang:byte=N, link-drop:byte=N, rate:BYTES_PER_S,
+    fail-install:component=C, never-available, flap-health.
     """
     import signal
 

@@ -346,7 +346,14 @@ def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> N
 
     async def roll_back() -> Any:
         before = await driver.identify()
-        await driver.rollback()
+        unknown = [name for name, c in before.components.items() if c.install_method is None]
+        if unknown:
+            raise UsageError(
+                f"{before.serial} does not say which updater owns {', '.join(unknown)}",
+                "roll back with the charger's own updater, or resume the job that installed it "
+                "(`fieldkit update --resume`)",
+            )
+        await driver.rollback({name: c.install_method for name, c in before.components.items()})
         return before, await driver.identify()
 
     try:

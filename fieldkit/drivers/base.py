@@ -7,7 +7,7 @@ for the link, DeviceRefusedError for the charger saying no).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +20,7 @@ class ComponentInfo:
     active_slot: str
     state: str  # "committed" or "pending" (running an image not yet committed)
     pending_slot: str | None = None  # an installed image waiting for (or in) its trial boot
+    install_method: str | None = None  # the charger's updater for it, when the charger says (rauc, mender, ...)
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,21 @@ class Driver(Protocol):
 
     async def verify(self, component: str, sha256: str) -> None: ...
 
-    async def activate(self, component: str, sha256: str) -> None: ...
+    async def activate(self, component: str, sha256: str, install_method: str) -> None:
+        """Install the staged, verified image through the updater ``install_method`` names."""
+        ...
 
     async def reboot(self) -> None: ...
 
     async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport: ...
 
-    async def commit(self) -> None: ...
+    async def commit(self, install_methods: Mapping[str, str]) -> None:
+        """Make the running trial images permanent; ``install_methods`` maps component -> install method.
 
-    async def rollback(self) -> None: ...
+        Safe to repeat: a component already committed is left alone (a resumed job may commit twice).
+        """
+        ...
+
+    async def rollback(self, install_methods: Mapping[str, str]) -> None:
+        """Abandon every pending image of these components and boot the last committed ones."""
+        ...

@@ -1,9 +1,10 @@
 """Driver for Linux-based chargers over SSH: SFTP staging, the charger's updater, health.
 
-The charger side is what an EVerest/RAUC controller offers: ``rauc install``,
-``rauc status --output-format=json``, ``rauc status mark-good|mark-bad``,
-``reboot``, plus two read-only helpers for identity and connector status
-(``charger-identity --json``, ``charger-status --json``).
+The charger side is what an embedded Linux controller offers: its updater,
+chosen per component by the manifest's install method (see ``UPDATERS``:
+RAUC, SWUpdate, Mender, or the vendor's own script), ``reboot``, plus two
+read-only helpers for identity and connector status (``charger-identity
+--json``, ``charger-status --json``).
 
 Resume: the staged file is named by its SHA-256. Before sending, the driver
 asks the charger for the size of what is there and the SHA-256 of that
@@ -19,7 +20,8 @@ import hmac
 import json
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, PayloadSource, ProgressCallback
@@ -30,12 +32,35 @@ from fieldkit.transports.ssh import SshSession
 # On the charger. /var/tmp survives a reboot (/tmp is often tmpfs), so a transfer can resume across
 # one; staged files are named by SHA-256 and hash-checked before use, so nothing planted there installs.
 STAGING_DIR: Final = "/var/tmp/fieldkit-staging"  # noqa: S108
+VENDOR_UPDATE_COMMAND: Final = "charger-update"
+
+
+@dataclass(frozen=True)
+class Updater:
+    """The charger-side command lines of one updater; ``{image}`` is the staged image's quoted path."""
+
+    install: str
+    commit: str
+    rollback: str
+
+
+def updaters(vendor_command: str = VENDOR_UPDATE_COMMAND) -> dict[str, Updater]:
+    return {
+        # RAUC (EVerest): mark-good/mark-bad act on the booted slot group.
+        "rauc": Updater("rauc install {image}", "rauc status mark-good booted", "rauc status mark-bad booted"),
+        # SWUpdate: the bootloader's `ustate` is the transaction marker (0 OK, 3 FAILED).
+        "swupdate": Updater("swupdate -i {image}", "fw_setenv ustate 0", "fw_setenv ustate 3"),
+        # Mender standalone mode (mender-update, Mender 4+).
+        "mender": Updater("mender-update install {image}", "mender-update commit", "mender-update rollback"),
+        # A vendor script following the same three verbs; its name is the `vendor_update_command` setting.
+        "script": Updater(
+            f"{vendor_command} install {{image}}", f"{vendor_command} commit", f"{vendor_command} rollback"
+        ),
+    }
 
 
 class LinuxSshDriver:
-    # swupdate, mender and vendor scripts follow the same pattern and are still to be written;
-    # until then preflight refuses their components rather than handing them to the wrong updater.
-    supported_install_methods: frozenset[str] = frozenset({"rauc"})
+    supported_install_methods: frozenset[str] = frozenset(updaters())
 
     def __init__(
         self,
@@ -46,8 +71,10 @@ class LinuxSshDriver:
         health_stable_s: float = 10.0,
         health_timeout_s: float = 120.0,
         poll_s: float = 1.0,
+        vendor_update_command: str = VENDOR_UPDATE_COMMAND,
     ) -> None:
         self._connect = connect
+        self.updaters = updaters(vendor_update_command)
         self.staging_dir = staging_dir
         self.command_timeout_s = command_timeout_s
         self.reboot_timeout_s = reboot_timeout_s
@@ -116,7 +143,14 @@ class LinuxSshDriver:
             serial=raw["serial"],
             address=str(session.target),
             components={
-                name: ComponentInfo(name, c["running_version"], c["active_slot"], c["state"], c.get("pending_slot"))
+                name: ComponentInfo(
+                    name,
+                    c["running_version"],
+                    c["active_slot"],
+                    c["state"],
+                    c.get("pending_slot"),
+                    c.get("install_method"),
+                )
                 for name, c in raw["components"].items()
             },
             security_version_floor=int(raw["security_version_floor"]),
@@ -164,8 +198,18 @@ class LinuxSshDriver:
                 "the copy was damaged on the way; it will be transferred again",
             )
 
-    async def activate(self, component: str, sha256: str) -> None:
-        await asyncio.to_thread(self._run, f"rauc install {shlex.quote(self.staged_path(sha256))}")
+    def _updater(self, install_method: str) -> Updater:
+        updater = self.updaters.get(install_method)
+        if updater is None:
+            raise DeviceRefusedError(
+                f"a Linux charger cannot install with {install_method!r}",
+                f"install methods over SSH: {', '.join(self.updaters)}",
+            )
+        return updater
+
+    async def activate(self, component: str, sha256: str, install_method: str) -> None:
+        command = self._updater(install_method).install.format(image=shlex.quote(self.staged_path(sha256)))
+        await asyncio.to_thread(self._run, command)
 
     async def reboot(self) -> None:
         await asyncio.to_thread(self._reboot)
@@ -226,9 +270,19 @@ class LinuxSshDriver:
             last.meter_wh,
         )
 
-    async def commit(self) -> None:
-        await asyncio.to_thread(self._run, "rauc status mark-good booted")
+    async def commit(self, install_methods: Mapping[str, str]) -> None:
+        await asyncio.to_thread(self._commit, install_methods)
 
-    async def rollback(self) -> None:
-        await asyncio.to_thread(self._run, "rauc status mark-bad booted")
+    def _commit(self, install_methods: Mapping[str, str]) -> None:
+        # Ask first: after a crash between "commit" and its journal entry, some updaters
+        # (mender-update) refuse a second commit, and there is nothing left to commit anyway.
+        identity = self._identify()
+        for method in dict.fromkeys(install_methods.values()):
+            owned = [name for name, m in install_methods.items() if m == method]
+            if any(name in identity.components and identity.components[name].state == "pending" for name in owned):
+                self._run(self._updater(method).commit)
+
+    async def rollback(self, install_methods: Mapping[str, str]) -> None:
+        for method in dict.fromkeys(install_methods.values()):
+            await asyncio.to_thread(self._run, self._updater(method).rollback)
         await self.reboot()

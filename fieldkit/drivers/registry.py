@@ -37,4 +37,5 @@ def driver_for(
         staging_dir=settings.ssh_staging_dir,
         health_stable_s=settings.health_stable_s,
         health_timeout_s=settings.health_timeout_s,
+        vendor_update_command=settings.vendor_update_command,
     )

@@ -76,6 +76,7 @@ class ComponentState:
     pending: Slot | None = None
     boot_attempts: int = 0
     slots: dict[str, SlotImage | None] = field(default_factory=lambda: {"A": None, "B": None})
+    install_method: str = "rauc"  # the updater that owns this component (rauc, swupdate, mender, script)
 
     def running(self) -> SlotImage | None:
         return self.slots.get(self.active)
@@ -100,6 +101,7 @@ class SimulatedCharger:
                 pending=c["pending"],
                 boot_attempts=c["boot_attempts"],
                 slots={s: SlotImage(**info) if info else None for s, info in c["slots"].items()},
+                install_method=c.get("install_method", "rauc"),
             )
             for name, c in raw["components"].items()
         }
@@ -144,6 +146,7 @@ class SimulatedCharger:
                 "active": "A",
                 "pending": None,
                 "boot_attempts": 0,
+                "install_method": component.install_method,
                 "slots": {
                     "A": {
                         "version": model.installed_version,
@@ -183,6 +186,7 @@ class SimulatedCharger:
                     "active": c.active,
                     "pending": c.pending,
                     "boot_attempts": c.boot_attempts,
+                    "install_method": c.install_method,
                     "slots": {s: (vars(i) if i else None) for s, i in c.slots.items()},
                 }
                 for name, c in self.components.items()
@@ -407,6 +411,7 @@ class SimulatedCharger:
                     "state": "pending" if s.pending is not None and s.active == s.pending else "committed",
                     "pending_slot": s.pending,
                     "boot_attempts": s.boot_attempts,
+                    "install_method": s.install_method,
                 }
                 for name, s in self.components.items()
             },

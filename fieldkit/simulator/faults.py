@@ -6,8 +6,10 @@ Specs, as given to `--fault` (repeatable):
     power-cut:phase=P       ... when phase P starts (install, reboot, commit)
     corrupt:byte=N          the byte at image offset N is flipped on its way to flash
     hang:phase=P            the charger stops answering when phase P starts
+    hang:byte=N             the link stalls once N bytes of an image have been received
     link-drop:byte=N        the link drops after N bytes of an image have been received
     rate:BYTES_PER_S        the link carries at most that many bytes per second
+    fail-install:component=C  the charger's updater refuses to install component C
     never-available         a newly installed image boots but never brings connectors to Available
     flap-health             connectors alternate Available/Unavailable after an update
 
@@ -40,10 +42,12 @@ class FaultPlan:
     power_cut_phases: set[str] = field(default_factory=set)
     corrupt_bytes: set[int] = field(default_factory=set)
     hang_phases: set[str] = field(default_factory=set)
+    hang_byte: int | None = None
     link_drop_byte: int | None = None
     rate_bytes_per_s: int | None = None
     never_available: bool = False
     flap_health: bool = False
+    failing_installs: set[str] = field(default_factory=set)
 
     @classmethod
     def parse(cls, specs: list[str] | tuple[str, ...]) -> FaultPlan:
@@ -61,20 +65,25 @@ class FaultPlan:
             self.flap_health = True
         elif kind == "rate" and argument.isdigit() and int(argument) > 0:
             self.rate_bytes_per_s = int(argument)
-        elif kind in ("power-cut", "corrupt", "link-drop") and key == "byte" and value.isdigit():
-            if kind == "power-cut":
+        elif kind in ("power-cut", "corrupt", "link-drop", "hang") and key == "byte" and value.isdigit():
+            if kind == "hang":
+                self.hang_byte = int(value)
+            elif kind == "power-cut":
                 self.power_cut_byte = int(value)
             elif kind == "corrupt":
                 self.corrupt_bytes.add(int(value))
             else:
                 self.link_drop_byte = int(value)
+        elif kind == "fail-install" and key == "component" and value:
+            self.failing_installs.add(value)
         elif kind in ("power-cut", "hang") and key == "phase" and value in PHASES:
             (self.power_cut_phases if kind == "power-cut" else self.hang_phases).add(value)
         else:
             raise UsageError(
                 f"--fault {spec!r} is not a fault spec",
                 "use power-cut:byte=N, power-cut:phase=install|reboot|commit, corrupt:byte=N, hang:phase=P, "
-                "link-drop:byte=N, rate:BYTES_PER_S, never-available or flap-health",
+                "hang:byte=N, link-drop:byte=N, rate:BYTES_PER_S, fail-install:component=C, never-available "
+                "or flap-health",
             )
 
     def power_cut_within(self, offset: int, length: int) -> int | None:

@@ -5,6 +5,9 @@
     rauc install BUNDLE                  install an image into the inactive slot (RAUC's command line)
     rauc status --output-format=json     slots and boot state, in the shape RAUC prints
     rauc status mark-good|mark-bad [booted]
+    swupdate -i IMAGE                    SWUpdate's local install; fw_setenv ustate 0|3 commits or fails it
+    mender-update install IMAGE | commit | rollback
+    charger-update install IMAGE | commit | rollback   a vendor script
     reboot                               reset: the bootloader picks, verifies and starts images
 
 Run as ``python -m fieldkit.simulator.shell PROGRAM ARGS...`` with the state
@@ -22,6 +25,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -31,7 +35,17 @@ from fieldkit.simulator.image import read_image_header
 
 STATE_ENV: Final = "FIELDKIT_SIM_STATE"
 FAULTS_ENV: Final = "FIELDKIT_SIM_FAULTS"
-PROGRAMS: Final = ("charger-identity", "charger-status", "rauc", "reboot")
+VENDOR_SCRIPT: Final = "charger-update"  # the simulated vendor script's name (a driver setting on the laptop)
+PROGRAMS: Final = (
+    "charger-identity",
+    "charger-status",
+    "rauc",
+    "swupdate",
+    "fw_setenv",
+    "mender-update",
+    VENDOR_SCRIPT,
+    "reboot",
+)
 COPY_CHUNK_BYTES: Final = 1 << 20
 
 
@@ -55,8 +69,10 @@ def _identity(charger: SimulatedCharger) -> dict[str, object]:
 
 
 def _rauc_status(charger: SimulatedCharger) -> dict[str, object]:
+    """RAUC's view: only the slots RAUC owns (other updaters keep their components to themselves)."""
+    owned = {name: state for name, state in charger.components.items() if state.install_method == "rauc"}
     slots = []
-    for name, state in charger.components.items():
+    for name, state in owned.items():
         for index, slot in enumerate(("A", "B")):
             image = state.slots.get(slot)
             booted = slot == state.active
@@ -76,52 +92,141 @@ def _rauc_status(charger: SimulatedCharger) -> dict[str, object]:
                     }
                 }
             )
-    first = next(iter(charger.components.values()))
+    if not owned:
+        return {"compatible": charger.identity["model"], "booted": None, "boot_primary": None, "slots": []}
+    first_name, first = next(iter(owned.items()))
     return {
         "compatible": charger.identity["model"],
         "booted": first.active,
-        "boot_primary": f"{next(iter(charger.components))}.{'AB'.index(first.pending or first.committed)}",
+        "boot_primary": f"{first_name}.{'AB'.index(first.pending or first.committed)}",
         "slots": slots,
     }
 
 
+def _install(charger: SimulatedCharger, updater: str, bundle: Path) -> int:
+    """What every updater does with an image file: check it, write it to the inactive slot, mark it to try."""
+    header = read_image_header(bundle)
+    if header is None:
+        print(f"{updater}: error: {bundle} is not a valid image for this charger", file=sys.stderr)
+        return 1
+    owner = charger.components[header.component].install_method if header.component in charger.components else None
+    if owner is not None and owner != updater:
+        print(f"{updater}: error: {header.component} is managed by {owner}, not {updater}", file=sys.stderr)
+        return 1
+    if header.component in charger.faults.failing_installs:
+        print(f"{updater}: error: writing {header.component} failed: flash verify error", file=sys.stderr)
+        return 1
+    print(f"installing {bundle}: {header.component} {header.version}")
+    charger.begin_install(header.component)
+    digest = hashlib.sha256()
+    offset = 0
+    with bundle.open("rb") as source:
+        while chunk := source.read(COPY_CHUNK_BYTES):
+            charger.write_slot(header.component, offset, chunk)
+            digest.update(chunk)
+            offset += len(chunk)
+    charger.finish_install(header.component, digest.hexdigest())
+    print("100% Installing done.")
+    return 0
+
+
+def _commit(charger: SimulatedCharger, updater: str) -> list[str]:
+    """Commit the booted trial images of the components ``updater`` owns."""
+    committed = []
+    for name, state in charger.components.items():
+        if state.install_method == updater and state.pending is not None and state.active == state.pending:
+            charger.mark_good(name)
+            committed.append(name)
+    return committed
+
+
+def _abandon(charger: SimulatedCharger, updater: str) -> list[str]:
+    """Abandon every pending image ``updater`` owns, booted or only installed: what a rollback needs."""
+    abandoned = []
+    for name, state in charger.components.items():
+        if state.install_method == updater and state.pending is not None:
+            charger.mark_bad(name)
+            abandoned.append(name)
+    return abandoned
+
+
 def _rauc(charger: SimulatedCharger, args: list[str]) -> int:
     if args[:1] == ["install"] and len(args) == 2:
-        bundle = Path(args[1])
-        header = read_image_header(bundle)
-        if header is None:
-            print(f"rauc: error: {bundle} is not a valid bundle", file=sys.stderr)
-            return 1
-        print(f"installing {bundle}: {header.component} {header.version}")
-        charger.begin_install(header.component)
-        digest = hashlib.sha256()
-        offset = 0
-        with bundle.open("rb") as source:
-            while chunk := source.read(COPY_CHUNK_BYTES):
-                charger.write_slot(header.component, offset, chunk)
-                digest.update(chunk)
-                offset += len(chunk)
-        charger.finish_install(header.component, digest.hexdigest())
-        print("100% Installing done.")
-        return 0
+        return _install(charger, "rauc", Path(args[1]))
     if args[:1] == ["status"] and "--output-format=json" in args:
         print(json.dumps(_rauc_status(charger)))
         return 0
     if args[:2] == ["status", "mark-good"]:
-        for name, state in charger.components.items():
-            if state.pending is not None and state.active == state.pending:
-                charger.mark_good(name)
+        _commit(charger, "rauc")
         print("rauc status: marked booted slot as good")
         return 0
     if args[:2] == ["status", "mark-bad"]:
-        # Abandons every pending image, booted or only installed: what a rollback needs.
-        for name, state in charger.components.items():
-            if state.pending is not None:
-                charger.mark_bad(name)
+        _abandon(charger, "rauc")
         print(f"rauc status: marked booted slot as {args[1][5:]}")
         return 0
     print(f"rauc: error: unsupported arguments {' '.join(args)!r}", file=sys.stderr)
     return 2
+
+
+def _swupdate(charger: SimulatedCharger, args: list[str]) -> int:
+    """``swupdate -i FILE`` (or ``--image FILE``): SWUpdate's local install."""
+    if len(args) == 2 and args[0] in ("-i", "--image"):
+        return _install(charger, "swupdate", Path(args[1]))
+    print(f"swupdate: error: unsupported arguments {' '.join(args)!r}", file=sys.stderr)
+    return 2
+
+
+def _fw_setenv(charger: SimulatedCharger, args: list[str]) -> int:
+    """SWUpdate's update state in the bootloader environment: ustate 0 = OK (commit), 3 = FAILED (roll back)."""
+    if args == ["ustate", "0"]:
+        _commit(charger, "swupdate")
+        return 0
+    if args == ["ustate", "3"]:
+        _abandon(charger, "swupdate")
+        return 0
+    print(f"fw_setenv: error: only `ustate 0` and `ustate 3` are accepted, not {' '.join(args)!r}", file=sys.stderr)
+    return 2
+
+
+def _mender_update(charger: SimulatedCharger, args: list[str]) -> int:
+    """``mender-update install FILE | commit | rollback``: Mender's standalone mode."""
+    if args[:1] == ["install"] and len(args) == 2:
+        return _install(charger, "mender", Path(args[1]))
+    if args == ["commit"]:
+        if not _commit(charger, "mender"):
+            print("mender-update: error: no update in progress", file=sys.stderr)
+            return 2
+        print("Committed.")
+        return 0
+    if args == ["rollback"]:
+        _abandon(charger, "mender")
+        print("Rolled back.")
+        return 0
+    print(f"mender-update: error: unsupported arguments {' '.join(args)!r}", file=sys.stderr)
+    return 2
+
+
+def _vendor_script(charger: SimulatedCharger, args: list[str]) -> int:
+    """The vendor's own updater, in the shape fieldkit expects: ``install FILE | commit | rollback``."""
+    if args[:1] == ["install"] and len(args) == 2:
+        return _install(charger, "script", Path(args[1]))
+    if args == ["commit"]:
+        _commit(charger, "script")
+        return 0
+    if args == ["rollback"]:
+        _abandon(charger, "script")
+        return 0
+    print(f"{VENDOR_SCRIPT}: error: usage: {VENDOR_SCRIPT} install FILE | commit | rollback", file=sys.stderr)
+    return 2
+
+
+UPDATERS: Final[dict[str, Callable[[SimulatedCharger, list[str]], int]]] = {
+    "rauc": _rauc,
+    "swupdate": _swupdate,
+    "fw_setenv": _fw_setenv,
+    "mender-update": _mender_update,
+    VENDOR_SCRIPT: _vendor_script,
+}
 
 
 def run(program: str, args: list[str]) -> int:
@@ -143,8 +248,9 @@ def run(program: str, args: list[str]) -> int:
             )
         )
         return 0
-    if program == "rauc":
-        return _rauc(charger, args)
+    updater = UPDATERS.get(program)
+    if updater is not None:
+        return updater(charger, args)
     if program == "reboot":
         record = charger.power_on()
         print(f"rebooted: {record.result} {record.detail}".rstrip())

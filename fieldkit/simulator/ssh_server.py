@@ -38,6 +38,7 @@ from fieldkit.simulator.shell import FAULTS_ENV, STATE_ENV, write_shims
 
 POWER_CUT_STATUS: Final = 137
 COMMAND_TIMEOUT_S: Final = 600
+STALL_LIMIT_S: Final = 120.0  # a stalled link gives up in the end, as TCP does
 
 
 class _LinkBudget:
@@ -50,6 +51,8 @@ class _LinkBudget:
         self.dropped = False
         self.lock = threading.Lock()
         self.handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self.stalled = threading.Event()  # set while a write waits at the hang byte
+        self.released = threading.Event()
 
     def receive(self, count: int, handle: _Handle) -> None:
         """Account for ``count`` bytes about to be written; raise once the link is down.
@@ -74,8 +77,36 @@ class _LinkBudget:
             for transport in victims:
                 transport.close()
             raise OSError("link dropped")
+        self._stall_at_hang_byte()
         if self.faults.rate_bytes_per_s:
             time.sleep(count / self.faults.rate_bytes_per_s)
+
+    def _stall_at_hang_byte(self) -> None:
+        """A stalled link: writes past the hang byte wait (bounded) until ``release`` or the endpoint stops."""
+        deadline = time.monotonic() + STALL_LIMIT_S
+        while True:
+            with self.lock:
+                hang = self.faults.hang_byte
+                if hang is None or self.received < hang:
+                    return
+            self.stalled.set()
+            if self.released.wait(timeout=0.05):
+                return
+            if time.monotonic() > deadline:
+                raise OSError("link stalled for too long")
+
+    def stall_at(self, byte: int) -> None:
+        """Stall the link once ``byte`` bytes (counted over the endpoint's life) have been received."""
+        with self.lock:
+            self.released.clear()
+            self.stalled.clear()
+            self.faults.hang_byte = byte
+
+    def release(self) -> None:
+        """End a stall: the link carries data again."""
+        with self.lock:
+            self.faults.hang_byte = None
+        self.released.set()
 
     def reset(self) -> None:
         """A new connection after a drop: the fault has happened once, the link works again."""
@@ -250,6 +281,7 @@ class SimulatedSshCharger:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.budget.release()
         self._drop_links()
         self.listener.close()
 

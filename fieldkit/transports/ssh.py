@@ -39,6 +39,7 @@ MAX_COMMAND_OUTPUT_BYTES: Final = 4 * 1024 * 1024
 # CBC and 3DES are not offered at all.
 CIPHERS: Final = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")
 SFTP_CHUNK_BYTES: Final = 1024 * 1024  # read size; paramiko splits it into 32 KiB pipelined SFTP writes
+PROGRESS_SLICE_BYTES: Final = 128 * 1024  # progress (and cancellation) granularity of an upload
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -295,10 +296,15 @@ class SshSession:
                 handle.set_pipelined(True)
                 position = offset
                 while position < total and (chunk := source.read(min(SFTP_CHUNK_BYTES, total - position))):
-                    handle.write(chunk)
-                    position += len(chunk)
-                    if on_progress is not None:
-                        on_progress(position)
+                    view = memoryview(chunk)
+                    # Report (and let the caller cancel) every slice, not every read: on a slow link a
+                    # whole read can take seconds.
+                    for start in range(0, len(view), PROGRESS_SLICE_BYTES):
+                        piece = view[start : start + PROGRESS_SLICE_BYTES]
+                        handle.write(piece)
+                        position += len(piece)
+                        if on_progress is not None:
+                            on_progress(position)
             return position
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
             raise LinkLostError(f"link to {self.target} lost during upload: {exc}") from exc

@@ -81,8 +81,27 @@ class UpdateJob:
         self._last_sent = 0
 
     def cancel(self) -> None:
-        """Stop at the next safe point: only while transferring; later steps finish or roll back."""
+        """Stop at the next safe point.
+
+        Before anything is installed (transfer included, mid-stream) the job stops
+        with JobCancelledError and stays resumable; the charger is untouched.
+        Once installing has begun, stopping would leave a half-updated charger,
+        so the job rolls back to the previous versions instead. A job whose new
+        image already passed its health check commits.
+        """
         self._cancelled = True
+
+    def _honour_cancel(self) -> bool:
+        """Act on a pending cancel at a step boundary; True when the job changed course."""
+        step = self.record.current
+        if step in (S.PLANNED, S.DOWNLOADING, S.DOWNLOADED, S.SIGNATURE_VERIFIED):
+            raise JobCancelledError(f"update cancelled in {step.value}, before anything was installed")
+        if step in (S.INSTALLING, S.INSTALL_REBOOTING):
+            self._cancelled = False
+            reason = "cancelled by the technician after installing began"
+            self._go(S.INSTALLATION_FAILED, reason, error=reason)
+            return True
+        return False
 
     def _payload(self, index: int) -> PayloadSource:
         component = self.components[index]
@@ -123,6 +142,9 @@ class UpdateJob:
             self._go(S.DOWNLOADING, bytes_total=sum(c.size_bytes for c in self.components))
         yield self._event("started" if len(record.history) <= 2 else "resumed")
         while not record.finished:
+            if self._cancelled and self._honour_cancel():
+                yield self._event("cancelled: rolling back")
+                continue
             step = record.current
             component = self.components[record.component_index]
             try:
@@ -145,7 +167,7 @@ class UpdateJob:
                 elif step == S.INSTALL_REBOOTING:
                     await self._reboot_and_check()
                 elif step == S.INSTALLED:
-                    await self.driver.commit()
+                    await self.driver.commit(self._install_methods())
                     self._go(S.COMMITTED, "committed")
                 elif step in (S.INSTALLATION_FAILED, S.INSTALL_VERIFICATION_FAILED):
                     self._go(S.ROLLING_BACK, record.error or "")
@@ -166,7 +188,7 @@ class UpdateJob:
 
         def progress(position: int) -> None:
             if self._cancelled:
-                raise JobCancelledError("update cancelled during the transfer")
+                raise JobCancelledError("update cancelled during the transfer, before anything was installed")
             if seen["position"] < 0:  # first report: the transfer (re)starts here
                 self._transfer_started = self._transfer_started or time.monotonic()
             else:
@@ -189,7 +211,7 @@ class UpdateJob:
         identity = await self.driver.identify()
         info = identity.components.get(component.name)
         if info is None or info.pending_slot is None:  # not installed yet (or the earlier attempt never landed)
-            await self.driver.activate(component.name, component.sha256)
+            await self.driver.activate(component.name, component.sha256, component.install_method)
         if index + 1 < len(self.components):
             self._go(S.DOWNLOADING, f"{component.name} installed", component_index=index + 1)
         else:
@@ -213,8 +235,11 @@ class UpdateJob:
         else:
             self._go(S.INSTALLATION_FAILED, report.detail, error=f"health check failed: {report.detail}")
 
+    def _install_methods(self) -> dict[str, str]:
+        return {c.name: c.install_method for c in self.components}
+
     async def _roll_back(self) -> None:
-        await self.driver.rollback()
+        await self.driver.rollback(self._install_methods())
         identity = await self.driver.identify()
         wrong = {
             name: identity.components[name].version

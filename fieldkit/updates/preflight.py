@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from fieldkit.bundles.clock import TrustedState
+from fieldkit.bundles.manifest import Manifest
 from fieldkit.bundles.truststore import TrustStoreBody
 from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bundle
 from fieldkit.bundles.workorder import WorkOrderBody, authorize
@@ -63,6 +64,28 @@ def laptop_battery(root: Path = Path("/sys/class/power_supply")) -> tuple[bool, 
     return None
 
 
+def _install_method_check(
+    manifest: Manifest, identity: ChargerIdentity, supported: frozenset[str] | None
+) -> PreflightCheck:
+    """Each component goes to an updater this driver can drive, and the one the charger uses for it."""
+    problems = []
+    for component in manifest.components:
+        if supported is not None and component.install_method not in supported:
+            problems.append(f"this charger's driver cannot install {component.name} ({component.install_method})")
+        info = identity.components.get(component.name)
+        owner = info.install_method if info is not None else None
+        if owner is not None and owner != component.install_method:
+            problems.append(
+                f"the bundle installs {component.name} with {component.install_method}, the charger uses {owner}"
+            )
+    return PreflightCheck(
+        "install-method",
+        not problems,
+        "refuse",
+        "; ".join(problems) if problems else "every component goes to the charger's own updater",
+    )
+
+
 def preflight(
     bundle: Path,
     identity: ChargerIdentity,
@@ -105,24 +128,7 @@ def preflight(
                 else "every component exists on the charger",
             )
         )
-        if supported_install_methods is not None:
-            unsupported = sorted(
-                {
-                    f"{c.name} ({c.install_method})"
-                    for c in manifest.components
-                    if c.install_method not in supported_install_methods
-                }
-            )
-            checks.append(
-                PreflightCheck(
-                    "install-method",
-                    not unsupported,
-                    "refuse",
-                    f"this charger's driver cannot install {', '.join(unsupported)}"
-                    if unsupported
-                    else "every install method is supported",
-                )
-            )
+        checks.append(_install_method_check(manifest, identity, supported_install_methods))
         now = state.read().now
         decision = authorize(
             work_orders, identity.serial, manifest.bundle_id, now, settings.require_work_order, override_reason

@@ -1,4 +1,4 @@
-"""The linux_ssh driver updating a simulated charger through a real OpenSSH sshd."""
+"""The linux_ssh driver updating simulated chargers through a real OpenSSH sshd, one per updater."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from fieldkit.drivers.base import PayloadSource
 from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import DeviceRefusedError
-from fieldkit.simulator.catalog import model_named
+from fieldkit.simulator.catalog import SimulatedModel, model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.image import ImageHeader
 from fieldkit.simulator.shell import write_shims
@@ -23,18 +23,25 @@ from tests.support.sshd import Sshd, sshd_available
 
 pytestmark = pytest.mark.skipif(not sshd_available(), reason="needs OpenSSH sshd (apt-get install openssh-server)")
 
+# One model per updater: RAUC, SWUpdate, Mender, and RAUC + a vendor script on one charger.
+MODELS_BY_UPDATER = {"rauc": "VQ-AC22", "swupdate": "KS-DC60", "mender": "NV-AC7", "rauc+script": "VQ-DC150"}
 
-@pytest.fixture
-def charger_over_sshd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Sshd, Path]]:
+
+def _sshd(tmp_path: Path, model: SimulatedModel, faults: str = "") -> tuple[Sshd, Path]:
     state = tmp_path / "charger"
-    SimulatedCharger.create(state, model_named("VQ-AC22"), "SN-SSH")
+    SimulatedCharger.create(state, model, "SN-SSH")
     shims = write_shims(tmp_path / "shims", sys.executable)
-    faults = getattr(request, "param", "")
     server = Sshd(
         tmp_path / "sshd",
         extra_config=(f"SetEnv PATH={shims}:/usr/bin:/bin FIELDKIT_SIM_STATE={state} FIELDKIT_SIM_FAULTS={faults}\n"),
     )
     server.start()
+    return server, state
+
+
+@pytest.fixture
+def charger_over_sshd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Sshd, Path]]:
+    server, state = _sshd(tmp_path, model_named("VQ-AC22"), getattr(request, "param", ""))
     yield server, state
     server.stop()
 
@@ -51,37 +58,87 @@ def _driver(server: Sshd, tmp_path: Path) -> LinuxSshDriver:
     )
 
 
-def _image(tmp_path: Path, version: str = "2.4.0", security_version: int = 4) -> tuple[Path, str]:
-    header = ImageHeader("Voltiq", "VQ-AC22", "rootfs", version, security_version).to_bytes()
-    path = tmp_path / f"rootfs-{version}.img"
+def _image(
+    tmp_path: Path, version: str = "2.4.0", security_version: int = 4, model: str = "VQ-AC22", component: str = "rootfs"
+) -> tuple[Path, str]:
+    vendor = model_named(model).vendor
+    header = ImageHeader(vendor, model, component, version, security_version).to_bytes()
+    path = tmp_path / f"{component}-{version}.img"
     path.write_bytes(header + os.urandom(600_000))
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_full_update_over_openssh(charger_over_sshd: tuple[Sshd, Path], tmp_path: Path) -> None:
-    server, state = charger_over_sshd
+@pytest.mark.parametrize("updater", list(MODELS_BY_UPDATER))
+def test_full_update_over_openssh_through_each_updater(tmp_path: Path, updater: str) -> None:
+    model = model_named(MODELS_BY_UPDATER[updater])
+    server, state = _sshd(tmp_path, model)
     driver = _driver(server, tmp_path)
-    image, sha = _image(tmp_path)
+    methods = {c.name: c.install_method for c in model.components}
+    images = {c.name: _image(tmp_path, "9.0.0", 9, model.model, c.name) for c in model.components}
 
     async def update() -> None:
         identity = await driver.identify()
-        assert (identity.model, identity.serial, identity.components["rootfs"].version) == (
-            "VQ-AC22",
-            "SN-SSH",
-            "2.3.0",
-        )
-        assert await driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None) == image.stat().st_size
-        await driver.verify("rootfs", sha)
-        await driver.activate("rootfs", sha)
+        assert (identity.model, identity.serial) == (model.model, "SN-SSH")
+        assert {n: c.install_method for n, c in identity.components.items()} == methods
+        for name, (image, sha) in images.items():
+            assert await driver.transfer(name, PayloadSource.whole_file(image, sha), None) == image.stat().st_size
+            await driver.verify(name, sha)
+            await driver.activate(name, sha, methods[name])
         await driver.reboot()
-        report = await driver.health({"rootfs": "2.4.0"}, baseline_meter_wh=0)
+        report = await driver.health(dict.fromkeys(methods, "9.0.0"), baseline_meter_wh=0)
         assert report.healthy, report.detail
-        await driver.commit()
+        await driver.commit(methods)
+        await driver.commit(methods)  # a resumed job may commit twice: harmless
 
-    asyncio.run(update())
-    driver.close()
-    status = SimulatedCharger(state).status()["components"]["rootfs"]
-    assert (status["running_version"], status["state"], status["committed_slot"]) == ("2.4.0", "committed", "B")
+    try:
+        asyncio.run(update())
+    finally:
+        driver.close()
+        server.stop()
+    for name, status in SimulatedCharger(state).status()["components"].items():
+        assert (status["running_version"], status["state"]) == ("9.0.0", "committed"), name
+
+
+@pytest.mark.parametrize("updater", ["swupdate", "mender", "rauc+script"])
+def test_each_updater_rolls_back_an_image_that_never_becomes_available(tmp_path: Path, updater: str) -> None:
+    model = model_named(MODELS_BY_UPDATER[updater])
+    server, state = _sshd(tmp_path, model, "never-available")
+    driver = _driver(server, tmp_path)
+    methods = {c.name: c.install_method for c in model.components}
+
+    async def update() -> None:
+        for component in model.components:
+            image, sha = _image(tmp_path, "9.0.0", 9, model.model, component.name)
+            await driver.transfer(component.name, PayloadSource.whole_file(image, sha), None)
+            await driver.activate(component.name, sha, component.install_method)
+        await driver.reboot()
+        assert not (await driver.health(dict.fromkeys(methods, "9.0.0"), baseline_meter_wh=0)).healthy
+        await driver.rollback(methods)
+        identity = await driver.identify()
+        assert {n: c.version for n, c in identity.components.items()} == dict.fromkeys(methods, model.installed_version)
+
+    try:
+        asyncio.run(update())
+    finally:
+        driver.close()
+        server.stop()
+    assert all(c["state"] == "committed" for c in SimulatedCharger(state).status()["components"].values())
+
+
+def test_an_image_goes_only_to_the_updater_that_owns_its_component(tmp_path: Path) -> None:
+    model = model_named("NV-AC7")  # Mender owns rootfs here
+    server, _ = _sshd(tmp_path, model)
+    driver = _driver(server, tmp_path)
+    image, sha = _image(tmp_path, "9.0.0", 9, model.model)
+    try:
+        asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None))
+        with pytest.raises(DeviceRefusedError, match="managed by mender, not rauc"):
+            asyncio.run(driver.activate("rootfs", sha, "rauc"))
+        with pytest.raises(DeviceRefusedError, match="cannot install with 'dfu'"):
+            asyncio.run(driver.activate("rootfs", sha, "dfu"))
+    finally:
+        driver.close()
+        server.stop()
 
 
 def test_transfer_resumes_from_the_verified_prefix_only(charger_over_sshd: tuple[Sshd, Path], tmp_path: Path) -> None:
@@ -114,11 +171,11 @@ def test_an_image_that_never_becomes_available_is_rolled_back(
 
     async def update() -> None:
         await driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None)
-        await driver.activate("rootfs", sha)
+        await driver.activate("rootfs", sha, "rauc")
         await driver.reboot()
         report = await driver.health({"rootfs": "2.4.0"}, baseline_meter_wh=0)
         assert not report.healthy and "Unavailable" in report.detail
-        await driver.rollback()
+        await driver.rollback({"rootfs": "rauc"})
         assert (await driver.identify()).components["rootfs"].version == "2.3.0"
 
     asyncio.run(update())
@@ -132,5 +189,5 @@ def test_the_charger_refuses_a_downgrade(charger_over_sshd: tuple[Sshd, Path], t
     image, sha = _image(tmp_path, "1.0.0", security_version=1)
     asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None))
     with pytest.raises(DeviceRefusedError, match=r"anti-rollback|below the floor"):
-        asyncio.run(driver.activate("rootfs", sha))
+        asyncio.run(driver.activate("rootfs", sha, "rauc"))
     driver.close()

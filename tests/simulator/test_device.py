@@ -52,6 +52,7 @@ def test_factory_state(charger: SimulatedCharger) -> None:
         "state": "committed",
         "pending_slot": None,
         "boot_attempts": 0,
+        "install_method": "rauc",
     }
     assert [c["status"] for c in status["connectors"]] == ["Available", "Available"]
     assert status["security_version_floor"] == AC22.security_version_floor

@@ -77,10 +77,10 @@ def test_full_update_through_the_simulators_own_ssh(sim: SimProcess, tmp_path: P
         assert (await driver.identify()).components["rootfs"].version == "2.3.0"
         await driver.transfer("rootfs", payload, None)
         await driver.verify("rootfs", payload.sha256)
-        await driver.activate("rootfs", payload.sha256)
+        await driver.activate("rootfs", payload.sha256, "rauc")
         await driver.reboot()
         assert (await driver.health({"rootfs": "2.4.0"}, 0)).healthy
-        await driver.commit()
+        await driver.commit({"rootfs": "rauc"})
 
     asyncio.run(update())
     driver.close()
@@ -113,7 +113,7 @@ def test_a_power_cut_during_install_takes_the_charger_down_and_it_boots_the_old_
         payload = _payload(tmp_path)
         asyncio.run(driver.transfer("rootfs", payload, None))
         with pytest.raises(TransportError):
-            asyncio.run(driver.activate("rootfs", payload.sha256))
+            asyncio.run(driver.activate("rootfs", payload.sha256, "rauc"))
         sim.process.wait(timeout=10)  # the endpoint went down with the power
         driver.close()
     finally:

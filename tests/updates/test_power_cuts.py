@@ -1,5 +1,6 @@
-"""Power cuts at every phase of an update: the charger always boots a verified image,
-and the job ends Committed (directly or after `fieldkit update --resume`), never half done.
+"""Power cuts at every phase of an update, and at random byte offsets of the transfer and
+of the activation (the slot write): the charger always boots a verified image, and the job
+ends Committed (directly or after `fieldkit update --resume`), never half done.
 
 A supervisor restarts the simulated charger on the same port whenever it loses
 power, without the fault (a power cut happens once), as a charger comes back
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,12 +28,24 @@ from tests.support.backoffice import free_port
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 
 
+PAYLOAD_BYTES = 512 * 1024
+_offsets = random.Random(1124)  # fixed seed: a failure can be replayed
+ACTIVATION_CUTS = [f"power-cut:byte={n}" for n in sorted(_offsets.sample(range(1, PAYLOAD_BYTES), 4))]
+TRANSFER_CUTS = [f"transfer-cut:byte={n}" for n in sorted(_offsets.sample(range(1, PAYLOAD_BYTES), 3))]
+TRANSFER_RATE_BYTES_PER_S = 256 * 1024
+
+
 class Supervisor:
     def __init__(self, state: Path, port: int, fault: str) -> None:
         self.state, self.port = state, port
         self.stopping = threading.Event()
         self.cuts = 0
-        self.process = self._start([fault])
+        # "transfer-cut:byte=N" is this test's own: power lost while the image is still being
+        # received, i.e. the simulator process killed once N bytes are staged.
+        self.transfer_cut = int(fault.partition("=")[2]) if fault.startswith("transfer-cut") else None
+        self.process = self._start([f"rate:{TRANSFER_RATE_BYTES_PER_S}"] if self.transfer_cut else [fault])
+        if self.transfer_cut is not None:
+            threading.Thread(target=self._cut_during_transfer, daemon=True).start()
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
 
@@ -64,6 +80,17 @@ class Supervisor:
             self.cuts += 1
             self.process = self._start([])  # power is back; the same fault does not strike twice
 
+    def _cut_during_transfer(self) -> None:
+        assert self.transfer_cut is not None
+        staging = self.state.parent / "staging"
+        deadline = time.monotonic() + 60
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            staged = next(staging.glob("*.img"), None) if staging.exists() else None
+            if staged is not None and staged.stat().st_size >= self.transfer_cut:
+                self.process.send_signal(signal.SIGKILL)
+                return
+            time.sleep(0.005)
+
     def wait_up(self, timeout_s: float = 30) -> None:
         """Until the charger is back after its power cut and answers on its port."""
         import socket
@@ -86,7 +113,8 @@ class Supervisor:
 
 
 @pytest.mark.parametrize(
-    "fault", ["power-cut:phase=install", "power-cut:byte=150000", "power-cut:phase=reboot", "power-cut:phase=commit"]
+    "fault",
+    ["power-cut:phase=install", *TRANSFER_CUTS, *ACTIVATION_CUTS, "power-cut:phase=reboot", "power-cut:phase=commit"],
 )
 def test_a_power_cut_at_any_phase_ends_committed_on_a_verified_image(tmp_path: Path, fault: str) -> None:
     home = tmp_path / "home"
@@ -95,7 +123,7 @@ def test_a_power_cut_at_any_phase_ends_committed_on_a_verified_image(tmp_path: P
         f'health_stable_s = 1\nhealth_timeout_s = 10\nssh_staging_dir = "{tmp_path / "staging"}"\n'
     )
     demo = tmp_path / "demo"
-    init_demo(demo, 512 * 1024)
+    init_demo(demo, PAYLOAD_BYTES)
     state, port = tmp_path / "charger", free_port()
     subprocess.run(
         [FIELDKIT, "sim", "init", "--state", str(state), "--model", "VQ-AC22"], check=True, capture_output=True

@@ -51,3 +51,16 @@ def test_battery_is_read_from_sysfs(tmp_path: Path) -> None:
     (root / "BAT0" / "capacity").write_text("17\n")
     assert laptop_battery(root) == (True, 17)
     assert laptop_battery(root / "none") is None
+
+
+def test_a_component_the_charger_updates_with_another_updater_is_refused(world: World) -> None:
+    mender_owned = ChargerIdentity(
+        **{
+            **IDENTITY.__dict__,
+            "components": {"rootfs": ComponentInfo("rootfs", "2.3.0", "A", "committed", install_method="mender")},
+        }
+    )
+    result = preflight(world.bundle(), mender_owned, world.store_body, TrustedState.in_memory(NOW), world.settings, [])
+    check = next(c for c in result.checks if c.name == "install-method")
+    assert not check.passed
+    assert check.reason == "the bundle installs rootfs with rauc, the charger uses mender"
