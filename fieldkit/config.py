@@ -53,8 +53,8 @@ class Settings:
     # When true, an update needs a signed work order naming the charger (or a typed override).
     require_work_order: bool = False
     # Health after an update: connectors Available for this long, within this time.
-    health_stable_s: int = 10
-    health_timeout_s: int = 180
+    health_stable_s: float = 10.0
+    health_timeout_s: float = 180.0
     # Where Linux chargers stage images (on the charger; must survive a reboot).
     ssh_staging_dir: str = "/var/tmp/fieldkit-staging"  # noqa: S108 - a path on the charger, see drivers/linux_ssh.py
     # The vendor updater for components whose install method is "script" (on the charger):
@@ -114,8 +114,12 @@ def load_settings(path: Path | None = None) -> Settings:
     limits = replace(settings.limits, **lowered)
     top: dict[str, object] = {}
     for key, value in raw.items():
-        if key in ("clock_skew_tolerance_s", "health_stable_s", "health_timeout_s"):
+        if key == "clock_skew_tolerance_s":
             top[key] = _positive_ints(path, "", {key: value}, Settings)[key]
+        elif key in ("health_stable_s", "health_timeout_s"):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{path}: {key} must be a positive number of seconds")
+            top[key] = float(value)
         elif key == "require_work_order":
             if not isinstance(value, bool):
                 raise ConfigError(f"{path}: require_work_order must be true or false")

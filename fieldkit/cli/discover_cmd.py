@@ -15,26 +15,48 @@ from fieldkit.errors import UsageError
 @click.option(
     "--ssh", "targets", multiple=True, help="HOST, HOST:PORT or a CIDR range such as 192.0.2.0/24 (repeatable)."
 )
+@click.option("--mdns", is_flag=True, help="Also browse mDNS for announced SSH services (_ssh._tcp).")
+@click.option(
+    "--mdns-seconds", default=3.0, show_default=True, type=click.FloatRange(0.1, 60), help="How long to browse mDNS."
+)
+@click.option(
+    "--mdns-interface", "mdns_interfaces", multiple=True, help="Local IPv4 address to browse on [default: all]."
+)
 @click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535), help="Default SSH port.")
 @click.option("--user", default="root", show_default=True, help="SSH user on the chargers.")
 @click.option("--ssh-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--accept-new-host-key", is_flag=True, help="Pin host keys of chargers seen for the first time.")
 @click.option("--json", "as_json", is_flag=True)
 def discover(
-    targets: tuple[str, ...], port: int, user: str, ssh_key: Path | None, accept_new_host_key: bool, as_json: bool
+    targets: tuple[str, ...],
+    mdns: bool,
+    mdns_seconds: float,
+    mdns_interfaces: tuple[str, ...],
+    port: int,
+    user: str,
+    ssh_key: Path | None,
+    accept_new_host_key: bool,
+    as_json: bool,
 ) -> None:
     """Probe SSH hosts and ranges and identify the chargers among them.
 
     An open port is a candidate; it is listed as a charger only once it
     identifies itself. Unknown host keys are shown with their fingerprint and
-    pinned only with --accept-new-host-key. (Serial, USB and mDNS discovery
-    come with their drivers.)
+    pinned only with --accept-new-host-key. With --mdns, services announced
+    as _ssh._tcp are probed the same way. (Serial and USB discovery come with
+    their drivers.)
     """
     from fieldkit.discovery.ssh import discover_chargers
 
-    if not targets:
-        raise UsageError("nothing to discover", "pass --ssh HOST or --ssh CIDR")
-    results = discover_chargers(list(targets), settings(), user, port, ssh_key, accept_new_host_key)
+    if not targets and not mdns:
+        raise UsageError("nothing to discover", "pass --ssh HOST, --ssh CIDR or --mdns")
+    announced: list[str] = []
+    if mdns:
+        from fieldkit.discovery.mdns import browse
+
+        announced = [f"{c.host}:{c.port}" for c in browse(mdns_seconds, mdns_interfaces or None)]
+    wanted = list(dict.fromkeys([*targets, *announced]))
+    results = discover_chargers(wanted, settings(), user, port, ssh_key, accept_new_host_key) if wanted else []
     if as_json:
         click.echo(
             json.dumps(
@@ -62,7 +84,7 @@ def discover(
         return
     out = console_out()
     if not results:
-        out.print("no SSH service found")
+        out.print("no SSH service found" + (" (none announced over mDNS either)" if mdns else ""))
     for r in results:
         if r.identity is not None:
             versions = ", ".join(f"{n} {c.version}" for n, c in r.identity.components.items())

@@ -93,8 +93,15 @@ def status(state_dir: Path, as_json: bool) -> None:
 )
 @click.option("--rate", type=click.IntRange(min=1), help="Link rate limit in bytes per second.")
 @click.option("--fault", "faults", multiple=True, help="Fault spec (repeatable); the specs are listed above.")
+@click.option("--mdns", is_flag=True, help="Announce the endpoint over mDNS (_ssh._tcp on 127.0.0.1).")
 def ssh(
-    state_dir: Path, port: int, model: str, authorized_keys: tuple[Path, ...], rate: int | None, faults: tuple[str, ...]
+    state_dir: Path,
+    port: int,
+    model: str,
+    authorized_keys: tuple[Path, ...],
+    rate: int | None,
+    faults: tuple[str, ...],
+    mdns: bool,
 ) -> None:
     """Serve a simulated Linux charger over SSH on 127.0.0.1 until SIGTERM or SIGINT.
 
@@ -127,7 +134,14 @@ def ssh(
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     click.echo(f"ssh://root@127.0.0.1:{server.port}", nl=True)
     sys.stdout.flush()
-    server.serve_forever()
+    if not mdns:
+        server.serve_forever()
+        return
+    from fieldkit.simulator.mdns import announced
+
+    identity = SimulatedCharger(state_dir).identity
+    with announced(f"{identity['model']}-{identity['serial']}", server.port, txt={"vendor": identity["vendor"]}):
+        server.serve_forever()
 
 
 def _client_key(state_dir: Path) -> Path:

@@ -254,14 +254,19 @@ class LinuxSshDriver:
                 return HealthReport(
                     False, f"meter register went back from {baseline_meter_wh} to {meter} Wh", statuses, running, meter
                 )
+            pause_s = self.poll_s
             if all(s == "Available" for s in statuses):
                 stable_since = stable_since if stable_since is not None else time.monotonic()
-                if time.monotonic() - stable_since >= self.health_stable_s:
+                stable_for_s = time.monotonic() - stable_since
+                if stable_for_s >= self.health_stable_s:
                     return HealthReport(True, "connectors Available and stable", statuses, running, meter)
+                # Look again when the window closes (no later than the next poll): a short window is not
+                # stretched to a whole poll interval.
+                pause_s = min(self.poll_s, self.health_stable_s - stable_for_s)
             else:
                 stable_since = None
             last = HealthReport(False, f"connectors {statuses}", statuses, running, meter)
-            time.sleep(self.poll_s)
+            time.sleep(pause_s)
         return HealthReport(
             False,
             f"not healthy within {self.health_timeout_s:.0f} s: {last.detail}",

@@ -112,6 +112,7 @@ class SimulatedCharger:
         self.transactions: list[dict[str, Any]] = raw["transactions"]
         self.last_boot = BootRecord(**raw["last_boot"])
         self._flap_observations = 0
+        self._write_digest: tuple[str, Any, int] | None = None  # (component, running SHA-256, bytes hashed)
 
     # -- creation and persistence ----------------------------------------------
 
@@ -238,9 +239,18 @@ class SimulatedCharger:
         path = self.slot_path(component, self.inactive_slot(component))
         data = self.faults.corrupt(offset, data)
         cut = self.faults.power_cut_within(offset, len(data))
+        written = data if cut is None else data[:cut]
         with path.open("r+b") as handle:
             handle.seek(offset)
-            handle.write(data if cut is None else data[:cut])
+            handle.write(written)
+        # Hash what lands as it lands (sequential writes), so finishing needs no second pass over flash.
+        if offset == 0:
+            self._write_digest = (component, hashlib.sha256(), 0)
+        if self._write_digest is not None and self._write_digest[0] == component and self._write_digest[2] == offset:
+            self._write_digest[1].update(written)
+            self._write_digest = (component, self._write_digest[1], offset + len(written))
+        else:
+            self._write_digest = None  # out-of-order write: finish_install reads the slot back instead
         if cut is not None:
             raise PowerCut(f"power cut at byte {offset + cut} while writing {component}")
 
@@ -250,7 +260,12 @@ class SimulatedCharger:
         state = self._component(component)
         slot = _other(state.active)
         path = self.slot_path(component, slot)
-        digest = sha256_file(path)[1]
+        tracked = self._write_digest
+        if tracked is not None and tracked[0] == component and tracked[2] == path.stat().st_size:
+            digest = tracked[1].hexdigest()
+        else:
+            digest = sha256_file(path)[1]
+        self._write_digest = None
         if digest != expected_sha256:
             raise DeviceError(
                 "hash-mismatch", f"the {component} image in slot {slot} does not match its SHA-256", "transfer it again"

@@ -38,6 +38,7 @@ from fieldkit.simulator.shell import FAULTS_ENV, STATE_ENV, write_shims
 
 POWER_CUT_STATUS: Final = 137
 COMMAND_TIMEOUT_S: Final = 600
+LINK_IDLE_S: Final = 0.05  # a rate-limited link idle this long starts afresh
 STALL_LIMIT_S: Final = 120.0  # a stalled link gives up in the end, as TCP does
 
 
@@ -53,6 +54,7 @@ class _LinkBudget:
         self.handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self.stalled = threading.Event()  # set while a write waits at the hang byte
         self.released = threading.Event()
+        self._link_free_at = 0.0  # monotonic time the rate-limited link is next free
 
     def receive(self, count: int, handle: _Handle) -> None:
         """Account for ``count`` bytes about to be written; raise once the link is down.
@@ -79,7 +81,24 @@ class _LinkBudget:
             raise OSError("link dropped")
         self._stall_at_hang_byte()
         if self.faults.rate_bytes_per_s:
-            time.sleep(count / self.faults.rate_bytes_per_s)
+            self._pace(count, self.faults.rate_bytes_per_s)
+
+    def _pace(self, count: int, rate_bytes_per_s: int) -> None:
+        """Hold the writer until ``count`` more bytes fit the link's rate.
+
+        A clock of when the link is next free, not a sleep per write: time
+        spent processing a write does not add to the link's own time, so the
+        link carries exactly its rate when busy (as a real one does).
+        """
+        with self.lock:
+            now = time.monotonic()
+            if self._link_free_at < now - LINK_IDLE_S:  # the link sat idle: no credit for that time
+                self._link_free_at = now
+            # A writer woken late (sleep and thread switches overshoot) is caught up by the next ones.
+            self._link_free_at += count / rate_bytes_per_s
+            wait_s = self._link_free_at - now
+        if wait_s > 0:
+            time.sleep(wait_s)
 
     def _stall_at_hang_byte(self) -> None:
         """A stalled link: writes past the hang byte wait (bounded) until ``release`` or the endpoint stops."""
@@ -269,6 +288,7 @@ class SimulatedSshCharger:
             except OSError:
                 break
             self.budget.reset()
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as sshd does for sessions
             transport = paramiko.Transport(client)
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler("sftp", SFTPServer, _sftp_server_class(self.budget))

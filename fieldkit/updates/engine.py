@@ -76,6 +76,9 @@ class UpdateJob:
         self.limits = limits or Limits()
         self.components = manifest.components_in_order()
         self._cancelled = False
+        # True once this run journaled the current state itself: the step has not acted yet, so
+        # there is nothing to ask the charger about. False for a state read back from the journal.
+        self._state_is_ours = False
         self._transfer_bytes = 0  # sent by this run (not counting a resumed prefix), for the rate
         self._transfer_started: float | None = None
         self._last_sent = 0
@@ -133,6 +136,7 @@ class UpdateJob:
         self, target: JobState, note: str = "", history_extra: dict[str, Any] | None = None, **changes: Any
     ) -> None:
         self.journal.transition(self.record, target, history_extra, **changes)
+        self._state_is_ours = True
         if self.audit is not None:
             self.audit(self.record, target.value, note)
 
@@ -208,9 +212,11 @@ class UpdateJob:
 
     async def _install(self, index: int) -> None:
         component = self.components[index]
-        identity = await self.driver.identify()
-        info = identity.components.get(component.name)
-        if info is None or info.pending_slot is None:  # not installed yet (or the earlier attempt never landed)
+        installed = False
+        if not self._state_is_ours:  # resumed: the earlier run may have installed it already
+            info = (await self.driver.identify()).components.get(component.name)
+            installed = info is not None and info.pending_slot is not None
+        if not installed:
             await self.driver.activate(component.name, component.sha256, component.install_method)
         if index + 1 < len(self.components):
             self._go(S.DOWNLOADING, f"{component.name} installed", component_index=index + 1)
@@ -224,8 +230,8 @@ class UpdateJob:
         )
 
     async def _reboot_and_check(self) -> None:
-        identity = await self.driver.identify()
-        if not self._running_expected(identity):
+        # Resumed: the earlier run may have rebooted already; a second reboot would cost a boot attempt.
+        if self._state_is_ours or not self._running_expected(await self.driver.identify()):
             await self.driver.reboot()
         report = await self.driver.health(
             {c.name: c.version for c in self.components}, baseline_meter_wh=self.record.baseline_meter_wh

@@ -63,3 +63,20 @@ def test_bad_or_oversized_targets_are_refused(target: str) -> None:
 def test_targets_expand() -> None:
     assert len(expand(["127.0.0.0/30"], 22)) == 2
     assert expand(["[::1]:2222"], 22)[0].port == 2222
+
+
+def test_mdns_announced_chargers_are_found_and_identified(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fieldkit.simulator.mdns import announced
+    from tests.support.simssh import running_sim
+
+    with running_sim(tmp_path / "charger", serial="SN-MDNS") as sim, announced("VQ-AC22-SN-MDNS", sim.server.port):
+        argv = ["discover", "--mdns", "--mdns-interface", "127.0.0.1", "--mdns-seconds", "1.5"]
+        assert main([*argv, "--ssh-key", str(sim.client_key), "--accept-new-host-key", "--json"]) == 0
+        found = json.loads(capsys.readouterr().out)
+    assert [(r["address"], r["outcome"]) for r in found] == [(f"127.0.0.1:{sim.server.port}", "charger")]
+    assert found[0]["identity"]["serial"] == "SN-MDNS"
+
+
+def test_an_mdns_browse_that_finds_nothing_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["discover", "--mdns", "--mdns-interface", "127.0.0.1", "--mdns-seconds", "0.3"]) == 0
+    assert "none announced over mDNS" in capsys.readouterr().out
