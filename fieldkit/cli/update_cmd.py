@@ -30,42 +30,36 @@ class RolledBackError(FieldkitError):
     default_hint = "the charger runs its previous version; see `fieldkit audit list` for what happened"
 
 
-def _driver(address: str, ssh_key: Path | None, accept_new: bool) -> Any:
-    from fieldkit.updates.connect import driver_for
+def _workbench(trust_store: Path | None, ssh_key: Path | None = None, accept_new: bool = False) -> Any:
+    from fieldkit.config import data_dir
+    from fieldkit.updates.workbench import Workbench
 
     def confirm(host: str, fingerprint: str) -> bool:
         if not sys.stdin.isatty():
             return False
         return click.confirm(f"{host} is new; its host key is {fingerprint}. Trust it?", default=False)
 
-    return driver_for(address, settings(), ssh_key, accept_new, confirm)
+    return Workbench(
+        settings(),
+        resolve_trust_store(trust_store),
+        data_dir() / "bundles",
+        ssh_key,
+        accept_new,
+        confirm_host_key=confirm,
+    )
 
 
 def _audit_hook() -> tuple[Any, Any]:
     """(hook, recorder) writing one entry per transition, or (None, None) without an identity."""
-    from fieldkit.audit.entry import BundleRef
     from fieldkit.audit.identity import identity_dir
     from fieldkit.audit.recorder import AuditRecorder
     from fieldkit.cli.audit_cmd import identity_passphrase
+    from fieldkit.updates.auditing import transition_hook
 
     if not (identity_dir() / "profile.json").exists():
         return None, None
     recorder = AuditRecorder(identity_passphrase(None), trusted_state())  # asked once, before any progress bar
-
-    def hook(record: Any, status: str, note: str) -> None:
-        component = record.components[min(record.component_index, len(record.components) - 1)]
-        recorder.record(
-            "update.transition",
-            charger=_charger_ref(record),
-            bundle=BundleRef(bundle_id=record.bundle_id, version=record.to_versions.get(component)),
-            from_version=record.from_versions.get(component),
-            to_version=record.to_versions.get(component),
-            status=status,
-            note=f"{component}: {note}"[:4000] if note else component,
-            error=record.error if status in ("InstallationFailed", "InstallVerificationFailed") else None,
-        )
-
-    return hook, recorder
+    return transition_hook(recorder), recorder
 
 
 async def _run(job: Any, as_json: bool) -> Any:
@@ -145,31 +139,6 @@ def _execute(job: Any, recorder: Any, as_json: bool) -> None:
     _finish(record)
 
 
-def _charger_ref(record: Any) -> Any:
-    from fieldkit.audit.entry import ChargerRef
-
-    return ChargerRef(
-        vendor=record.charger_vendor,
-        model=record.charger_model,
-        hardware_revision=record.charger_hardware_revision,
-        serial=record.charger_serial,
-        address=record.charger_address,
-    )
-
-
-def _charger_ref_of(identity: Any, address: str) -> Any:
-    """How the audit trail names a charger, from what the charger reported about itself."""
-    from fieldkit.audit.entry import ChargerRef
-
-    return ChargerRef(
-        vendor=identity.vendor,
-        model=identity.model,
-        hardware_revision=identity.hardware_revision,
-        serial=identity.serial,
-        address=address,
-    )
-
-
 @click.command("update")
 @click.option("--charger", "address", help="ssh://USER@HOST[:PORT] of the charger.")
 @click.option("--bundle", type=EXISTING_FILE, help="The .fwbundle to install.")
@@ -207,29 +176,14 @@ def update(
     if not address or bundle is None:
         raise UsageError("--charger and --bundle are required", "or pass --resume to continue interrupted jobs")
     from fieldkit.audit.entry import BundleRef
-    from fieldkit.bundles import trustops
-    from fieldkit.bundles.workorder import load_work_orders
     from fieldkit.cli.audit_cmd import record_event
-    from fieldkit.updates.engine import UpdateJob
-    from fieldkit.updates.journal import Journal
-    from fieldkit.updates.preflight import preflight
+    from fieldkit.updates.auditing import charger_ref_of_identity
 
-    cfg, state = settings(), trusted_state()
-    store = trustops.open_store(resolve_trust_store(trust_store), cfg.limits, state)
-    driver = _driver(address, ssh_key, accept_new_host_key)
+    bench = _workbench(trust_store, ssh_key, accept_new_host_key)
+    driver = bench.driver(address)
     try:
         identity = asyncio.run(driver.identify())
-        result = preflight(
-            bundle,
-            identity,
-            store.body,
-            state,
-            cfg,
-            load_work_orders(store.body, state.read().now),
-            confirm_serial,
-            override_reason,
-            supported_install_methods=driver.supported_install_methods,
-        )
+        result = bench.preflight(bundle, identity, driver.supported_install_methods, confirm_serial, override_reason)
         out = console_out()
         for check in result.checks:
             if as_json:
@@ -251,7 +205,7 @@ def update(
                 )
                 out.print(f"  {mark} {check.name}: {check.reason}")
         manifest = result.report.manifest
-        charger = _charger_ref_of(identity, address)
+        charger = charger_ref_of_identity(identity, address)
         if not result.ok or manifest is None:
             reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.refused)
             record_event(
@@ -269,69 +223,41 @@ def update(
                 bundle=BundleRef(bundle_id=manifest.bundle_id),
                 note=override_reason,
             )
-        components = manifest.components_in_order()
-        from_versions = {c.name: identity.components[c.name].version for c in components}
-        to_versions = {c.name: c.version for c in components}
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError("the update needs confirmation and there is no terminal", "pass --yes")
-            summary = ", ".join(f"{n} {from_versions[n]} -> {v}" for n, v in to_versions.items())
+            summary = ", ".join(
+                f"{c.name} {identity.components[c.name].version} -> {c.version}" for c in manifest.components_in_order()
+            )
             if not click.confirm(f"Update {identity.serial}: {summary}?", default=False):
                 raise click.Abort
         hook, recorder = _audit_hook()
-        journal = Journal()
-        record = journal.create(
-            charger_address=address,
-            charger_serial=identity.serial,
-            charger_vendor=identity.vendor,
-            charger_model=identity.model,
-            charger_hardware_revision=identity.hardware_revision,
-            bundle_path=str(bundle.resolve()),
-            bundle_id=manifest.bundle_id,
-            components=list(to_versions),
-            from_versions=from_versions,
-            to_versions=to_versions,
-            ssh_key=str(ssh_key.resolve()) if ssh_key else None,
-            baseline_meter_wh=identity.meter_wh,
-        )
+        job = bench.create_job(address, bundle, identity, manifest, driver, hook)
     except BaseException:
         driver.close()
         raise
-    _execute(UpdateJob(record, manifest, driver, journal, hook, cfg.limits), recorder, as_json)
+    _execute(job, recorder, as_json)
 
 
 def _resume(job_id: str | None, trust_store: Path | None, as_json: bool) -> None:
-    from fieldkit.bundles import trustops
-    from fieldkit.bundles.verify import verify_bundle
-    from fieldkit.updates.engine import UpdateJob
-    from fieldkit.updates.journal import Journal
-
-    journal = Journal()
-    records = [journal.load(job_id)] if job_id else journal.unfinished()
+    bench = _workbench(trust_store)
+    records = [bench.journal.load(job_id)] if job_id else bench.unfinished()
     records = [r for r in records if not r.finished]
     if not records:
         console_out().print("no interrupted update jobs")
         return
-    cfg, state = settings(), trusted_state()
-    store = trustops.open_store(resolve_trust_store(trust_store), cfg.limits, state)
     for record in records:
-        # The bundle may have changed since the job began: authenticate it again before sending more of it.
-        report = verify_bundle(Path(record.bundle_path), store.body, state, cfg)
-        report.raise_if_invalid()
-        manifest = report.manifest
-        assert manifest is not None
-        if manifest.bundle_id != record.bundle_id:
-            raise UsageError(
-                f"{record.bundle_path} is no longer bundle {record.bundle_id}",
-                "put the original bundle back to resume this job",
-            )
         if not as_json:
             console_out().print(f"resuming job {record.job_id} ({record.charger_serial}) from {record.state}")
         hook, recorder = _audit_hook()
-        if hook is not None:
-            hook(record, "Resumed", f"resumed from {record.state}")
-        driver = _driver(record.charger_address, Path(record.ssh_key) if record.ssh_key else None, False)
-        _execute(UpdateJob(record, manifest, driver, journal, hook, cfg.limits), recorder, as_json)
+        try:
+            # The bundle may have changed since the job began: it is authenticated again before more is sent.
+            job = bench.resume_job(record, hook)
+        except BaseException:
+            if recorder is not None:
+                recorder.close()
+            raise
+        _execute(job, recorder, as_json)
 
 
 @click.command("rollback")
@@ -341,31 +267,15 @@ def _resume(job_id: str | None, trust_store: Path | None, as_json: bool) -> None
 def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> None:
     """Abandon a pending image and reboot into the last committed one."""
     from fieldkit.cli.audit_cmd import record_event
+    from fieldkit.updates.auditing import charger_ref_of_identity
 
-    driver = _driver(address, ssh_key, accept_new_host_key)
-
-    async def roll_back() -> Any:
-        before = await driver.identify()
-        unknown = [name for name, c in before.components.items() if c.install_method is None]
-        if unknown:
-            raise UsageError(
-                f"{before.serial} does not say which updater owns {', '.join(unknown)}",
-                "roll back with the charger's own updater, or resume the job that installed it "
-                "(`fieldkit update --resume`)",
-            )
-        await driver.rollback({name: c.install_method for name, c in before.components.items()})
-        return before, await driver.identify()
-
-    try:
-        before, after = asyncio.run(roll_back())
-    finally:
-        driver.close()
+    before, after = asyncio.run(_workbench(None, ssh_key, accept_new_host_key).rollback(address))
     versions = ", ".join(f"{n} {c.version}" for n, c in after.components.items())
     record_event(
         "rollback",
         status="RolledBack",
         note=f"now running {versions}",
-        charger=_charger_ref_of(after, address),
+        charger=charger_ref_of_identity(after, address),
         from_version=next(iter(before.components.values())).version,
         to_version=next(iter(after.components.values())).version,
     )

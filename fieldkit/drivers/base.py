@@ -91,3 +91,7 @@ class Driver(Protocol):
     async def rollback(self, install_methods: Mapping[str, str]) -> None:
         """Abandon every pending image of these components and boot the last committed ones."""
         ...
+
+    def close(self) -> None:
+        """Let go of the link; safe to call twice, and after the link was lost."""
+        ...

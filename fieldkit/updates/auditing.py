@@ -1,0 +1,50 @@
+"""How update jobs appear in the audit trail: one entry per transition, the charger named as it named itself."""
+
+from __future__ import annotations
+
+from fieldkit.audit.entry import BundleRef, ChargerRef
+from fieldkit.audit.recorder import AuditRecorder
+from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.updates.engine import AuditHook
+from fieldkit.updates.journal import JobRecord
+
+FAILURE_STATES = frozenset({"InstallationFailed", "InstallVerificationFailed"})
+
+
+def charger_ref_of_record(record: JobRecord) -> ChargerRef:
+    return ChargerRef(
+        vendor=record.charger_vendor,
+        model=record.charger_model,
+        hardware_revision=record.charger_hardware_revision,
+        serial=record.charger_serial,
+        address=record.charger_address,
+    )
+
+
+def charger_ref_of_identity(identity: ChargerIdentity, address: str) -> ChargerRef:
+    return ChargerRef(
+        vendor=identity.vendor,
+        model=identity.model,
+        hardware_revision=identity.hardware_revision,
+        serial=identity.serial,
+        address=address,
+    )
+
+
+def transition_hook(recorder: AuditRecorder) -> AuditHook:
+    """An engine hook writing each transition (and Resumed) as an `update.transition` entry."""
+
+    def hook(record: JobRecord, status: str, note: str) -> None:
+        component = record.components[min(record.component_index, len(record.components) - 1)]
+        recorder.record(
+            "update.transition",
+            charger=charger_ref_of_record(record),
+            bundle=BundleRef(bundle_id=record.bundle_id, version=record.to_versions.get(component)),
+            from_version=record.from_versions.get(component),
+            to_version=record.to_versions.get(component),
+            status=status,
+            note=f"{component}: {note}"[:4000] if note else component,
+            error=record.error if status in FAILURE_STATES else None,
+        )
+
+    return hook

@@ -1,0 +1,240 @@
+"""Everything a front-end needs to update chargers, without doing any of it itself.
+
+The CLI and the TUI both go through this: identify a charger, list and check
+the bundles in the library, run preflight, create (or resume) a journaled
+job, roll back. UI-agnostic and free of output; long operations are async or
+meant for a worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from fieldkit.bundles import trustops
+from fieldkit.bundles.clock import STATE_NAME, TrustedState
+from fieldkit.bundles.manifest import Manifest
+from fieldkit.bundles.truststore import TrustStoreBody
+from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bundle
+from fieldkit.bundles.workorder import load_work_orders
+from fieldkit.config import Settings, data_dir
+from fieldkit.drivers.base import ChargerIdentity, Driver
+from fieldkit.drivers.registry import driver_for
+from fieldkit.errors import UsageError
+from fieldkit.fsutil import atomic_output
+from fieldkit.updates.engine import AuditHook, UpdateJob
+from fieldkit.updates.journal import JobRecord, Journal
+from fieldkit.updates.preflight import PreflightResult, preflight
+
+BUNDLE_SUFFIX: Final = ".fwbundle"
+
+
+@dataclass(frozen=True)
+class BundleSummary:
+    """A bundle in the library and what verification says of it (not yet for any one charger)."""
+
+    path: Path
+    valid: bool
+    reason: str
+    manifest: Manifest | None
+    signers: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        if self.manifest is None:
+            return self.path.name
+        return f"{self.manifest.vendor} {self.manifest.version} ({self.manifest.bundle_id})"
+
+    def compatible_with(self, identity: ChargerIdentity) -> bool:
+        if self.manifest is None:
+            return False
+        return any(
+            c.model == identity.model and identity.hardware_revision in c.hardware_revisions
+            for c in self.manifest.compatibility
+        )
+
+
+def summarize(report: VerificationReport) -> BundleSummary:
+    failure = report.failure
+    return BundleSummary(
+        report.path,
+        failure is None,
+        "valid" if failure is None else f"{failure.name}: {failure.message}",
+        report.manifest,
+        [s.name or s.key_id[:16] for s in report.signers if s.problem is None],
+    )
+
+
+class Workbench:
+    def __init__(
+        self,
+        settings: Settings,
+        trust_store: Path,
+        bundles_dir: Path,
+        ssh_key: Path | None = None,
+        accept_new_host_key: bool = False,
+        journal: Journal | None = None,
+        confirm_host_key: Callable[[str, str], bool] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.trust_store = trust_store
+        self.bundles_dir = bundles_dir
+        self.ssh_key = ssh_key
+        self.accept_new_host_key = accept_new_host_key
+        self.journal = journal or Journal()
+        self.confirm_host_key = confirm_host_key
+        self.state = TrustedState(data_dir() / STATE_NAME)
+
+    # -- chargers -------------------------------------------------------------------
+
+    def driver(self, address: str, ssh_key: Path | None = None) -> Driver:
+        return driver_for(
+            address, self.settings, ssh_key or self.ssh_key, self.accept_new_host_key, self.confirm_host_key
+        )
+
+    async def identify(self, address: str) -> ChargerIdentity:
+        driver = self.driver(address)
+        try:
+            return await driver.identify()
+        finally:
+            driver.close()
+
+    async def rollback(self, address: str) -> tuple[ChargerIdentity, ChargerIdentity]:
+        """Abandon pending images and boot the committed ones; (before, after)."""
+        driver = self.driver(address)
+        try:
+            before = await driver.identify()
+            unknown = [name for name, c in before.components.items() if c.install_method is None]
+            if unknown:
+                raise UsageError(
+                    f"{before.serial} does not say which updater owns {', '.join(unknown)}",
+                    "roll back with the charger's own updater, or resume the job that installed it",
+                )
+            await driver.rollback({name: str(c.install_method) for name, c in before.components.items()})
+            return before, await driver.identify()
+        finally:
+            driver.close()
+
+    # -- bundles ----------------------------------------------------------------------
+
+    def trust_store_body(self) -> TrustStoreBody:
+        return trustops.open_store(self.trust_store, self.settings.limits, self.state).body
+
+    def bundle_paths(self) -> list[Path]:
+        if not self.bundles_dir.is_dir():
+            return []
+        return sorted(p for p in self.bundles_dir.iterdir() if p.suffix == BUNDLE_SUFFIX and p.is_file())
+
+    def check_bundle(self, path: Path, identity: ChargerIdentity | None = None) -> BundleSummary:
+        facts = None
+        if identity is not None:
+            first = next(iter(identity.components.values()), None)
+            facts = ChargerFacts(
+                identity.model,
+                identity.hardware_revision,
+                first.version if first else None,
+                identity.security_version_floor,
+            )
+        return summarize(verify_bundle(path, self.trust_store_body(), self.state, self.settings, facts))
+
+    def list_bundles(self) -> list[BundleSummary]:
+        return [self.check_bundle(path) for path in self.bundle_paths()]
+
+    def import_bundle(self, source: Path) -> BundleSummary:
+        """Copy a verified bundle into the library; a bundle that fails verification is not copied."""
+        summary = self.check_bundle(source)
+        if not summary.valid:
+            raise UsageError(f"{source.name} was not imported: {summary.reason}", "import only bundles that verify")
+        target = self.bundles_dir / source.name
+        if target.exists():
+            raise UsageError(f"{target} already exists", "remove or rename the one in the library first")
+        self.bundles_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(target) as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return self.check_bundle(target)
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def preflight(
+        self,
+        bundle: Path,
+        identity: ChargerIdentity,
+        supported_install_methods: frozenset[str],
+        confirm_serial: str | None = None,
+        override_reason: str | None = None,
+    ) -> PreflightResult:
+        store = self.trust_store_body()
+        return preflight(
+            bundle,
+            identity,
+            store,
+            self.state,
+            self.settings,
+            load_work_orders(store, self.state.read().now),
+            confirm_serial,
+            override_reason,
+            supported_install_methods=supported_install_methods,
+        )
+
+    def create_job(
+        self,
+        address: str,
+        bundle: Path,
+        identity: ChargerIdentity,
+        manifest: Manifest,
+        driver: Driver,
+        audit: AuditHook | None,
+        ssh_key: Path | None = None,
+    ) -> UpdateJob:
+        """Journal a new job (Planned) and return the engine that runs it."""
+        components = manifest.components_in_order()
+        key = ssh_key or self.ssh_key
+        record = self.journal.create(
+            charger_address=address,
+            charger_serial=identity.serial,
+            charger_vendor=identity.vendor,
+            charger_model=identity.model,
+            charger_hardware_revision=identity.hardware_revision,
+            bundle_path=str(bundle.resolve()),
+            bundle_id=manifest.bundle_id,
+            components=[c.name for c in components],
+            from_versions={c.name: identity.components[c.name].version for c in components},
+            to_versions={c.name: c.version for c in components},
+            ssh_key=str(key.resolve()) if key else None,
+            baseline_meter_wh=identity.meter_wh,
+        )
+        return UpdateJob(record, manifest, driver, self.journal, audit, self.settings.limits)
+
+    def unfinished(self) -> list[JobRecord]:
+        return self.journal.unfinished()
+
+    def resume_job(self, record: JobRecord, audit: AuditHook | None) -> UpdateJob:
+        """The engine for an interrupted job, after authenticating its bundle again."""
+        report = verify_bundle(Path(record.bundle_path), self.trust_store_body(), self.state, self.settings)
+        report.raise_if_invalid()
+        manifest = report.manifest
+        assert manifest is not None
+        if manifest.bundle_id != record.bundle_id:
+            raise UsageError(
+                f"{record.bundle_path} is no longer bundle {record.bundle_id}",
+                "put the original bundle back to resume this job",
+            )
+        if audit is not None:
+            audit(record, "Resumed", f"resumed from {record.state}")
+        driver = self.driver(record.charger_address, Path(record.ssh_key) if record.ssh_key else None)
+        return UpdateJob(record, manifest, driver, self.journal, audit, self.settings.limits)
+
+
+def job_age(record: JobRecord) -> dt.timedelta | None:
+    """How long ago the job last changed state."""
+    if not record.history:
+        return None
+    try:
+        last = dt.datetime.fromisoformat(record.history[-1]["at"])
+    except (KeyError, ValueError):
+        return None
+    return dt.datetime.now(dt.UTC) - last
