@@ -22,6 +22,7 @@ from fieldkit.cli.discover_cmd import discover
 from fieldkit.cli.keys_cmd import keys_group
 from fieldkit.cli.sim_cmd import sim_group
 from fieldkit.cli.trust_cmd import trust_group
+from fieldkit.cli.tui_cmd import tui
 from fieldkit.cli.update_cmd import rollback, update
 from fieldkit.cli.workorder_cmd import workorder_group
 from fieldkit.errors import FieldkitError
@@ -30,17 +31,22 @@ EXIT_INTERNAL: Final = 70
 EXIT_INTERRUPTED: Final = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, invoke_without_command=True
+)
 @click.version_option(__version__, "--version", prog_name="fieldkit")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """fieldkit: offline firmware updates for EV chargers.
 
     Verify signed bundles from offline_bundles/ against the trust store, keep
     a signed audit trail and deliver it to the back office exactly once,
     enforce signed work orders, run the back office, and make bundles as a
-    release engineer.
+    release engineer. With no command, opens the terminal UI (`fieldkit tui`).
     """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(tui)
 
 
 cli.add_command(keys_group)
@@ -55,6 +61,7 @@ cli.add_command(sim_group)
 cli.add_command(update)
 cli.add_command(rollback)
 cli.add_command(discover)
+cli.add_command(tui)
 
 
 def _debugging(argv: list[str]) -> bool:

@@ -34,6 +34,7 @@ class ChargerIdentity:
     security_version_floor: int
     transaction_active: bool
     meter_wh: int = 0
+    connector_statuses: tuple[str, ...] = ()  # OCPP connector statuses, when the charger reports them
 
 
 @dataclass(frozen=True)

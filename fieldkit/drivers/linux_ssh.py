@@ -156,6 +156,7 @@ class LinuxSshDriver:
             security_version_floor=int(raw["security_version_floor"]),
             transaction_active=bool(raw["transaction_active"]),
             meter_wh=int(raw.get("meter_wh", 0)),
+            connector_statuses=tuple(str(c) for c in raw.get("connectors", [])),
         )
 
     async def transfer(self, component: str, payload: PayloadSource, on_progress: ProgressCallback | None) -> int:

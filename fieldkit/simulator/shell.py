@@ -65,6 +65,7 @@ def _identity(charger: SimulatedCharger) -> dict[str, object]:
         "security_version_floor": status["security_version_floor"],
         "transaction_active": status["transaction_active"],
         "meter_wh": status["meter_wh"],
+        "connectors": [c["status"] for c in charger.connectors],
     }
 
 

@@ -274,10 +274,14 @@ class SimulatedSshCharger:
         if result.returncode == POWER_CUT_STATUS:
             self.stop()  # the charger lost power: no answer, every link goes with it
             return
-        channel.sendall(result.stdout)
-        channel.sendall_stderr(result.stderr)
-        channel.send_exit_status(result.returncode)
-        channel.close()
+        try:
+            channel.sendall(result.stdout)
+            channel.sendall_stderr(result.stderr)
+            channel.send_exit_status(result.returncode)
+        except OSError:
+            pass  # the client went away before the answer (a reboot it did not wait for): nobody to tell
+        finally:
+            channel.close()
 
     def serve_forever(self) -> None:
         while not self.stopping.is_set():

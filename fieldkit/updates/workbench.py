@@ -23,7 +23,7 @@ from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bun
 from fieldkit.bundles.workorder import load_work_orders
 from fieldkit.config import Settings, data_dir
 from fieldkit.drivers.base import ChargerIdentity, Driver
-from fieldkit.drivers.registry import driver_for
+from fieldkit.drivers.registry import driver_for, known_hosts_path
 from fieldkit.errors import UsageError
 from fieldkit.fsutil import atomic_output
 from fieldkit.updates.engine import AuditHook, UpdateJob
@@ -90,6 +90,11 @@ class Workbench:
         self.state = TrustedState(data_dir() / STATE_NAME)
 
     # -- chargers -------------------------------------------------------------------
+
+    @property
+    def known_hosts_file(self) -> Path:
+        """Where chargers' SSH host keys are pinned."""
+        return known_hosts_path()
 
     def driver(self, address: str, ssh_key: Path | None = None) -> Driver:
         return driver_for(

@@ -30,18 +30,24 @@ class RunningSim:
 
 @contextmanager
 def running_sim(
-    state: Path, model: str = "VQ-AC22", faults: tuple[str, ...] = (), serial: str = "SN-SIM"
+    state: Path,
+    model: str = "VQ-AC22",
+    faults: tuple[str, ...] = (),
+    serial: str = "SN-SIM",
+    client_key: Path | None = None,
 ) -> Iterator[RunningSim]:
+    """Serve a charger (created on first use) on a free loopback port; ``client_key`` may be shared."""
     if not (state / "state.json").exists():
         SimulatedCharger.create(state, model_named(model), serial)
-    public = state / "client_key.pub"
+    client_key = client_key or state / "client_key"
+    public = client_key.with_name(client_key.name + ".pub")
     if not public.exists():
-        public.write_bytes(write_openssh_key(state / "client_key", "test-client"))
+        public.write_bytes(write_openssh_key(client_key, "test-client"))
     server = SimulatedSshCharger(state, 0, [public], list(faults))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield RunningSim(server, state, state / "client_key")
+        yield RunningSim(server, state, client_key)
     finally:
         server.stop()
         thread.join(timeout=5)

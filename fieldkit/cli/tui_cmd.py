@@ -1,0 +1,61 @@
+"""`fieldkit tui` (also `fieldkit` with no arguments): the technician's terminal UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fieldkit.cli.common import EXISTING_FILE, resolve_trust_store, settings, trust_store_option
+
+
+def default_bundles_dir() -> Path:
+    """offline_bundles/ in the working directory if there is one, else the one in fieldkit's data directory."""
+    from fieldkit.config import data_dir
+
+    here = Path("offline_bundles")
+    return here if here.is_dir() else data_dir() / "offline_bundles"
+
+
+@click.command("tui")
+@click.option(
+    "--charger",
+    "chargers",
+    multiple=True,
+    help="Charger to show: ssh://USER@HOST[:PORT], HOST[:PORT] or a CIDR range to scan (repeatable).",
+)
+@click.option("--mdns", is_flag=True, help="Also look for chargers announced over mDNS.")
+@click.option("--user", default="root", show_default=True, help="SSH user for scanned hosts.")
+@click.option("--ssh-key", type=EXISTING_FILE, help="Private key for the chargers [default: the SSH agent].")
+@click.option("--accept-new-host-key", is_flag=True, help="Pin host keys of chargers seen for the first time.")
+@click.option(
+    "--bundles",
+    "bundles_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Bundle library [default: ./offline_bundles, else the one in fieldkit's data directory].",
+)
+@trust_store_option
+def tui(
+    chargers: tuple[str, ...],
+    mdns: bool,
+    user: str,
+    ssh_key: Path | None,
+    accept_new_host_key: bool,
+    bundles_dir: Path | None,
+    trust_store: Path | None,
+) -> None:
+    """Open the terminal UI: chargers, bundles, update, recovery, audit, settings.
+
+    Keyboard first (1-6 switch screens, ? shows every key, Ctrl+P finds any
+    action), usable at 80x24. Everything it does is journaled and audited as
+    the CLI does.
+    """
+    from fieldkit.tui.app import FieldkitApp
+    from fieldkit.tui.services import AuditService, TuiContext
+    from fieldkit.updates.workbench import Workbench
+
+    bench = Workbench(
+        settings(), resolve_trust_store(trust_store), bundles_dir or default_bundles_dir(), ssh_key, accept_new_host_key
+    )
+    context = TuiContext(bench, AuditService(bench), list(chargers), user, mdns)
+    FieldkitApp(context).run()

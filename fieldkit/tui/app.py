@@ -1,0 +1,123 @@
+"""The technician's terminal UI: `fieldkit` with no arguments, or `fieldkit tui`.
+
+Screens are Textual modes (1-6 switch between them), every action is in
+actions.py (keys, command palette and help screen read it), and the app does
+no I/O itself: screens start workers that call the core through
+services.py, and the core's events come back as messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.tui.actions import ACTIONS, bindings_for
+from fieldkit.tui.screens.audit import AuditScreen
+from fieldkit.tui.screens.bundles import BundlesScreen
+from fieldkit.tui.screens.chargers import ChargersScreen
+from fieldkit.tui.screens.dialogs import HelpScreen, PassphraseScreen, ResumeOfferScreen
+from fieldkit.tui.screens.recovery import RecoveryScreen
+from fieldkit.tui.screens.settings import SettingsScreen
+from fieldkit.tui.screens.update import UpdateScreen
+from fieldkit.tui.services import TuiContext
+from fieldkit.updates.workbench import BundleSummary
+
+
+class ActionCommands(Provider):
+    """Ctrl+P: every action of the app and of the screen on show."""
+
+    def _available(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app = self.app
+        mode = getattr(app, "current_mode", "")
+        entries: list[tuple[str, str, Callable[[], object]]] = []
+        for action in ACTIONS:
+            if action.screen in ("app", mode):
+                entries.append((action.title, action.help, partial(app.run_action, action.action, self.screen)))
+        return entries
+
+    async def discover(self) -> Hits:
+        for title, help_text, run in self._available():
+            yield DiscoveryHit(title, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, run in self._available():
+            score = matcher.match(f"{title} {help_text}")
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), run, help=help_text)
+
+
+class FieldkitApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "fieldkit"
+    SUB_TITLE = "offline charger updates"
+    MODES: ClassVar = {
+        "chargers": ChargersScreen,
+        "bundles": BundlesScreen,
+        "update": UpdateScreen,
+        "recovery": RecoveryScreen,
+        "audit": AuditScreen,
+        "settings": SettingsScreen,
+    }
+    DEFAULT_MODE = "chargers"
+    COMMANDS: ClassVar = App.COMMANDS | {ActionCommands}
+    BINDINGS: ClassVar[list[BindingType]] = bindings_for("app")
+
+    def __init__(self, context: TuiContext) -> None:
+        super().__init__()
+        self.context = context
+        # Shared state the screens read; workers change it only through messages on the UI thread.
+        self.chargers: dict[str, ChargerIdentity] = {}
+        self.charger_problems: dict[str, str] = {}
+        self.selected_chargers: list[str] = []
+        self.bundles: list[BundleSummary] = []
+        self.selected_bundle: BundleSummary | None = None
+
+    def on_mount(self) -> None:
+        audit = self.context.audit
+        if audit.has_identity and not audit.unlocked:
+            try:
+                if not audit.unlock_from_environment():
+                    self.push_screen(PassphraseScreen(), self._unlocked)
+            except Exception as exc:  # a wrong passphrase file: say so, ask instead
+                self.notify(f"audit trail locked: {exc}", severity="warning")
+                self.push_screen(PassphraseScreen(), self._unlocked)
+        unfinished = self.context.workbench.unfinished()
+        if unfinished:
+            self.push_screen(ResumeOfferScreen(unfinished), self._resume_offer_answered)
+
+    def _unlocked(self, passphrase: str | None) -> None:
+        if passphrase is None:
+            self.notify("audit trail not unlocked: updates will not be recorded", severity="warning")
+            return
+        try:
+            self.context.audit.unlock(passphrase.encode("utf-8"))
+        except Exception as exc:
+            self.notify(f"could not unlock the laptop key: {exc}", severity="error")
+            self.push_screen(PassphraseScreen(), self._unlocked)
+            return
+        self.notify("audit trail unlocked")
+
+    def _resume_offer_answered(self, go: bool | None) -> None:
+        if go:
+            self.switch_mode("recovery")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def toggle_charger(self, address: str) -> bool:
+        """Select or unselect a charger for the update; True if now selected."""
+        if address in self.selected_chargers:
+            self.selected_chargers.remove(address)
+            return False
+        self.selected_chargers.append(address)
+        return True
+
+    def on_unmount(self) -> None:
+        self.context.audit.close()

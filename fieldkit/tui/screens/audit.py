@@ -1,0 +1,163 @@
+"""Audit: the trail with a filter and entry detail, chain status, and sync with the back office.
+
+A background worker tries to deliver pending entries every SYNC_INTERVAL_S
+while the app runs (when this laptop is enrolled); "sync now" does it at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from fieldkit.errors import FieldkitError
+from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.messages import AuditSynced
+
+if TYPE_CHECKING:
+    from fieldkit.tui.app import FieldkitApp
+
+SYNC_INTERVAL_S: Final = 60.0
+SHOWN_ENTRIES: Final = 500
+
+
+def matches(entry: dict[str, Any], query: str) -> bool:
+    if not query:
+        return True
+    charger = entry.get("charger") or {}
+    haystack = " ".join(
+        str(v)
+        for v in (
+            entry.get("action"),
+            entry.get("status"),
+            charger.get("serial"),
+            charger.get("model"),
+            entry.get("note"),
+            entry.get("error"),
+        )
+        if v
+    ).lower()
+    return all(word in haystack for word in query.lower().split())
+
+
+class AuditScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = bindings_for("audit")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="audit-sync", classes="status")
+        yield Input(placeholder="/ filter: action, status, serial, text", id="audit-filter")
+        with Horizontal(id="audit-body"):
+            yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="audit-detail", classes="detail"):
+                yield Static("", id="audit-entry")
+        yield Footer()
+
+    @property
+    def fk(self) -> FieldkitApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in ("seq", "time (UTC)", "action", "charger", "status"):
+            table.add_column(column, key=column)
+        if self.fk.context.audit.can_sync:
+            self.set_interval(SYNC_INTERVAL_S, self.action_sync_now)
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="audit-load", thread=True)
+    def load(self) -> None:
+        audit = self.fk.context.audit
+        try:
+            entries = audit.entries()
+            status = audit.status()
+            reachable = audit.reachable()
+        except FieldkitError as exc:
+            self.app.call_from_thread(self.notify, exc.one_line(), severity="error")
+            return
+        self.app.call_from_thread(self._show, entries, status, reachable, audit.backoffice_url())
+
+    def _show(self, entries: list[dict[str, Any]], status: Any, reachable: bool | None, url: str) -> None:
+        self.entries = entries
+        reach = {None: "not enrolled", True: "reachable", False: "unreachable"}[reachable]
+        self.query_one("#audit-sync", Static).update(
+            f"{status.entries} entries · {status.pending} pending · last sync {status.last_success_at or 'never'}"
+            f" · back office {url} ({reach}) · chain {status.chain}"
+            + (f" · last error: {status.last_error}" if status.last_error else "")
+        )
+        self._fill()
+
+    def _fill(self) -> None:
+        query = self.query_one("#audit-filter", Input).value
+        table = self.query_one(DataTable)
+        table.clear()
+        shown = [e for e in self.entries if matches(e, query)][-SHOWN_ENTRIES:]
+        for entry in reversed(shown):  # newest first
+            table.add_row(
+                str(entry["seq"]),
+                entry["time"]["wall_utc"][:19].replace("T", " "),
+                entry["action"],
+                (entry.get("charger") or {}).get("serial", ""),
+                entry.get("status") or "",
+                key=str(entry["seq"]),
+            )
+        self._show_entry()
+
+    def on_input_changed(self, _: Input.Changed) -> None:
+        self._fill()
+
+    def on_input_submitted(self, _: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#audit-filter", Input).focus()
+
+    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        self._show_entry()
+
+    def _show_entry(self) -> None:
+        table = self.query_one(DataTable)
+        detail = self.query_one("#audit-entry", Static)
+        if table.row_count == 0:
+            detail.update("no entries" if not self.entries else "no entry matches the filter")
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        entry = next((e for e in self.entries if str(e["seq"]) == row_key.value), None)
+        detail.update(json.dumps(entry, indent=2, ensure_ascii=False) if entry else "")
+
+    def action_verify_chain(self) -> None:
+        self.verify()
+
+    @work(exclusive=True, group="audit-verify", thread=True)
+    def verify(self) -> None:
+        try:
+            verdict = self.fk.context.audit.verify_chain()
+        except FieldkitError as exc:
+            verdict = exc.one_line()
+        self.app.call_from_thread(self.notify, f"audit chain {verdict}", timeout=8)
+
+    def action_sync_now(self) -> None:
+        self.sync()
+
+    @work(exclusive=True, group="audit-sync", thread=True)
+    def sync(self) -> None:
+        try:
+            self.post_message(AuditSynced(self.fk.context.audit.sync_now(), True))
+        except FieldkitError as exc:
+            self.post_message(AuditSynced(exc.one_line(), False))
+
+    def on_audit_synced(self, message: AuditSynced) -> None:
+        self.notify(message.text, severity="information" if message.ok else "warning")
+        self.load()

@@ -1,0 +1,266 @@
+"""Chargers: what discovery found, with an eligibility badge for the chosen bundle and a detail pane."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from fieldkit.discovery.ssh import Candidate, discover
+from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.errors import FieldkitError
+from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.messages import ChargerFound, ChargerUnreachable, DiscoveryFinished
+from fieldkit.tui.screens.dialogs import PromptScreen
+
+if TYPE_CHECKING:
+    from fieldkit.tui.app import FieldkitApp
+
+SERIAL_PREFIXES = ("rfc2217://", "socket://", "/dev/", "COM", "serial:")
+COLUMNS = ("sel", "transport", "address", "charger", "serial", "version", "connectors", "bundle")
+
+
+def eligibility(app: FieldkitApp, identity: ChargerIdentity) -> str:
+    bundle = app.selected_bundle
+    if bundle is None:
+        return "-"
+    if not bundle.valid:
+        return "bundle invalid"
+    if not bundle.compatible_with(identity):
+        return "not for this model"
+    if identity.transaction_active:
+        return "vehicle charging"
+    return "eligible"
+
+
+def connectors_of(identity: ChargerIdentity) -> str:
+    """OCPP statuses, shortened when all connectors agree ("2x Available")."""
+    statuses = identity.connector_statuses
+    if not statuses:
+        return "Charging" if identity.transaction_active else "?"
+    if len(set(statuses)) == 1:
+        return f"{len(statuses)}x {statuses[0]}"
+    return ", ".join(statuses)
+
+
+class ChargersScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = bindings_for("chargers")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="chargers-body"):
+            yield DataTable(id="chargers-table", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="charger-detail", classes="detail"):
+                yield Static("Discovering chargers...", id="charger-detail-text")
+        yield Static("", id="chargers-status", classes="status")
+        yield Footer()
+
+    @property
+    def fk(self) -> FieldkitApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self._redraw_badges()
+
+    # -- discovery ------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.query_one("#chargers-status", Static).update("discovering...")
+        self.discover_all(list(self.fk.context.targets))
+
+    @work(exclusive=True, group="discovery")
+    async def discover_all(self, targets: list[str]) -> None:
+        context = self.fk.context
+        bench = context.workbench
+        if context.mdns:
+            from fieldkit.discovery.mdns import browse
+
+            try:
+                announced = await asyncio.to_thread(browse)
+                targets = [*targets, *(f"{c.host}:{c.port}" for c in announced)]
+            except FieldkitError as exc:
+                self.post_message(ChargerUnreachable("mDNS", "unreachable", exc.message))
+        found = problems = 0
+        addresses = [t for t in targets if t.startswith("ssh://")]
+        for target in (t for t in targets if t.startswith(SERIAL_PREFIXES)):
+            problems += 1
+            self.post_message(
+                ChargerUnreachable(target, "no driver", "serial chargers need the SMP/U-Boot drivers (next release)")
+            )
+        scans = [t for t in targets if not t.startswith(("ssh://", *SERIAL_PREFIXES))]
+
+        async def identify(address: str) -> None:
+            nonlocal found, problems
+            try:
+                identity = await bench.identify(address)
+            except FieldkitError as exc:
+                problems += 1
+                self.post_message(ChargerUnreachable(address, type(exc).__name__, exc.message))
+                return
+            found += 1
+            self.post_message(ChargerFound(address, identity))
+
+        await asyncio.gather(*(identify(a) for a in addresses))
+        if scans:
+
+            def factory(candidate: Candidate) -> Any:
+                host = f"[{candidate.host}]" if ":" in candidate.host else candidate.host
+                return bench.driver(f"ssh://{context.user}@{host}:{candidate.port}")
+
+            try:
+                results = await discover(scans, factory)
+            except FieldkitError as exc:
+                results = []
+                problems += 1
+                self.post_message(ChargerUnreachable(", ".join(scans), "bad target", exc.message))
+            for result in results:
+                host, _, port = result.address.rpartition(":")
+                address = f"ssh://{context.user}@{host}:{port}"
+                if result.identity is not None:
+                    found += 1
+                    self.post_message(ChargerFound(address, result.identity))
+                else:
+                    problems += 1
+                    self.post_message(ChargerUnreachable(address, result.outcome, result.detail))
+        self.post_message(DiscoveryFinished(found, problems))
+
+    def on_charger_found(self, message: ChargerFound) -> None:
+        self.fk.chargers[message.address] = message.identity
+        self.fk.charger_problems.pop(message.address, None)
+        self._put_row(message.address)
+
+    def on_charger_unreachable(self, message: ChargerUnreachable) -> None:
+        self.fk.charger_problems[message.address] = f"{message.outcome}: {message.detail}"
+        self._put_row(message.address)
+
+    def on_discovery_finished(self, message: DiscoveryFinished) -> None:
+        self.query_one("#chargers-status", Static).update(
+            f"{message.found} charger(s) found, {message.problems} problem(s) · Space select · u update · r refresh"
+        )
+        self._show_detail()
+
+    # -- table ----------------------------------------------------------------------
+
+    def _cells(self, address: str) -> list[str]:
+        app = self.fk
+        selected = "[x]" if address in app.selected_chargers else "[ ]"
+        identity = app.chargers.get(address)
+        if identity is None:
+            problem = app.charger_problems.get(address, "")
+            return [selected, address.split(":", 1)[0], address, "-", "-", "-", "-", problem[:40]]
+        versions = ", ".join(f"{c.version}" for c in identity.components.values())
+        return [
+            selected,
+            "ssh",
+            address.removeprefix("ssh://"),
+            f"{identity.vendor} {identity.model} rev {identity.hardware_revision}",
+            identity.serial,
+            versions,
+            connectors_of(identity),
+            eligibility(app, identity),
+        ]
+
+    def _put_row(self, address: str) -> None:
+        table = self.query_one(DataTable)
+        cells = self._cells(address)
+        if address in table.rows:
+            for column, value in zip(COLUMNS, cells, strict=True):
+                table.update_cell(address, column, value)
+        else:
+            table.add_row(*cells, key=address)
+
+    def _redraw_badges(self) -> None:
+        for address in list(self.query_one(DataTable).rows):
+            self._put_row(str(address.value))
+
+    def _highlighted(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return str(row_key.value)
+
+    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        address = self._highlighted()
+        text = self.query_one("#charger-detail-text", Static)
+        if address is None:
+            text.update("No charger yet. Press a to add an SSH host or range, r to discover again.")
+            return
+        identity = self.fk.chargers.get(address)
+        if identity is None:
+            text.update(f"[b]{address}[/b]\n\n{self.fk.charger_problems.get(address, '')}")
+            return
+        lines = [
+            f"[b]{identity.vendor} {identity.model}[/b] rev {identity.hardware_revision}",
+            f"serial {identity.serial}",
+            f"anti-rollback floor {identity.security_version_floor} · meter {identity.meter_wh} Wh",
+            "[yellow]vehicle charging[/yellow]" if identity.transaction_active else "no vehicle charging",
+            "",
+            "[b]components[/b]",
+        ]
+        for name, component in identity.components.items():
+            pending = f", pending slot {component.pending_slot}" if component.pending_slot else ""
+            lines.append(
+                f"  {name}: {component.version} slot {component.active_slot} ({component.state}{pending})"
+                f" via {component.install_method or '?'}"
+            )
+        text.update("\n".join(lines))
+        self.load_history(identity.serial)
+
+    @work(exclusive=True, group="detail", thread=True)
+    def load_history(self, serial: str) -> None:
+        entries = [e for e in self.fk.context.audit.entries() if (e.get("charger") or {}).get("serial") == serial]
+        lines = ["", "[b]last audit entries[/b]"] + [
+            f"  {e['time']['wall_utc'][:16]} {e['action']} {e.get('status') or ''}" for e in entries[-5:]
+        ]
+        if not entries:
+            lines.append("  none")
+        self.app.call_from_thread(self._append_history, serial, "\n".join(lines))
+
+    def _append_history(self, serial: str, history: str) -> None:
+        address = self._highlighted()
+        identity = self.fk.chargers.get(address or "")
+        if identity is not None and identity.serial == serial:
+            text = self.query_one("#charger-detail-text", Static)
+            text.update(f"{text.content}{history}")
+
+    # -- actions --------------------------------------------------------------------
+
+    def action_toggle_selected(self) -> None:
+        address = self._highlighted()
+        if address is None:
+            return
+        if address not in self.fk.chargers:
+            self.notify("only identified chargers can be updated", severity="warning")
+            return
+        self.fk.toggle_charger(address)
+        self._put_row(address)
+
+    def action_add_target(self) -> None:
+        self.app.push_screen(
+            PromptScreen("Add: ssh://USER@HOST:PORT, HOST[:PORT], a CIDR range, or a serial URL", "192.0.2.10"),
+            self._target_added,
+        )
+
+    def _target_added(self, target: str | None) -> None:
+        if not target:
+            return
+        context = self.fk.context
+        if target not in context.targets:
+            context.targets.append(target)
+        self.discover_all([target])

@@ -1,0 +1,181 @@
+"""Recovery: interrupted jobs from the journal and chargers that could not be identified, with what
+the engine can do for them (resume from the journal, roll back).
+
+Serial and USB recovery drivers (U-Boot YMODEM, DFU) add their chargers and
+actions here when they arrive: a row is an address plus the actions its
+driver offers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from fieldkit.errors import FieldkitError
+from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.jobs import drive
+from fieldkit.tui.messages import TransferProgressed, UpdateFailed, UpdateFinished
+from fieldkit.tui.widgets.job_panel import JobPanel
+from fieldkit.updates.auditing import charger_ref_of_identity
+from fieldkit.updates.journal import JobRecord
+from fieldkit.updates.workbench import job_age
+
+if TYPE_CHECKING:
+    from fieldkit.tui.app import FieldkitApp
+
+
+class RecoveryScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = bindings_for("recovery")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, JobRecord] = {}
+        self.running: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Interrupted jobs (from the journal) and unreachable chargers", classes="status")
+        yield DataTable(id="recovery-table", cursor_type="row", zebra_stripes=True)
+        yield VerticalScroll(id="recovery-panels")
+        yield Static("", id="recovery-status", classes="status")
+        yield Footer()
+
+    @property
+    def fk(self) -> FieldkitApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in ("kind", "charger", "address", "state", "since", "actions"):
+            table.add_column(column, key=column)
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="recovery-load", thread=True)
+    def load(self) -> None:
+        records = self.fk.context.workbench.unfinished()
+        self.app.call_from_thread(self._show, records)
+
+    def _show(self, records: list[JobRecord]) -> None:
+        self.records = {r.job_id: r for r in records}
+        table = self.query_one(DataTable)
+        table.clear()
+        for record in records:
+            age = job_age(record)
+            table.add_row(
+                "job",
+                record.charger_serial,
+                record.charger_address.removeprefix("ssh://"),
+                record.state,
+                f"{age.total_seconds() / 60:.0f} min ago" if age else "?",
+                "Enter resume · b roll back",
+                key=record.job_id,
+            )
+        for address, problem in self.fk.charger_problems.items():
+            table.add_row(
+                "unreachable", "?", address.removeprefix("ssh://"), problem[:40], "", "b roll back", key=address
+            )
+        self.query_one("#recovery-status", Static).update(
+            f"{len(records)} interrupted job(s)" if records else "no interrupted jobs"
+        )
+
+    def _highlighted(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return str(row_key.value)
+
+    def on_data_table_row_selected(self, _: DataTable.RowSelected) -> None:
+        self.action_resume()
+
+    def action_resume(self) -> None:
+        key = self._highlighted()
+        record = self.records.get(key or "")
+        if record is None:
+            self.notify("highlight an interrupted job to resume", severity="warning")
+            return
+        if record.job_id in self.running:
+            return
+        self.running.add(record.job_id)
+        settings = self.fk.context.workbench.settings
+        self.query_one("#recovery-panels", VerticalScroll).mount(
+            JobPanel(
+                record.charger_address,
+                f"resuming {record.charger_serial} from {record.state}",
+                settings.health_stable_s,
+                settings.health_timeout_s,
+            )
+        )
+        self.resume(record)
+
+    @work(group="recovery-jobs")
+    async def resume(self, record: JobRecord) -> None:
+        try:
+            job = self.fk.context.workbench.resume_job(record, self.fk.context.audit.hook())
+        except FieldkitError as exc:
+            self.post_message(UpdateFailed(record.charger_address, exc.one_line(), resumable=False))
+            return
+        await drive(job, record.charger_address, self)
+
+    def action_roll_back(self) -> None:
+        key = self._highlighted()
+        if key is None:
+            return
+        record = self.records.get(key)
+        address = record.charger_address if record is not None else key
+        self.query_one("#recovery-status", Static).update(f"rolling back {address} ...")
+        self.roll_back(address)
+
+    @work(group="recovery-jobs")
+    async def roll_back(self, address: str) -> None:
+        try:
+            before, after = await self.fk.context.workbench.rollback(address)
+        except FieldkitError as exc:
+            self.notify(f"rollback of {address} failed: {exc.one_line()}", severity="error", timeout=10)
+            return
+        versions = ", ".join(f"{n} {c.version}" for n, c in after.components.items())
+        self.fk.context.audit.record(
+            "rollback",
+            status="RolledBack",
+            note=f"now running {versions}",
+            charger=charger_ref_of_identity(after, address),
+            from_version=next(iter(before.components.values())).version,
+            to_version=next(iter(after.components.values())).version,
+        )
+        self.notify(f"{after.serial} rolled back: now running {versions}")
+        self.query_one("#recovery-status", Static).update(f"{after.serial} now runs {versions}")
+
+    def _panel(self, address: str) -> JobPanel | None:
+        return next((p for p in self.query(JobPanel) if p.address == address), None)
+
+    def on_transfer_progressed(self, message: TransferProgressed) -> None:
+        panel = self._panel(message.address)
+        if panel is not None:
+            panel.show_event(message.event)
+
+    def on_update_finished(self, message: UpdateFinished) -> None:
+        self.running.discard(message.record.job_id)
+        panel = self._panel(message.address)
+        if panel is not None:
+            panel.show_result(message.record)
+        self.action_reload()
+
+    def on_update_failed(self, message: UpdateFailed) -> None:
+        panel = self._panel(message.address)
+        if panel is not None:
+            panel.show_failure(message.message)
+        self.running = {
+            j for j in self.running if self.records.get(j) and self.records[j].charger_address != message.address
+        }
+        self.action_reload()

@@ -1,0 +1,263 @@
+"""Update: preflight checklist, explicit confirmation, then live progress and the result per charger."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.errors import FieldkitError
+from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.jobs import drive
+from fieldkit.tui.messages import PreflightFinished, TransferProgressed, UpdateFailed, UpdateFinished
+from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
+from fieldkit.tui.widgets.job_panel import JobPanel
+from fieldkit.updates.engine import UpdateJob
+from fieldkit.updates.preflight import PreflightResult
+
+if TYPE_CHECKING:
+    from fieldkit.tui.app import FieldkitApp
+
+# Asked for in the confirmation dialog, so not a reason to stop at preflight.
+CONFIRMED_LATER = frozenset({"metrology"})
+
+
+@dataclass
+class Planned:
+    identity: ChargerIdentity | None
+    result: PreflightResult | None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if self.result is None:
+            return False
+        return all(c.passed or c.severity != "refuse" or c.name in CONFIRMED_LATER for c in self.result.checks)
+
+    @property
+    def needs_typed_serial(self) -> bool:
+        return self.result is not None and any(c.name == "metrology" for c in self.result.checks)
+
+
+class UpdateScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = bindings_for("update")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plan: dict[str, Planned] = {}
+        self.jobs: dict[str, UpdateJob] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="update-summary", classes="status")
+        yield DataTable(id="preflight-table", cursor_type="row", zebra_stripes=True)
+        yield VerticalScroll(id="job-panels")
+        yield Static("", id="update-status", classes="status")
+        yield Footer()
+
+    @property
+    def fk(self) -> FieldkitApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in ("charger", "check", "result", "reason"):
+            table.add_column(column, key=column)
+
+    def on_screen_resume(self) -> None:
+        bundle = self.fk.selected_bundle
+        chargers = self.fk.selected_chargers
+        serials = [self.fk.chargers[a].serial for a in chargers if a in self.fk.chargers]
+        self.query_one("#update-summary", Static).update(
+            f"Bundle: [b]{bundle.path.name if bundle else 'none: choose one on Bundles (2)'}[/b]  ·  "
+            f"Chargers: [b]{', '.join(serials) or 'none: select with Space on Chargers (1)'}[/b]"
+        )
+        self._status("p preflight · s start · c cancel" if bundle and chargers else "choose a bundle and chargers")
+
+    def _status(self, text: str) -> None:
+        self.query_one("#update-status", Static).update(text)
+
+    # -- preflight -------------------------------------------------------------------
+
+    def action_preflight(self) -> None:
+        bundle = self.fk.selected_bundle
+        if bundle is None or not self.fk.selected_chargers:
+            self.notify("choose a bundle (2) and select chargers (1) first", severity="warning")
+            return
+        if self.jobs:
+            self.notify("updates are running; preflight again when they finish", severity="warning")
+            return
+        self.plan.clear()
+        self.query_one(DataTable).clear()
+        self._status("preflight running...")
+        self.run_preflight(list(self.fk.selected_chargers))
+
+    @work(exclusive=True, group="preflight")
+    async def run_preflight(self, addresses: list[str]) -> None:
+        bench = self.fk.context.workbench
+        bundle = self.fk.selected_bundle
+        assert bundle is not None
+
+        async def check(address: str) -> None:
+            driver = bench.driver(address)
+            try:
+                identity = await driver.identify()
+                result = await asyncio.to_thread(
+                    bench.preflight, bundle.path, identity, driver.supported_install_methods
+                )
+            except FieldkitError as exc:
+                self.post_message(PreflightFinished(address, None, None, exc.one_line()))
+                return
+            finally:
+                driver.close()
+            self.post_message(PreflightFinished(address, identity, result))
+
+        await asyncio.gather(*(check(a) for a in addresses))
+
+    def on_preflight_finished(self, message: PreflightFinished) -> None:
+        self.plan[message.address] = Planned(message.identity, message.result, message.error)
+        table = self.query_one(DataTable)
+        name = message.identity.serial if message.identity else message.address
+        if message.result is None:
+            table.add_row(name, "charger", "[red]NO[/]", message.error)
+        else:
+            for check in message.result.checks:
+                if check.passed:
+                    mark = "[green]ok[/]"
+                elif check.name in CONFIRMED_LATER:
+                    mark = "[yellow]at confirm[/]"
+                else:
+                    mark = "[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]"
+                table.add_row(name, check.name, mark, check.reason)
+        if len(self.plan) == len(self.fk.selected_chargers):
+            ready = [a for a, p in self.plan.items() if p.ok]
+            refused = len(self.plan) - len(ready)
+            self._status(f"preflight: {len(ready)} ready, {refused} refused" + (" · s to start" if ready else ""))
+
+    # -- start -----------------------------------------------------------------------
+
+    def action_start(self) -> None:
+        ready = {a: p for a, p in self.plan.items() if p.ok and p.identity is not None}
+        if not ready:
+            self.notify("run a passing preflight (p) first", severity="warning")
+            return
+        if self.jobs:
+            self.notify("updates are already running", severity="warning")
+            return
+        bundle = self.fk.selected_bundle
+        assert bundle is not None
+        assert bundle.manifest is not None
+        summary = [
+            f"{p.identity.serial}: "
+            + ", ".join(
+                f"{c.name} {p.identity.components[c.name].version} -> {c.version}"
+                for c in bundle.manifest.components_in_order()
+                if c.name in p.identity.components
+            )
+            for p in ready.values()
+            if p.identity is not None
+        ]
+        serials = [p.identity.serial for p in ready.values() if p.identity is not None and p.needs_typed_serial]
+        self.app.push_screen(ConfirmUpdateScreen(summary, serials), lambda go: self._confirmed(bool(go), list(ready)))
+
+    def _confirmed(self, go: bool, addresses: list[str]) -> None:
+        if not go:
+            self._status("not started")
+            return
+        panels = self.query_one("#job-panels", VerticalScroll)
+        panels.remove_children()
+        settings = self.fk.context.workbench.settings
+        for address in addresses:
+            identity = self.plan[address].identity
+            assert identity is not None
+            panels.mount(
+                JobPanel(
+                    address,
+                    f"{identity.vendor} {identity.model} {identity.serial} ({address.removeprefix('ssh://')})",
+                    settings.health_stable_s,
+                    settings.health_timeout_s,
+                )
+            )
+            self.start_job(address)
+        self._status("updating · c cancels (before install it stops, after it rolls back)")
+
+    @work(group="jobs")
+    async def start_job(self, address: str) -> None:
+        bench = self.fk.context.workbench
+        bundle = self.fk.selected_bundle
+        assert bundle is not None
+        driver = bench.driver(address)
+        try:
+            # Again, right before acting: a vehicle may have plugged in since the preflight.
+            identity = await driver.identify()
+            result = await asyncio.to_thread(
+                bench.preflight, bundle.path, identity, driver.supported_install_methods, identity.serial
+            )
+            if not result.ok or result.report.manifest is None:
+                reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.refused)
+                raise FieldkitError(f"refused: {reasons}")
+            job = bench.create_job(
+                address, bundle.path, identity, result.report.manifest, driver, self.fk.context.audit.hook()
+            )
+        except FieldkitError as exc:
+            driver.close()
+            self.post_message(UpdateFailed(address, exc.one_line(), resumable=False))
+            return
+        self.jobs[address] = job
+        await drive(job, address, self)
+
+    def _panel(self, address: str) -> JobPanel | None:
+        return next((p for p in self.query(JobPanel) if p.address == address), None)
+
+    def on_transfer_progressed(self, message: TransferProgressed) -> None:
+        panel = self._panel(message.address)
+        if panel is not None:
+            panel.show_event(message.event)
+
+    def on_update_finished(self, message: UpdateFinished) -> None:
+        self.jobs.pop(message.address, None)
+        panel = self._panel(message.address)
+        if panel is not None:
+            panel.show_result(message.record)
+        self._after_job()
+
+    def on_update_failed(self, message: UpdateFailed) -> None:
+        self.jobs.pop(message.address, None)
+        panel = self._panel(message.address)
+        if panel is not None:
+            panel.show_failure(message.message)
+        else:
+            self.notify(message.message, severity="error")
+        self._after_job()
+
+    def _after_job(self) -> None:
+        if not self.jobs:
+            self.plan.clear()
+            self._status("finished · see each result above · p to check again")
+            self.refresh_chargers()
+
+    @work(group="refresh")
+    async def refresh_chargers(self) -> None:
+        """What the chargers run now, for the Chargers screen."""
+        bench = self.fk.context.workbench
+        for address in list(self.fk.selected_chargers):
+            try:
+                self.fk.chargers[address] = await bench.identify(address)
+            except FieldkitError:
+                continue
+
+    def action_cancel(self) -> None:
+        if not self.jobs:
+            self.notify("nothing is running")
+            return
+        for job in self.jobs.values():
+            job.cancel()
+        self._status("cancelling: jobs stop before install, or roll back if installing began")

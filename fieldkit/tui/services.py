@@ -1,0 +1,167 @@
+"""What the TUI's screens call: the workbench and the audit trail, wrapped for a long-running app.
+
+No Textual here: this is the glue between the UI and the core, kept thin so
+screens stay about presentation. The audit trail is opened once for the
+session (after the passphrase is known) and shared, behind one lock, by the
+update jobs that record transitions and the background sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fieldkit.audit.identity import identity_dir, load_profile, passphrase_from_environment
+from fieldkit.audit.recorder import AuditRecorder
+from fieldkit.audit.store import AuditStore
+from fieldkit.audit.sync import BackofficeClient, Credential, sync_with_retries
+from fieldkit.errors import FieldkitError
+from fieldkit.updates.auditing import transition_hook
+from fieldkit.updates.engine import AuditHook
+from fieldkit.updates.journal import JobRecord
+from fieldkit.updates.workbench import Workbench
+
+
+@dataclass
+class SyncStatus:
+    entries: int = 0
+    pending: int = 0
+    last_success_at: str | None = None
+    last_error: str | None = None
+    reachable: bool | None = None  # None: not checked (no credential)
+    chain: str = "not checked"
+
+
+class AuditService:
+    """The session's audit trail: recording, reading, verifying and syncing."""
+
+    def __init__(self, workbench: Workbench, credential_path: Path | None = None) -> None:
+        self.workbench = workbench
+        self.credential_path = credential_path or identity_dir() / "backoffice-credential.json"
+        self._recorder: AuditRecorder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def has_identity(self) -> bool:
+        return (identity_dir() / "profile.json").exists()
+
+    @property
+    def unlocked(self) -> bool:
+        return self._recorder is not None
+
+    def unlock(self, passphrase: bytes) -> None:
+        """Open the trail for writing with the laptop key (raises on a wrong passphrase)."""
+        if self._recorder is None:
+            self._recorder = AuditRecorder(passphrase, self.workbench.state)
+
+    def unlock_from_environment(self) -> bool:
+        passphrase = passphrase_from_environment()
+        if passphrase is None or not self.has_identity:
+            return False
+        self.unlock(passphrase)
+        return True
+
+    def hook(self) -> AuditHook | None:
+        if self._recorder is None:
+            return None
+        inner = transition_hook(self._recorder)
+
+        def locked(record: JobRecord, status: str, note: str) -> None:
+            with self._lock:
+                inner(record, status, note)
+
+        return locked
+
+    def record(self, action: str, **fields: Any) -> None:
+        if self._recorder is not None:
+            with self._lock:
+                self._recorder.record(action, **fields)
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.has_identity:
+            return []
+        with self._lock:
+            if self._recorder is not None:
+                return list(self._recorder.store.entries())
+            with AuditStore.open(writable=False) as store:
+                return list(store.entries())
+
+    def status(self) -> SyncStatus:
+        if not self.has_identity:
+            return SyncStatus(chain="no laptop identity (fieldkit identity init)")
+        with self._lock:
+            if self._recorder is not None:
+                return self._status_of(self._recorder.store)
+            with AuditStore.open(writable=False) as store:
+                return self._status_of(store)
+
+    @staticmethod
+    def _status_of(store: AuditStore) -> SyncStatus:
+        state = store.sync_state()
+        return SyncStatus(store.head_seq, store.pending_count, state.get("last_success_at"), state.get("last_error"))
+
+    def verify_chain(self) -> str:
+        if not self.has_identity:
+            return "no laptop identity"
+        profile = load_profile()
+        with self._lock:
+            if self._recorder is not None:
+                report = self._recorder.store.verify(profile.public_key(), profile.laptop_id)
+            else:
+                with AuditStore.open(writable=False) as store:
+                    report = store.verify(profile.public_key(), profile.laptop_id)
+        if report.ok:
+            return f"intact: {report.count} entries, every signature valid"
+        return f"BROKEN at entry {report.broken_seq}: {report.reason}"
+
+    @property
+    def can_sync(self) -> bool:
+        return self.credential_path.exists()
+
+    def backoffice_url(self) -> str:
+        if self.can_sync:
+            try:
+                return Credential.load(self.credential_path).backoffice_url
+            except FieldkitError as exc:
+                return f"(credential unreadable: {exc.message})"
+        return self.workbench.settings.backoffice_url or "(not enrolled)"
+
+    def sync_now(self) -> str:
+        """One delivery attempt; the result in words. Blocking: call from a worker thread."""
+        if not self.can_sync:
+            return "not enrolled with a back office: ask for a credential (fieldkit backoffice enroll-laptop)"
+        credential = Credential.load(self.credential_path)
+        with BackofficeClient(credential) as client, self._lock:
+            if self._recorder is not None:
+                result = sync_with_retries(self._recorder.store, client, 1)
+            else:
+                with AuditStore.open() as store:
+                    result = sync_with_retries(store, client, 1)
+        return f"synced: {result.stored} new entries stored; {result.pending} pending"
+
+    def reachable(self) -> bool | None:
+        if not self.can_sync:
+            return None
+        with BackofficeClient(Credential.load(self.credential_path), timeout_s=3.0) as client:
+            return client.reachable()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._recorder is not None:
+                self._recorder.close()
+                self._recorder = None
+
+
+@dataclass
+class TuiContext:
+    """What the app was started with: the workbench, the audit trail, where to look for chargers."""
+
+    workbench: Workbench
+    audit: AuditService
+    targets: list[str] = field(default_factory=list)  # ssh:// addresses, HOST[:PORT] or CIDR to scan
+    user: str = "root"
+    mdns: bool = False
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))

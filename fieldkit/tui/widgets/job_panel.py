@@ -1,0 +1,104 @@
+"""One charger's update as it runs: state, bytes, rate, ETA, a throughput sparkline, the health
+countdown, and at the end the result with what to do next."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, ProgressBar, Sparkline, Static
+
+from fieldkit.updates.engine import ProgressEvent
+from fieldkit.updates.journal import JobRecord
+
+SPARKLINE_POINTS = 40
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+def next_steps(record: JobRecord) -> str:
+    versions = ", ".join(f"{n} {v}" for n, v in record.to_versions.items())
+    previous = ", ".join(f"{n} {v}" for n, v in record.from_versions.items())
+    serial = record.charger_serial
+    if record.state == "Committed":
+        return f"[b green]Committed[/]: {serial} runs {versions}. Done; the audit trail syncs when online."
+    if record.state == "RolledBack":
+        why = record.error or "see the audit trail"
+        return (
+            f"[b yellow]Rolled back[/]: {serial} runs {previous} again. Why: {why}. "
+            "Next: leave it in service on the old version and report the bundle to the back office."
+        )
+    return f"stopped in {record.state}: resume it from Recovery (4)"
+
+
+class JobPanel(Vertical):
+    DEFAULT_CSS: ClassVar[str] = """
+    JobPanel { height: auto; border: round $primary; padding: 0 1; margin-bottom: 1; }
+    JobPanel Sparkline { height: 2; }
+    JobPanel ProgressBar { width: 100%; }
+    """
+
+    def __init__(self, address: str, title: str, health_stable_s: float, health_timeout_s: float) -> None:
+        super().__init__(id=f"job-{abs(hash(address))}")
+        self.address = address
+        self.title = title
+        self.health_stable_s = health_stable_s
+        self.health_timeout_s = health_timeout_s
+        self.rates: list[float] = []
+        self.state = "Planned"
+        self.state_since = time.monotonic()
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"[b]{self.title}[/b]", classes="job-title")
+        yield Static("waiting", classes="job-state")
+        yield ProgressBar(total=None, show_eta=False, classes="job-bar")
+        yield Sparkline([0.0], classes="job-rate")
+        yield Static("", classes="job-result")
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self._tick)
+
+    def show_event(self, event: ProgressEvent) -> None:
+        if event.state.value != self.state:
+            self.state, self.state_since = event.state.value, time.monotonic()
+        bar = self.query_one(ProgressBar)
+        bar.update(total=event.bytes_total or None, progress=event.bytes_done)
+        if event.rate_bytes_per_s > 0:
+            self.rates = [*self.rates, event.rate_bytes_per_s][-SPARKLINE_POINTS:]
+            self.query_one(Sparkline).data = self.rates
+        eta = f" · ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
+        rate = f" · {human_bytes(event.rate_bytes_per_s)}/s" if event.rate_bytes_per_s else ""
+        self.query_one(".job-state", Static).update(
+            f"{event.state.value} {event.component or ''} · {human_bytes(event.bytes_done)} of "
+            f"{human_bytes(event.bytes_total)}{rate}{eta}"
+        )
+
+    def _tick(self) -> None:
+        """The health-check countdown while the charger reboots and proves itself."""
+        if self.state != "InstallRebooting":
+            return
+        elapsed = time.monotonic() - self.state_since
+        left = max(0.0, self.health_timeout_s - elapsed)
+        self.query_one(".job-result", Static).update(
+            f"health check: connectors must stay Available for {self.health_stable_s:.0f} s · "
+            f"{elapsed:.0f} s so far, gives up in {left:.0f} s"
+        )
+
+    def show_result(self, record: JobRecord) -> None:
+        self.state = record.state
+        self.query_one(".job-result", Static).update(next_steps(record))
+        self.set_class(record.state == "Committed", "committed")
+        self.set_class(record.state == "RolledBack", "rolled-back")
+
+    def show_failure(self, message: str) -> None:
+        self.state = "stopped"
+        self.query_one(".job-result", Static).update(f"[b red]Stopped[/]: {message}")
+        self.add_class("failed")

@@ -1,0 +1,142 @@
+"""The full update flow through the TUI, keyboard only: to Committed, to RolledBack, and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from fieldkit.simulator.device import SimulatedCharger
+from fieldkit.tui.app import FieldkitApp
+from fieldkit.tui.widgets.job_panel import JobPanel
+from tests.tui.conftest import tui_site
+from tests.tui.pilot import discovered, highlight_row, table_rows, until
+
+AC22_BUNDLE = "demo-vq-ac22-2.4.0.fwbundle"
+
+
+async def _choose(pilot: object, app: FieldkitApp, bundle: str) -> None:
+    await pilot.press("2")  # type: ignore[attr-defined]
+    await until(pilot, lambda: bool(app.bundles), what="bundles")  # type: ignore[arg-type]
+    await highlight_row(pilot, "#bundles-table", bundle)  # type: ignore[arg-type]
+    await pilot.press("enter")  # type: ignore[attr-defined]
+    assert app.selected_bundle is not None
+    assert app.selected_bundle.path.name == bundle
+
+
+def _outcomes(panels: list[JobPanel]) -> list[tuple[str, str]]:
+    """(state, result text) per job panel, read while the app still runs."""
+    return [(p.state, str(p.query_one(".job-result").render())) for p in panels]
+
+
+async def _update(app: FieldkitApp, bundle: str, serials: list[str] | None = None) -> list[tuple[str, str]]:
+    """Select the first charger, choose ``bundle``, preflight, start, confirm; wait for every result."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await discovered(pilot, 1)
+        await pilot.press("space")
+        await _choose(pilot, app, bundle)
+        await pilot.press("3")
+        await pilot.press("p")
+        screen = app.screen
+        await until(pilot, lambda: len(screen.plan) == len(app.selected_chargers), what="preflight")  # type: ignore[attr-defined]
+        await pilot.press("s")
+        await pilot.pause()
+        if serials:
+            await pilot.click("#confirm-serials")
+            await pilot.press(*" ".join(serials), "enter")
+        else:
+            await pilot.click("#confirm-yes")
+        await until(pilot, lambda: bool(screen.query(JobPanel)), what="job panels")
+        await until(
+            pilot,
+            lambda: all(p.state in ("Committed", "RolledBack", "stopped") for p in screen.query(JobPanel)),
+            timeout_s=60,
+            what="the update's end",
+        )
+        return _outcomes(list(screen.query(JobPanel)))
+
+
+def test_an_update_runs_to_committed_and_is_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-TUI-1", ())]) as site:
+        app = site.app()
+        [(state, result)] = asyncio.run(_update(app, AC22_BUNDLE))
+        assert state == "Committed"
+        assert "Committed" in result
+        assert "SN-TUI-1 runs rootfs 2.4.0" in result
+        status = SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]
+        assert (status["running_version"], status["state"]) == ("2.4.0", "committed")
+        statuses = [e.get("status") for e in app.context.audit.entries() if e["action"] == "update.transition"]
+        assert statuses[-1] == "Committed"
+
+
+def test_an_image_that_never_becomes_healthy_rolls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-TUI-2", ("never-available",))]) as site:
+        [(state, result)] = asyncio.run(_update(site.app(), AC22_BUNDLE))
+        assert state == "RolledBack"
+        assert "Rolled back" in result
+        assert "health check failed" in result
+        status = SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]
+        assert (status["running_version"], status["state"]) == ("2.3.0", "committed")
+
+
+def test_a_metrology_bundle_needs_the_typed_serial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-DC150", "SN-DC-9", ())]) as site:
+        app = site.app()
+
+        async def wrong_then_right() -> list[tuple[str, str]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 1)
+                await pilot.press("space")
+                await _choose(pilot, app, "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle")
+                await pilot.press("3", "p")
+                screen = app.screen
+                await until(pilot, lambda: len(screen.plan) == 1, what="preflight")  # type: ignore[attr-defined]
+                metrology = [r for r in table_rows(app, "#preflight-table") if r[1] == "metrology"]
+                assert [r[:3] for r in metrology] == [["SN-DC-9", "metrology", "[yellow]at confirm[/]"]]
+                await pilot.press("s")
+                await pilot.pause()
+                await pilot.click("#confirm-serials")
+                await pilot.press(*"SN-DC-1", "enter")
+                assert "do not match" in str(app.screen.query_one("#confirm-problem").render())
+                assert not screen.query(JobPanel)
+                await pilot.press("backspace", "9", "enter")
+                await until(pilot, lambda: bool(screen.query(JobPanel)), what="job panel")
+                await until(pilot, lambda: screen.query_one(JobPanel).state == "Committed", timeout_s=60)
+                return _outcomes(list(screen.query(JobPanel)))
+
+        assert [state for state, _ in asyncio.run(wrong_then_right())] == ["Committed"]
+        components = SimulatedCharger(site.sims[0].state).status()["components"]
+        assert {n: c["running_version"] for n, c in components.items()} == {"rootfs": "4.2.0", "meter": "4.2.0"}
+
+
+def test_preflight_refuses_a_charger_with_a_vehicle_charging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-TUI-3", ())]) as site:
+        SimulatedCharger(site.sims[0].state).start_transaction(1)
+        app = site.app()
+
+        async def refused() -> list[list[str]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 1)
+                assert "Charging, Available" in table_rows(app, "#chargers-table")[0]
+                await pilot.press("space")
+                await _choose(pilot, app, AC22_BUNDLE)
+                await pilot.press("3", "p")
+                screen = app.screen
+                await until(pilot, lambda: len(screen.plan) == 1, what="preflight")  # type: ignore[attr-defined]
+                await pilot.press("s")
+                await pilot.pause()
+                assert app.screen is screen, "no confirmation is offered for a refused charger"
+                return table_rows(app, "#preflight-table")
+
+        rows = asyncio.run(refused())
+        assert ["SN-TUI-3", "transaction", "[red]NO[/]", "a vehicle is charging: wait until the session ends"] in rows
+        assert SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]["running_version"] == "2.3.0"
