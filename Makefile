@@ -10,6 +10,7 @@ export FIELDKIT_HOME ?= $(abspath $(DEMO))/home
 demo: $(STAMP)
 	$(BIN)/fieldkit demo init --dir $(DEMO)
 	$(BIN)/fieldkit demo check --dir $(DEMO)
+	$(BIN)/fieldkit demo run --dir $(DEMO)
 
 test: lint unit
 

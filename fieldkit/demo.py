@@ -298,6 +298,7 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
     limits = Limits()
     made: list[DemoBundle] = []
     ac22, dc150, wb7 = model_named("VQ-AC22"), model_named("VQ-DC150"), model_named("AMP-WB7")
+    ks60, nv7 = model_named("KS-DC60"), model_named("NV-AC7")
 
     with tempfile.TemporaryDirectory(prefix="fieldkit-demo-") as scratch_name:
         scratch = Path(scratch_name)
@@ -338,6 +339,8 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
 
         bundle("demo-vq-ac22-2.4.0.fwbundle", ac22, "2.4.0", 4, ["rootfs"], "valid", [release])
         bundle("demo-vq-dc150-4.2.0.fwbundle", dc150, "4.2.0", 6, ["rootfs"], "valid", [release])
+        bundle("demo-ks-dc60-3.2.0.fwbundle", ks60, "3.2.0", 3, ["rootfs"], "valid (SWUpdate)", [release])
+        bundle("demo-nv-ac7-1.5.0.fwbundle", nv7, "1.5.0", 2, ["rootfs"], "valid (Mender)", [release])
         bundle(
             "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle",
             dc150,

@@ -78,3 +78,40 @@ def check(directory: Path) -> None:
             f"{unexpected} demo bundle(s) did not get the verdict they were made for",
             "re-create them with `fieldkit demo init`",
         )
+
+
+@demo_group.command("run")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Demo directory (bundles, simulated chargers, back-office database).",
+)
+def run(directory: Path) -> None:
+    """Start simulated chargers and a local back office, open the TUI on them; quitting stops them all.
+
+    Four chargers: a VQ-AC22 and a KS-DC60 (SWUpdate) that update cleanly, a
+    VQ-DC150 with a vehicle charging (refused), and an NV-AC7 (Mender) whose
+    new image never becomes healthy (rolled back). This is `make demo`.
+    """
+    import sys
+
+    from fieldkit.demo_site import start_site
+    from fieldkit.errors import UsageError
+
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise UsageError(
+            "the demo opens a terminal UI and needs a terminal",
+            f"run it in one; `fieldkit demo check --dir {directory}` checks the bundles without",
+        )
+    site = start_site(directory)
+    try:
+        from fieldkit.tui.app import FieldkitApp
+        from fieldkit.tui.services import AuditService, TuiContext
+        from fieldkit.updates.workbench import Workbench
+
+        bench = Workbench(settings(), directory / "trust-store.json", directory, site.client_key, True)
+        FieldkitApp(TuiContext(bench, AuditService(bench), list(site.addresses))).run()
+    finally:
+        site.stop()

@@ -42,6 +42,7 @@ class BundleSummary:
     reason: str
     manifest: Manifest | None
     signers: list[str] = field(default_factory=list)
+    code: str = "valid"  # the refusal code (expired, downgrade, ...) when not valid
 
     @property
     def title(self) -> str:
@@ -66,6 +67,7 @@ def summarize(report: VerificationReport) -> BundleSummary:
         "valid" if failure is None else f"{failure.name}: {failure.message}",
         report.manifest,
         [s.name or s.key_id[:16] for s in report.signers if s.problem is None],
+        "valid" if failure is None else failure.code,
     )
 
 

@@ -48,6 +48,7 @@ def matches(entry: dict[str, Any], query: str) -> bool:
 
 class AuditScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("audit")
+    AUTO_FOCUS = "#audit-table"  # keys act on the trail; / moves to the filter
 
     def __init__(self) -> None:
         super().__init__()
@@ -91,10 +92,10 @@ class AuditScreen(Screen[None]):
 
     def _show(self, entries: list[dict[str, Any]], status: Any, reachable: bool | None, url: str) -> None:
         self.entries = entries
-        reach = {None: "not enrolled", True: "reachable", False: "unreachable"}[reachable]
+        backoffice = "not enrolled" if reachable is None else f"{url} ({'reachable' if reachable else 'unreachable'})"
         self.query_one("#audit-sync", Static).update(
             f"{status.entries} entries · {status.pending} pending · last sync {status.last_success_at or 'never'}"
-            f" · back office {url} ({reach}) · chain {status.chain}"
+            f" · back office {backoffice} · chain {status.chain}"
             + (f" · last error: {status.last_error}" if status.last_error else "")
         )
         self._fill()

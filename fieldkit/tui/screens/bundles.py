@@ -21,7 +21,8 @@ from fieldkit.updates.workbench import BundleSummary
 if TYPE_CHECKING:
     from fieldkit.tui.app import FieldkitApp
 
-COLUMNS = ("chosen", "bundle", "version", "verdict", "expires")
+# Most important first: at 80 columns the last ones are cut.
+COLUMNS = ("", "verdict", "version", "bundle", "expires")
 
 
 def describe(bundle: BundleSummary) -> str:
@@ -98,9 +99,9 @@ class BundlesScreen(Screen[None]):
         manifest = bundle.manifest
         return [
             mark,
-            bundle.path.name,
+            bundle.code,
             manifest.version if manifest else "-",
-            "valid" if bundle.valid else bundle.reason.split(":", 1)[0],
+            bundle.path.name,
             f"{manifest.expires_at:%Y-%m-%d}" if manifest else "-",
         ]
 
@@ -134,7 +135,7 @@ class BundlesScreen(Screen[None]):
         for row_key in list(table.rows):
             for b in self.fk.bundles:
                 if str(b.path) == row_key.value:
-                    table.update_cell(row_key, "chosen", self._cells(b)[0])
+                    table.update_cell(row_key, "", self._cells(b)[0])
         self.notify(f"bundle for the update: {bundle.path.name}")
 
     def action_import_bundle(self) -> None:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from fieldkit.tui.app import FieldkitApp
 
 SERIAL_PREFIXES = ("rfc2217://", "socket://", "/dev/", "COM", "serial:")
-COLUMNS = ("sel", "transport", "address", "charger", "serial", "version", "connectors", "bundle")
+# Most important first: at 80 columns the last ones are cut.
+COLUMNS = ("sel", "serial", "charger", "version", "connectors", "bundle", "address", "via")
 
 
 def eligibility(app: FieldkitApp, identity: ChargerIdentity) -> str:
@@ -94,6 +95,9 @@ class ChargersScreen(Screen[None]):
                 self.post_message(ChargerUnreachable("mDNS", "unreachable", exc.message))
         found = problems = 0
         addresses = [t for t in targets if t.startswith("ssh://")]
+        for address in addresses:  # a row per target at once, in the order given, while it is identified
+            self.fk.charger_problems.setdefault(address, "identifying...")
+            self._put_row(address)
         for target in (t for t in targets if t.startswith(SERIAL_PREFIXES)):
             problems += 1
             self.post_message(
@@ -159,17 +163,17 @@ class ChargersScreen(Screen[None]):
         identity = app.chargers.get(address)
         if identity is None:
             problem = app.charger_problems.get(address, "")
-            return [selected, address.split(":", 1)[0], address, "-", "-", "-", "-", problem[:40]]
+            return [selected, "-", "-", "-", "-", problem[:80], address, address.split(":", 1)[0]]
         versions = ", ".join(f"{c.version}" for c in identity.components.values())
         return [
             selected,
-            "ssh",
-            address.removeprefix("ssh://"),
-            f"{identity.vendor} {identity.model} rev {identity.hardware_revision}",
             identity.serial,
+            f"{identity.vendor} {identity.model} rev {identity.hardware_revision}",
             versions,
             connectors_of(identity),
             eligibility(app, identity),
+            address.removeprefix("ssh://"),
+            "ssh",
         ]
 
     def _put_row(self, address: str) -> None:

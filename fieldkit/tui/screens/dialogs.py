@@ -83,9 +83,17 @@ class PassphraseScreen(PromptScreen):
 
 
 class ConfirmUpdateScreen(ModalScreen[bool]):
-    """The explicit go-ahead; a metrology-relevant bundle needs every charger's serial typed."""
+    """The explicit go-ahead; a metrology-relevant bundle needs every charger's serial typed.
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    Cancel has the focus, so a stray Enter (gloves) never starts an update: it takes `y`,
+    a click on Start, or the serials typed and Enter.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "cancel", "Cancel"),
+        Binding("y", "accept", "Start update"),
+    ]
+    AUTO_FOCUS = "#confirm-no"
 
     def __init__(self, summary: list[str], serials_to_type: list[str]) -> None:
         super().__init__()
@@ -104,6 +112,7 @@ class ConfirmUpdateScreen(ModalScreen[bool]):
                 )
                 yield Input(placeholder="serial(s)", id="confirm-serials")
             yield Label("", id="confirm-problem", classes="problem")
+            yield Label("y or Start: go ahead · Esc, n or Cancel: do not update", classes="hint")
             with Horizontal(classes="buttons"):
                 yield Button("Start update", variant="warning", id="confirm-yes")
                 yield Button("Cancel", id="confirm-no")
@@ -121,6 +130,9 @@ class ConfirmUpdateScreen(ModalScreen[bool]):
             self.query_one("#confirm-problem", Label).update("The serials typed do not match the chargers.")
 
     def on_input_submitted(self, _: Input.Submitted) -> None:
+        self._accept()
+
+    def action_accept(self) -> None:
         self._accept()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -1,0 +1,89 @@
+"""The real `fieldkit` program in a pseudo-terminal: `fieldkit demo run` (what `make demo` opens),
+an update of a simulated charger with the keyboard only, the final screen and the charger's state.
+
+The terminal is emulated with pyte, so the test reads the screen a technician would see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pyte
+
+from fieldkit.demo import init_demo
+from fieldkit.simulator.device import SimulatedCharger
+
+FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
+ROWS, COLUMNS = 40, 120
+
+
+class Terminal:
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+        self.child = pexpect.spawn(argv[0], argv[1:], env=env, dimensions=(ROWS, COLUMNS), timeout=5)
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    def pump(self) -> None:
+        try:
+            while True:
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.05))
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            return
+
+    def wait_for(self, text: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.text():
+            if time.monotonic() > deadline or not self.child.isalive():
+                raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.text()}")
+            self.pump()
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.child.send(key)
+            time.sleep(0.15)
+            self.pump()
+
+
+def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    init_demo(demo, 128 * 1024)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'health_stable_s = 0.5\nhealth_timeout_s = 20\nssh_staging_dir = "{tmp_path / "staging"}"\n'
+    )
+    env = {**os.environ, "FIELDKIT_HOME": str(home), "TERM": "xterm-256color", "COLUMNS": str(COLUMNS)}
+    terminal = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env)
+    try:
+        terminal.wait_for("4 charger(s) found")
+        terminal.keys(" ")  # the first row: the VQ-AC22
+        terminal.keys("2")
+        terminal.wait_for("bundle(s)")
+        bundles = sorted(p.name for p in demo.glob("*.fwbundle"))
+        terminal.keys(*["\x1b[B"] * bundles.index("demo-vq-ac22-2.4.0.fwbundle"), "\r")  # arrow down, Enter
+        terminal.keys("3", "p")
+        terminal.wait_for("1 ready, 0 refused")
+        terminal.keys("s")
+        terminal.wait_for("Start this update?")
+        terminal.keys("y")
+        terminal.wait_for("Committed: SIM-AC22-0001 runs rootfs 2.4.0")
+        final = terminal.text()
+        terminal.keys("q")
+        terminal.child.expect(pexpect.EOF, timeout=20)
+    finally:
+        if terminal.child.isalive():  # the demo and the chargers and back office it started: one session
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(terminal.child.pid, signal.SIGKILL)
+    assert "Voltiq VQ-AC22 SIM-AC22-0001" in final
+    status = SimulatedCharger(demo / "sims" / "ac22").status()["components"]["rootfs"]
+    assert (status["running_version"], status["state"]) == ("2.4.0", "committed")
+    assert terminal.child.exitstatus == 0

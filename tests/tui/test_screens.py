@@ -1,0 +1,244 @@
+"""Each screen of the TUI, driven with Pilot against simulated chargers and the demo bundle library."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from textual.widgets import Markdown
+
+from fieldkit.simulator.device import SimulatedCharger
+from fieldkit.tui.app import FieldkitApp
+from fieldkit.tui.screens.dialogs import HelpScreen, ResumeOfferScreen, help_markdown
+from fieldkit.tui.widgets.job_panel import JobPanel
+from fieldkit.updates.engine import JobCancelledError
+from fieldkit.updates.workbench import Workbench
+from tests.support.backoffice import free_port
+from tests.tui.conftest import TuiSite, tui_site
+from tests.tui.pilot import discovered, highlight_row, table_rows, until
+
+
+def test_chargers_are_listed_with_details_and_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    chargers: list[tuple[str, str, tuple[str, ...]]] = [("VQ-AC22", "SN-LIST-1", ()), ("VQ-DC150", "SN-LIST-2", ())]
+    with tui_site(tmp_path, monkeypatch, demo_library, chargers) as site:
+        closed = f"ssh://root@127.0.0.1:{free_port()}"
+        app = site.app([*(s.address for s in site.sims), closed])
+
+        async def look() -> tuple[list[list[str]], str, list[list[str]]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 3)
+                await highlight_row(pilot, "#chargers-table", "SN-LIST-2")
+                await until(pilot, lambda: "last audit entries" in _detail(app), what="detail history")
+                detail = _detail(app)
+                before = table_rows(app, "#chargers-table")
+                await pilot.press("space")  # select SN-LIST-2
+                await pilot.press("a")
+                await pilot.press(*"rfc2217://10.0.0.9:4001", "enter")
+                await until(pilot, lambda: any("rfc2217" in r[6] for r in table_rows(app, "#chargers-table")))
+                return before, detail, table_rows(app, "#chargers-table")
+
+        before, detail, after = asyncio.run(look())
+        by_serial = {row[1]: row for row in before}
+        assert by_serial["SN-LIST-1"][1:5] == ["SN-LIST-1", "Voltiq VQ-AC22 rev C", "2.3.0", "2x Available"]
+        assert by_serial["SN-LIST-2"][3] == "4.1.0, 4.1.0"
+        problem = next(r for r in before if r[6] == closed)
+        assert problem[1] == "-"
+        assert "cannot reach" in problem[5]
+        assert "meter: 4.1.0 slot A (committed) via script" in detail
+        assert "rootfs: 4.1.0 slot A (committed) via rauc" in detail
+        assert app.selected_chargers == [site.sims[1].address]
+        serial_row = next(r for r in after if "rfc2217" in r[6])
+        assert serial_row[5] == "no driver: serial chargers need the SMP/U-Boot drivers (next release)"
+
+
+def _detail(app: FieldkitApp) -> str:
+    return str(app.screen.query_one("#charger-detail-text").render())
+
+
+def test_bundles_show_verdicts_notes_and_refuse_an_invalid_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
+        app = site.app([])
+
+        async def browse() -> tuple[list[list[str]], str]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.press("2")
+                await until(pilot, lambda: bool(app.bundles), what="bundles")
+                await highlight_row(pilot, "#bundles-table", "EXPIRED")
+                await pilot.press("enter")
+                assert app.selected_bundle is None, "an expired bundle cannot be chosen"
+                await highlight_row(pilot, "#bundles-table", "METROLOGY")
+                notes = app.screen.query_one("#bundle-notes", Markdown).source
+                await pilot.press("enter")
+                return table_rows(app, "#bundles-table"), notes
+
+        rows, notes = asyncio.run(browse())
+        verdicts = {row[3]: row[1] for row in rows}
+        assert verdicts["demo-vq-ac22-2.4.0.fwbundle"] == "valid"
+        assert verdicts["demo-vq-ac22-2.2.0-EXPIRED.fwbundle"] == "expired"
+        assert verdicts["demo-vq-dc150-4.3.0-meter-UNAPPROVED.fwbundle"] == "metrology-signature-missing"
+        assert "**meter** 4.2.0 via script (metrology-relevant)" in notes
+        assert "DEMO release for the simulated VQ-DC150" in notes
+        assert app.selected_bundle is not None
+        assert app.selected_bundle.path.name == "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle"
+
+
+def test_importing_a_bundle_verifies_it_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
+        library = tmp_path / "library"
+        library.mkdir()
+        app = site.app([])
+        app.context.workbench.bundles_dir = library
+
+        async def import_two() -> list[list[str]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.press("2", "i")
+                await pilot.press(*str(demo_library / "demo-vq-ac22-2.2.0-EXPIRED.fwbundle"), "enter")
+                await pilot.pause(0.5)
+                await pilot.press("i")
+                await pilot.press(*str(demo_library / "demo-vq-ac22-2.4.0.fwbundle"), "enter")
+                await until(pilot, lambda: len(app.bundles) == 1, what="the import")
+                return table_rows(app, "#bundles-table")
+
+        rows = asyncio.run(import_two())
+        assert [r[3] for r in rows] == ["demo-vq-ac22-2.4.0.fwbundle"]
+        assert sorted(p.name for p in library.iterdir()) == ["demo-vq-ac22-2.4.0.fwbundle"]
+
+
+def _interrupted_job(site: TuiSite) -> None:
+    """A job cancelled mid-transfer, as a closed laptop would leave it."""
+    sim = site.sims[0]
+    bench = Workbench(site.settings, site.demo / "trust-store.json", site.demo, site.key, accept_new_host_key=True)
+    bundle = site.demo / "demo-vq-ac22-2.4.0.fwbundle"
+
+    async def start_and_cancel() -> None:
+        driver = bench.driver(sim.address)
+        identity = await driver.identify()
+        result = bench.preflight(bundle, identity, driver.supported_install_methods)
+        assert result.report.manifest is not None
+        job = bench.create_job(sim.address, bundle, identity, result.report.manifest, driver, None)
+        try:
+            async for event in job.run():
+                if event.bytes_done > 0:
+                    job.cancel()
+        finally:
+            driver.close()
+
+    with pytest.raises(JobCancelledError):
+        asyncio.run(start_and_cancel())
+    sim.server.faults.rate_bytes_per_s = None
+
+
+def test_an_interrupted_job_is_offered_at_start_up_and_resumed_from_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-REC-1", ("rate:65536",))]) as site:
+        _interrupted_job(site)
+        app = site.app()
+
+        async def recover() -> tuple[list[list[str]], str]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await until(pilot, lambda: isinstance(app.screen, ResumeOfferScreen), what="the resume offer")
+                await pilot.press("enter")
+                await until(pilot, lambda: app.current_mode == "recovery", what="recovery")
+                await until(pilot, lambda: bool(table_rows(app, "#recovery-table")), what="the job list")
+                rows = table_rows(app, "#recovery-table")
+                await pilot.press("enter")
+                await until(pilot, lambda: bool(app.screen.query(JobPanel)), what="the resumed job")
+                await until(pilot, lambda: app.screen.query_one(JobPanel).state == "Committed", timeout_s=60)
+                return rows, str(app.screen.query_one(JobPanel).query_one(".job-result").render())
+
+        rows, result = asyncio.run(recover())
+        assert rows[0][:3] == ["job", "SN-REC-1", site.sims[0].address.removeprefix("ssh://")]
+        assert rows[0][3] in ("Downloading", "Downloaded"), "stopped before anything was installed"
+        assert "Committed" in result
+        assert SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]["running_version"] == "2.4.0"
+        assert "Resumed" in [e.get("status") for e in app.context.audit.entries()]
+
+
+def test_audit_lists_filters_and_verifies_the_trail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
+        app = site.app([])
+        app.context.audit.unlock_from_environment()
+        for serial in ("SN-AUD-1", "SN-AUD-2"):
+            app.context.audit.record("rollback", status="RolledBack", note=f"test {serial}", charger=_ref(serial))
+
+        notes: list[str] = []
+        app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
+
+        async def audit() -> tuple[list[list[str]], list[list[str]], str]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.press("5")
+                await until(pilot, lambda: len(table_rows(app, "#audit-table")) == 2, what="entries")
+                everything = table_rows(app, "#audit-table")
+                status = str(app.screen.query_one("#audit-sync").render())
+                await pilot.press("slash", *"aud-2", "enter")
+                filtered = table_rows(app, "#audit-table")
+                await pilot.press("v")
+                await until(pilot, lambda: any("chain" in n for n in notes), what="the chain verdict")
+                return everything, filtered, status
+
+        everything, filtered, status = asyncio.run(audit())
+        assert [r[3] for r in everything] == ["SN-AUD-2", "SN-AUD-1"]  # newest first
+        assert [r[3] for r in filtered] == ["SN-AUD-2"]
+        assert "2 entries · 2 pending" in status
+        assert "not enrolled" in status
+        assert any("intact: 2 entries" in n for n in notes)
+
+
+def _ref(serial: str) -> object:
+    from fieldkit.audit.entry import ChargerRef
+
+    return ChargerRef(vendor="Voltiq", model="VQ-AC22", hardware_revision="C", serial=serial, address="ssh://x")
+
+
+def test_settings_show_identity_trust_store_and_known_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-SET-1", ())]) as site:
+        app = site.app()
+
+        async def settings() -> str:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 1)  # pins the charger's host key
+                await pilot.press("6")
+                await until(pilot, lambda: "Known hosts" in str(app.screen.query_one("#settings-text").render()))
+                return str(app.screen.query_one("#settings-text").render())
+
+        text = asyncio.run(settings())
+        assert "technician Tess Technician (T-7) · site Depot 4" in text
+        assert "audit trail unlocked" in text
+        assert "version 1 · 3 keys" in text
+        assert f"[127.0.0.1]:{site.sims[0].server.port} ssh-ed25519" in text
+
+
+def test_help_lists_every_action_and_the_palette_finds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
+        app = site.app([])
+
+        async def helped() -> tuple[bool, str]:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.press("question_mark")
+                opened = isinstance(app.screen, HelpScreen)
+                await pilot.press("escape")
+                await pilot.press("ctrl+p")
+                await pilot.press(*"bundles", "enter")
+                await until(pilot, lambda: app.current_mode == "bundles", what="the palette's action")
+                return opened, app.current_mode
+
+        opened, mode = asyncio.run(helped())
+        assert opened
+        assert mode == "bundles"
+        text = help_markdown()
+        for key, title in (("p", "Preflight"), ("c", "Cancel"), ("s", "Sync now"), ("b", "Roll back")):
+            assert f"| {key} | {title}:" in text
