@@ -19,15 +19,20 @@ class Action:
     title: str
     help: str
     screen: str  # "app" for actions available everywhere, else the screen's mode name
+    in_footer: bool = True  # the screen switches are on the navigation line instead: a shorter footer redraws fast
+
+
+def _switch(key: str, mode: str, title: str, help_text: str) -> Action:
+    return Action(key, f"app.switch_mode('{mode}')", title, help_text, "app", in_footer=False)
 
 
 ACTIONS: Final = (
-    Action("1", "app.switch_mode('chargers')", "Chargers", "Chargers found by discovery, with details", "app"),
-    Action("2", "app.switch_mode('bundles')", "Bundles", "The bundle library and each bundle's verdict", "app"),
-    Action("3", "app.switch_mode('update')", "Update", "Preflight, confirm, and follow running updates", "app"),
-    Action("4", "app.switch_mode('recovery')", "Recovery", "Interrupted jobs and chargers needing rescue", "app"),
-    Action("5", "app.switch_mode('audit')", "Audit", "The audit trail, its chain and its sync", "app"),
-    Action("6", "app.switch_mode('settings')", "Settings", "Identity, trust store, back office, known hosts", "app"),
+    _switch("1", "chargers", "Chargers", "Chargers found by discovery, with details"),
+    _switch("2", "bundles", "Bundles", "The bundle library and each bundle's verdict"),
+    _switch("3", "update", "Update", "Preflight, confirm, and follow running updates"),
+    _switch("4", "recovery", "Recovery", "Interrupted jobs and chargers needing rescue"),
+    _switch("5", "audit", "Audit", "The audit trail, its chain and its sync"),
+    _switch("6", "settings", "Settings", "Identity, trust store, back office, known hosts"),
     Action("question_mark,f1", "app.help", "Help", "This help", "app"),
     Action("q", "app.quit", "Quit", "Quit (running updates are journaled and resumable)", "app"),
     Action("r", "refresh", "Refresh", "Discover chargers again", "chargers"),
@@ -57,4 +62,30 @@ def for_screen(screen: str) -> list[Action]:
 
 
 def bindings_for(screen: str) -> list[BindingType]:
-    return [Binding(a.key, a.action, a.title) for a in for_screen(screen)]
+    return [Binding(a.key, a.action, a.title, show=a.in_footer) for a in for_screen(screen)]
+
+
+def navigation_line(current: str) -> str:
+    """1 Chargers  2 Bundles ... with the screen on show highlighted."""
+    parts = []
+    for action in ACTIONS:
+        if action.action.startswith("app.switch_mode("):
+            mode = action.action.split("'")[1]
+            label = f"{action.key} {action.title}"
+            parts.append(f"[reverse] {label} [/]" if mode == current else f" {label} ")
+    return "".join(parts)
+
+
+KEY_LABELS: Final = {"question_mark": "?", "slash": "/", "space": "Space", "enter": "Enter", "f1": "F1"}
+
+
+def key_bar(screen: str) -> str:
+    """The footer line: this screen's keys, then the app's, each clickable (Content markup @click)."""
+    parts = []
+    for action in [*for_screen(screen), *for_screen("app")]:
+        if not action.in_footer:
+            continue
+        key = KEY_LABELS.get(action.key.split(",")[0], action.key.split(",")[0])
+        target = action.action if action.action.startswith("app.") else f"screen.{action.action}"
+        parts.append(f"[@click={target}][b]{key}[/b] {action.title}[/]")
+    return "  ".join(parts) + "  [@click=app.command_palette][b]^p[/b] palette[/]"

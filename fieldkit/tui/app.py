@@ -12,13 +12,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
+from rich.markup import escape
+from textual import work
 from textual.app import App
 from textual.binding import BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import ACTIONS, bindings_for
-from fieldkit.tui.screens.audit import AuditScreen
+from fieldkit.tui.messages import AuditSynced
+from fieldkit.tui.screens.audit import SYNC_INTERVAL_S, AuditScreen
 from fieldkit.tui.screens.bundles import BundlesScreen
 from fieldkit.tui.screens.chargers import ChargersScreen
 from fieldkit.tui.screens.dialogs import HelpScreen, PassphraseScreen, ResumeOfferScreen
@@ -86,8 +90,10 @@ class FieldkitApp(App[None]):
                 if not audit.unlock_from_environment():
                     self.push_screen(PassphraseScreen(), self._unlocked)
             except Exception as exc:  # a wrong passphrase file: say so, ask instead
-                self.notify(f"audit trail locked: {exc}", severity="warning")
+                self.notify(escape(f"audit trail locked: {exc}"), severity="warning")
                 self.push_screen(PassphraseScreen(), self._unlocked)
+        if audit.can_sync:
+            self.set_interval(SYNC_INTERVAL_S, self.sync_in_background)
         unfinished = self.context.workbench.unfinished()
         if unfinished:
             self.push_screen(ResumeOfferScreen(unfinished), self._resume_offer_answered)
@@ -99,7 +105,7 @@ class FieldkitApp(App[None]):
         try:
             self.context.audit.unlock(passphrase.encode("utf-8"))
         except Exception as exc:
-            self.notify(f"could not unlock the laptop key: {exc}", severity="error")
+            self.notify(escape(f"could not unlock the laptop key: {exc}"), severity="error")
             self.push_screen(PassphraseScreen(), self._unlocked)
             return
         self.notify("audit trail unlocked")
@@ -107,6 +113,18 @@ class FieldkitApp(App[None]):
     def _resume_offer_answered(self, go: bool | None) -> None:
         if go:
             self.switch_mode("recovery")
+
+    @work(exclusive=True, group="background-sync", thread=True)
+    def sync_in_background(self) -> None:
+        """Deliver pending audit entries while the app runs; quiet unless something happened."""
+        try:
+            self.post_message(AuditSynced(self.context.audit.sync_now(), True))
+        except FieldkitError as exc:
+            self.post_message(AuditSynced(exc.one_line(), False))
+
+    def on_audit_synced(self, message: AuditSynced) -> None:
+        if message.ok and "0 new entries" not in message.text:
+            self.notify(escape(message.text))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -17,7 +17,7 @@ from typing import Any
 from fieldkit.audit.identity import identity_dir, load_profile, passphrase_from_environment
 from fieldkit.audit.recorder import AuditRecorder
 from fieldkit.audit.store import AuditStore
-from fieldkit.audit.sync import BackofficeClient, Credential, sync_with_retries
+from fieldkit.audit.sync import BackofficeClient, Credential, SyncError, sync_with_retries
 from fieldkit.errors import FieldkitError
 from fieldkit.updates.auditing import transition_hook
 from fieldkit.updates.engine import AuditHook
@@ -134,12 +134,17 @@ class AuditService:
         if not self.can_sync:
             return "not enrolled with a back office: ask for a credential (fieldkit backoffice enroll-laptop)"
         credential = Credential.load(self.credential_path)
-        with BackofficeClient(credential) as client, self._lock:
-            if self._recorder is not None:
-                result = sync_with_retries(self._recorder.store, client, 1)
-            else:
-                with AuditStore.open() as store:
-                    result = sync_with_retries(store, client, 1)
+        with BackofficeClient(credential) as client:
+            # Checked before taking the lock: an update recording its transitions must not wait
+            # on a back office that does not answer.
+            if not client.reachable():
+                raise SyncError(f"back office {credential.backoffice_url} is not reachable")
+            with self._lock:
+                if self._recorder is not None:
+                    result = sync_with_retries(self._recorder.store, client, 1)
+                else:
+                    with AuditStore.open() as store:
+                        result = sync_with_retries(store, client, 1)
         return f"synced: {result.stored} new entries stored; {result.pending} pending"
 
     def reachable(self) -> bool | None:

@@ -39,4 +39,8 @@ async def highlight_row(pilot: Pilot[None], selector: str, contains: str) -> Non
 async def discovered(pilot: Pilot[None], count: int) -> None:
     app = pilot.app
     assert isinstance(app, FieldkitApp)
-    await until(pilot, lambda: len(app.chargers) + len(app.charger_problems) >= count, what="discovery")
+
+    def settled() -> int:
+        return len(app.chargers) + sum(1 for p in app.charger_problems.values() if p != "identifying...")
+
+    await until(pilot, lambda: settled() >= count, what="discovery")

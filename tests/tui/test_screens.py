@@ -242,3 +242,68 @@ def test_help_lists_every_action_and_the_palette_finds_them(
         text = help_markdown()
         for key, title in (("p", "Preflight"), ("c", "Cancel"), ("s", "Sync now"), ("b", "Roll back")):
             assert f"| {key} | {title}:" in text
+
+
+def test_sync_now_delivers_the_trail_to_a_real_back_office(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from fieldkit.audit.identity import identity_dir
+    from tests.support.backoffice import BackofficeProcess
+
+    with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
+        db = f"sqlite:///{tmp_path / 'bo.db'}"
+        backoffice = BackofficeProcess(db, None, dict(os.environ))
+        backoffice.start()
+        try:
+            fieldkit = str(Path(sys.executable).with_name("fieldkit"))
+            enroll = [fieldkit, "backoffice", "enroll-laptop", "--db", db, "--name", "tui-test"]
+            enroll += ["--public-key", str(identity_dir() / "laptop.pub"), "--url", backoffice.url]
+            enroll += ["--out", str(identity_dir() / "backoffice-credential.json")]
+            subprocess.run(enroll, check=True, capture_output=True)
+            app = site.app([])
+            app.context.audit.unlock_from_environment()
+            app.context.audit.record("rollback", status="RolledBack", note="to deliver", charger=_ref("SN-SYNC"))
+            notes: list[str] = []
+            app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
+
+            async def sync() -> str:
+                async with app.run_test(size=(120, 40)) as pilot:
+                    await pilot.press("5")
+                    await until(pilot, lambda: "1 pending" in str(app.screen.query_one("#audit-sync").render()))
+                    await pilot.press("s")
+                    await until(pilot, lambda: any(n.startswith("synced") for n in notes), what="the sync")
+                    await until(pilot, lambda: "0 pending" in str(app.screen.query_one("#audit-sync").render()))
+                    return str(app.screen.query_one("#audit-sync").render())
+
+            status = asyncio.run(sync())
+        finally:
+            backoffice.stop()
+        assert "synced: 1 new entries stored; 0 pending" in notes
+        assert f"back office {backoffice.url} (reachable)" in status
+
+
+def test_markup_from_a_charger_is_shown_as_text_never_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    hostile = "[@click=app.quit]EVIL[/] [b red]SN"
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-HOSTILE", ())]) as site:
+        charger = SimulatedCharger(site.sims[0].state)
+        charger.identity["serial"] = hostile
+        charger.save()
+        app = site.app()
+
+        async def look() -> tuple[list[list[str]], str, bool]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 1)
+                await until(pilot, lambda: hostile in _detail(app), what="the detail pane")
+                await pilot.click("#charger-detail-text")
+                return table_rows(app, "#chargers-table"), _detail(app), app.is_running
+
+        rows, detail, running = asyncio.run(look())
+        assert rows[0][1] == hostile
+        assert f"serial {hostile}" in detail
+        assert running, "a click on the text must not run an action the charger named"

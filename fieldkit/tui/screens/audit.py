@@ -1,7 +1,8 @@
 """Audit: the trail with a filter and entry detail, chain status, and sync with the back office.
 
-A background worker tries to deliver pending entries every SYNC_INTERVAL_S
-while the app runs (when this laptop is enrolled); "sync now" does it at once.
+The app tries to deliver pending entries every SYNC_INTERVAL_S in the
+background while it runs (when this laptop is enrolled); "sync now" here
+does it at once.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from fieldkit.errors import FieldkitError
-from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import AuditSynced
 
 if TYPE_CHECKING:
@@ -56,13 +59,14 @@ class AuditScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(navigation_line("audit"), classes="nav")
         yield Static("", id="audit-sync", classes="status")
         yield Input(placeholder="/ filter: action, status, serial, text", id="audit-filter")
         with Horizontal(id="audit-body"):
             yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="audit-detail", classes="detail"):
                 yield Static("", id="audit-entry")
-        yield Footer()
+        yield Static(key_bar("audit"), classes="keybar")
 
     @property
     def fk(self) -> FieldkitApp:
@@ -72,8 +76,6 @@ class AuditScreen(Screen[None]):
         table = self.query_one(DataTable)
         for column in ("seq", "time (UTC)", "action", "charger", "status"):
             table.add_column(column, key=column)
-        if self.fk.context.audit.can_sync:
-            self.set_interval(SYNC_INTERVAL_S, self.action_sync_now)
 
     def on_screen_resume(self) -> None:
         self.load()
@@ -86,17 +88,19 @@ class AuditScreen(Screen[None]):
             status = audit.status()
             reachable = audit.reachable()
         except FieldkitError as exc:
-            self.app.call_from_thread(self.notify, exc.one_line(), severity="error")
+            self.app.call_from_thread(self.notify, escape(exc.one_line()), severity="error")
             return
         self.app.call_from_thread(self._show, entries, status, reachable, audit.backoffice_url())
 
     def _show(self, entries: list[dict[str, Any]], status: Any, reachable: bool | None, url: str) -> None:
         self.entries = entries
-        backoffice = "not enrolled" if reachable is None else f"{url} ({'reachable' if reachable else 'unreachable'})"
+        backoffice = (
+            "not enrolled" if reachable is None else f"{escape(url)} ({'reachable' if reachable else 'unreachable'})"
+        )
         self.query_one("#audit-sync", Static).update(
             f"{status.entries} entries · {status.pending} pending · last sync {status.last_success_at or 'never'}"
             f" · back office {backoffice} · chain {status.chain}"
-            + (f" · last error: {status.last_error}" if status.last_error else "")
+            + (f" · last error: {escape(status.last_error)}" if status.last_error else "")
         )
         self._fill()
 
@@ -106,14 +110,14 @@ class AuditScreen(Screen[None]):
         table.clear()
         shown = [e for e in self.entries if matches(e, query)][-SHOWN_ENTRIES:]
         for entry in reversed(shown):  # newest first
-            table.add_row(
+            cells = (
                 str(entry["seq"]),
                 entry["time"]["wall_utc"][:19].replace("T", " "),
                 entry["action"],
                 (entry.get("charger") or {}).get("serial", ""),
                 entry.get("status") or "",
-                key=str(entry["seq"]),
             )
+            table.add_row(*(Text(cell) for cell in cells), key=str(entry["seq"]))
         self._show_entry()
 
     def on_input_changed(self, _: Input.Changed) -> None:
@@ -136,7 +140,7 @@ class AuditScreen(Screen[None]):
             return
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         entry = next((e for e in self.entries if str(e["seq"]) == row_key.value), None)
-        detail.update(json.dumps(entry, indent=2, ensure_ascii=False) if entry else "")
+        detail.update(escape(json.dumps(entry, indent=2, ensure_ascii=False)) if entry else "")
 
     def action_verify_chain(self) -> None:
         self.verify()
@@ -147,7 +151,7 @@ class AuditScreen(Screen[None]):
             verdict = self.fk.context.audit.verify_chain()
         except FieldkitError as exc:
             verdict = exc.one_line()
-        self.app.call_from_thread(self.notify, f"audit chain {verdict}", timeout=8)
+        self.app.call_from_thread(self.notify, escape(f"audit chain {verdict}"), timeout=8)
 
     def action_sync_now(self) -> None:
         self.sync()
@@ -160,5 +164,5 @@ class AuditScreen(Screen[None]):
             self.post_message(AuditSynced(exc.one_line(), False))
 
     def on_audit_synced(self, message: AuditSynced) -> None:
-        self.notify(message.text, severity="information" if message.ok else "warning")
+        self.notify(escape(message.text), severity="information" if message.ok else "warning")
         self.load()

@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Markdown, Static
+from textual.widgets import DataTable, Header, Markdown, Static
 
 from fieldkit.errors import FieldkitError
-from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import BundlesLoaded
 from fieldkit.tui.screens.dialogs import PromptScreen
 from fieldkit.updates.workbench import BundleSummary
@@ -51,12 +53,13 @@ class BundlesScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(navigation_line("bundles"), classes="nav")
         with Horizontal(id="bundles-body"):
             yield DataTable(id="bundles-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="bundle-detail", classes="detail"):
                 yield Markdown("Verifying the bundle library...", id="bundle-notes")
         yield Static("", id="bundles-status", classes="status")
-        yield Footer()
+        yield Static(key_bar("bundles"), classes="keybar")
 
     @property
     def fk(self) -> FieldkitApp:
@@ -77,7 +80,7 @@ class BundlesScreen(Screen[None]):
         try:
             bundles = self.fk.context.workbench.list_bundles()
         except FieldkitError as exc:
-            self.app.call_from_thread(self.notify, exc.one_line(), severity="error")
+            self.app.call_from_thread(self.notify, escape(exc.one_line()), severity="error")
             bundles = []
         self.post_message(BundlesLoaded(bundles))
 
@@ -86,7 +89,7 @@ class BundlesScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.clear()
         for bundle in message.bundles:
-            table.add_row(*self._cells(bundle), key=str(bundle.path))
+            table.add_row(*(Text(cell) for cell in self._cells(bundle)), key=str(bundle.path))
         valid = sum(1 for b in message.bundles if b.valid)
         self.query_one("#bundles-status", Static).update(
             f"{len(message.bundles)} bundle(s), {valid} valid · Enter choose · i import · r reload"
@@ -128,15 +131,15 @@ class BundlesScreen(Screen[None]):
         if bundle is None:
             return
         if not bundle.valid:
-            self.notify(f"{bundle.path.name} cannot be used: {bundle.reason}", severity="error")
+            self.notify(escape(f"{bundle.path.name} cannot be used: {bundle.reason}"), severity="error")
             return
         self.fk.selected_bundle = bundle
         table = self.query_one(DataTable)
         for row_key in list(table.rows):
             for b in self.fk.bundles:
                 if str(b.path) == row_key.value:
-                    table.update_cell(row_key, "", self._cells(b)[0])
-        self.notify(f"bundle for the update: {bundle.path.name}")
+                    table.update_cell(row_key, "", Text(self._cells(b)[0]))
+        self.notify(escape(f"bundle for the update: {bundle.path.name}"))
 
     def action_import_bundle(self) -> None:
         self.app.push_screen(
@@ -154,7 +157,7 @@ class BundlesScreen(Screen[None]):
                 raise FieldkitError(f"{path} is not a file", "give the path of a .fwbundle")
             summary = self.fk.context.workbench.import_bundle(path)
         except FieldkitError as exc:
-            self.app.call_from_thread(self.notify, exc.one_line(), severity="error", timeout=10)
+            self.app.call_from_thread(self.notify, escape(exc.one_line()), severity="error", timeout=10)
             return
-        self.app.call_from_thread(self.notify, f"imported {summary.path.name}: {summary.reason}")
+        self.app.call_from_thread(self.notify, escape(f"imported {summary.path.name}: {summary.reason}"))
         self.post_message(BundlesLoaded(self.fk.context.workbench.list_bundles()))

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from fieldkit.discovery.ssh import Candidate, discover
 from fieldkit.drivers.base import ChargerIdentity
 from fieldkit.errors import FieldkitError
-from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import ChargerFound, ChargerUnreachable, DiscoveryFinished
 from fieldkit.tui.screens.dialogs import PromptScreen
 
@@ -55,12 +57,13 @@ class ChargersScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(navigation_line("chargers"), classes="nav")
         with Horizontal(id="chargers-body"):
             yield DataTable(id="chargers-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="charger-detail", classes="detail"):
                 yield Static("Discovering chargers...", id="charger-detail-text")
         yield Static("", id="chargers-status", classes="status")
-        yield Footer()
+        yield Static(key_bar("chargers"), classes="keybar")
 
     @property
     def fk(self) -> FieldkitApp:
@@ -178,7 +181,7 @@ class ChargersScreen(Screen[None]):
 
     def _put_row(self, address: str) -> None:
         table = self.query_one(DataTable)
-        cells = self._cells(address)
+        cells = [Text(cell) for cell in self._cells(address)]  # plain text: "[x]" and "[Errno 111]" are not markup
         if address in table.rows:
             for column, value in zip(COLUMNS, cells, strict=True):
                 table.update_cell(address, column, value)
@@ -207,11 +210,12 @@ class ChargersScreen(Screen[None]):
             return
         identity = self.fk.chargers.get(address)
         if identity is None:
-            text.update(f"[b]{address}[/b]\n\n{self.fk.charger_problems.get(address, '')}")
+            text.update(f"[b]{escape(address)}[/b]\n\n{escape(self.fk.charger_problems.get(address, ''))}")
             return
+        # Everything here comes from the charger: escaped, so it can only ever be text.
         lines = [
-            f"[b]{identity.vendor} {identity.model}[/b] rev {identity.hardware_revision}",
-            f"serial {identity.serial}",
+            f"[b]{escape(identity.vendor)} {escape(identity.model)}[/b] rev {escape(identity.hardware_revision)}",
+            f"serial {escape(identity.serial)}",
             f"anti-rollback floor {identity.security_version_floor} · meter {identity.meter_wh} Wh",
             "[yellow]vehicle charging[/yellow]" if identity.transaction_active else "no vehicle charging",
             "",
@@ -220,8 +224,10 @@ class ChargersScreen(Screen[None]):
         for name, component in identity.components.items():
             pending = f", pending slot {component.pending_slot}" if component.pending_slot else ""
             lines.append(
-                f"  {name}: {component.version} slot {component.active_slot} ({component.state}{pending})"
-                f" via {component.install_method or '?'}"
+                escape(
+                    f"  {name}: {component.version} slot {component.active_slot} ({component.state}{pending})"
+                    f" via {component.install_method or '?'}"
+                )
             )
         text.update("\n".join(lines))
         self.load_history(identity.serial)
@@ -230,7 +236,7 @@ class ChargersScreen(Screen[None]):
     def load_history(self, serial: str) -> None:
         entries = [e for e in self.fk.context.audit.entries() if (e.get("charger") or {}).get("serial") == serial]
         lines = ["", "[b]last audit entries[/b]"] + [
-            f"  {e['time']['wall_utc'][:16]} {e['action']} {e.get('status') or ''}" for e in entries[-5:]
+            escape(f"  {e['time']['wall_utc'][:16]} {e['action']} {e.get('status') or ''}") for e in entries[-5:]
         ]
         if not entries:
             lines.append("  none")

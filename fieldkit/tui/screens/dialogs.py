@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -104,11 +105,11 @@ class ConfirmUpdateScreen(ModalScreen[bool]):
         with Vertical(classes="dialog", id="confirm"):
             yield Label("[b]Start this update?[/b]")
             for line in self.summary:
-                yield Static(line)
+                yield Static(escape(line))
             if self.serials_to_type:
                 yield Label(
                     "Metrology-relevant: type the serial of each charger, separated by spaces: "
-                    + ", ".join(self.serials_to_type)
+                    + escape(", ".join(self.serials_to_type))
                 )
                 yield Input(placeholder="serial(s)", id="confirm-serials")
             yield Label("", id="confirm-problem", classes="problem")
@@ -161,7 +162,7 @@ class ResumeOfferScreen(ModalScreen[bool]):
         with Vertical(classes="dialog", id="resume-offer"):
             yield Label(f"[b]{len(self.records)} interrupted update job(s)[/b]")
             for record in self.records[:5]:
-                yield Static(f"{record.charger_serial} ({record.charger_address}): stopped in {record.state}")
+                yield Static(escape(f"{record.charger_serial} ({record.charger_address}): stopped in {record.state}"))
             yield Label("Enter: open Recovery to resume · Esc: later", classes="hint")
 
     def action_go(self) -> None:

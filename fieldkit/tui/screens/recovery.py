@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from fieldkit.errors import FieldkitError
-from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.jobs import drive
 from fieldkit.tui.messages import TransferProgressed, UpdateFailed, UpdateFinished
 from fieldkit.tui.widgets.job_panel import JobPanel
@@ -40,11 +41,12 @@ class RecoveryScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(navigation_line("recovery"), classes="nav")
         yield Static("Interrupted jobs (from the journal) and unreachable chargers", classes="status")
         yield DataTable(id="recovery-table", cursor_type="row", zebra_stripes=True)
         yield VerticalScroll(id="recovery-panels")
         yield Static("", id="recovery-status", classes="status")
-        yield Footer()
+        yield Static(key_bar("recovery"), classes="keybar")
 
     @property
     def fk(self) -> FieldkitApp:
@@ -134,7 +136,7 @@ class RecoveryScreen(Screen[None]):
             return
         record = self.records.get(key)
         address = record.charger_address if record is not None else key
-        self.query_one("#recovery-status", Static).update(f"rolling back {address} ...")
+        self.query_one("#recovery-status", Static).update(escape(f"rolling back {address} ..."))
         self.roll_back(address)
 
     @work(group="recovery-jobs")
@@ -142,7 +144,7 @@ class RecoveryScreen(Screen[None]):
         try:
             before, after = await self.fk.context.workbench.rollback(address)
         except FieldkitError as exc:
-            self.notify(f"rollback of {address} failed: {exc.one_line()}", severity="error", timeout=10)
+            self.notify(escape(f"rollback of {address} failed: {exc.one_line()}"), severity="error", timeout=10)
             return
         versions = ", ".join(f"{n} {c.version}" for n, c in after.components.items())
         self.fk.context.audit.record(
@@ -153,8 +155,8 @@ class RecoveryScreen(Screen[None]):
             from_version=next(iter(before.components.values())).version,
             to_version=next(iter(after.components.values())).version,
         )
-        self.notify(f"{after.serial} rolled back: now running {versions}")
-        self.query_one("#recovery-status", Static).update(f"{after.serial} now runs {versions}")
+        self.notify(escape(f"{after.serial} rolled back: now running {versions}"))
+        self.query_one("#recovery-status", Static).update(escape(f"{after.serial} now runs {versions}"))
 
     def _panel(self, address: str) -> JobPanel | None:
         return next((p for p in self.query(JobPanel) if p.address == address), None)

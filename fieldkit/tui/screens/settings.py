@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from fieldkit.audit.identity import load_profile
 from fieldkit.bundles import trustops
 from fieldkit.config import config_path
 from fieldkit.errors import FieldkitError
-from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.screens.dialogs import PromptScreen
 
 if TYPE_CHECKING:
@@ -28,9 +29,10 @@ class SettingsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(navigation_line("settings"), classes="nav")
         with VerticalScroll(id="settings-body"):
             yield Static("", id="settings-text")
-        yield Footer()
+        yield Static(key_bar("settings"), classes="keybar")
 
     @property
     def fk(self) -> FieldkitApp:
@@ -56,7 +58,9 @@ class SettingsScreen(Screen[None]):
                 )
             except FieldkitError as exc:
                 lines.append(f"  unreadable: {exc.one_line()}")
-            lines.append("  audit trail " + ("unlocked" if context.audit.unlocked else "[yellow]locked[/]"))
+            lines.append(
+                "  audit trail " + ("unlocked" if context.audit.unlocked else "LOCKED: updates are not recorded")
+            )
         else:
             lines.append("  none: create it with `fieldkit identity init` (updates are not audited without it)")
         lines += ["", "[b]Trust store[/b]", f"  {bench.trust_store}"]
@@ -70,7 +74,7 @@ class SettingsScreen(Screen[None]):
             for key in body.keys:
                 lines.append(f"    {key.name}: {', '.join(key.roles)}")
         except FieldkitError as exc:
-            lines.append(f"  [red]{exc.one_line()}[/]")
+            lines.append(f"  CANNOT BE OPENED: {exc.one_line()}")
         lines += [
             "  i: install a newer trust store from a file (it must be signed by the current roots)",
             "",
@@ -86,7 +90,8 @@ class SettingsScreen(Screen[None]):
         hosts = bench.known_hosts_file
         pinned = [line.split()[:2] for line in hosts.read_text().splitlines() if line.strip()] if hosts.exists() else []
         lines += [f"  {host} {kind}" for host, kind in pinned] or ["  none yet"]
-        return "\n".join(lines)
+        # Section titles are markup; every other line holds names and paths from files: plain text.
+        return "\n".join(line if line.startswith("[b]") else escape(line) for line in lines)
 
     def action_import_trust_store(self) -> None:
         self.app.push_screen(PromptScreen("Trust store update file (path)", "trust-store-v3.json"), self._import)
@@ -103,7 +108,7 @@ class SettingsScreen(Screen[None]):
             store = trustops.install_update(bench.trust_store, content, bench.state, bench.settings.limits)
         except (OSError, FieldkitError) as exc:
             message = exc.one_line() if isinstance(exc, FieldkitError) else str(exc)
-            self.app.call_from_thread(self.notify, f"trust store not installed: {message}", severity="error")
+            self.app.call_from_thread(self.notify, escape(f"trust store not installed: {message}"), severity="error")
             return
         self.fk.context.audit.record("trust.update", note=f"trust store version {store.version} installed from {path}")
         self.app.call_from_thread(self.notify, f"trust store version {store.version} installed")

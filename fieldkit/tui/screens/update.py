@@ -6,16 +6,18 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from fieldkit.drivers.base import ChargerIdentity
 from fieldkit.errors import FieldkitError
-from fieldkit.tui.actions import bindings_for
+from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.jobs import drive
 from fieldkit.tui.messages import PreflightFinished, TransferProgressed, UpdateFailed, UpdateFinished
 from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
@@ -57,11 +59,12 @@ class UpdateScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(navigation_line("update"), classes="nav")
         yield Static("", id="update-summary", classes="status")
         yield DataTable(id="preflight-table", cursor_type="row", zebra_stripes=True)
         yield VerticalScroll(id="job-panels")
         yield Static("", id="update-status", classes="status")
-        yield Footer()
+        yield Static(key_bar("update"), classes="keybar")
 
     @property
     def fk(self) -> FieldkitApp:
@@ -77,8 +80,8 @@ class UpdateScreen(Screen[None]):
         chargers = self.fk.selected_chargers
         serials = [self.fk.chargers[a].serial for a in chargers if a in self.fk.chargers]
         self.query_one("#update-summary", Static).update(
-            f"Bundle: [b]{bundle.path.name if bundle else 'none: choose one on Bundles (2)'}[/b]  ·  "
-            f"Chargers: [b]{', '.join(serials) or 'none: select with Space on Chargers (1)'}[/b]"
+            f"Bundle: [b]{escape(bundle.path.name) if bundle else 'none: choose one on Bundles (2)'}[/b]  ·  "
+            f"Chargers: [b]{escape(', '.join(serials)) or 'none: select with Space on Chargers (1)'}[/b]"
         )
         self._status("p preflight · s start · c cancel" if bundle and chargers else "choose a bundle and chargers")
 
@@ -127,7 +130,7 @@ class UpdateScreen(Screen[None]):
         table = self.query_one(DataTable)
         name = message.identity.serial if message.identity else message.address
         if message.result is None:
-            table.add_row(name, "charger", "[red]NO[/]", message.error)
+            table.add_row(Text(name), "charger", "[red]NO[/]", Text(message.error))
         else:
             for check in message.result.checks:
                 if check.passed:
@@ -136,7 +139,7 @@ class UpdateScreen(Screen[None]):
                     mark = "[yellow]at confirm[/]"
                 else:
                     mark = "[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]"
-                table.add_row(name, check.name, mark, check.reason)
+                table.add_row(Text(name), check.name, mark, Text(check.reason))
         if len(self.plan) == len(self.fk.selected_chargers):
             ready = [a for a, p in self.plan.items() if p.ok]
             refused = len(self.plan) - len(ready)
@@ -235,7 +238,7 @@ class UpdateScreen(Screen[None]):
         if panel is not None:
             panel.show_failure(message.message)
         else:
-            self.notify(message.message, severity="error")
+            self.notify(escape(message.message), severity="error")
         self._after_job()
 
     def _after_job(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, ProgressBar, Sparkline, Static
@@ -25,13 +26,13 @@ def human_bytes(count: float) -> str:
 
 
 def next_steps(record: JobRecord) -> str:
-    versions = ", ".join(f"{n} {v}" for n, v in record.to_versions.items())
-    previous = ", ".join(f"{n} {v}" for n, v in record.from_versions.items())
-    serial = record.charger_serial
+    versions = escape(", ".join(f"{n} {v}" for n, v in record.to_versions.items()))
+    previous = escape(", ".join(f"{n} {v}" for n, v in record.from_versions.items()))
+    serial = escape(record.charger_serial)
     if record.state == "Committed":
         return f"[b green]Committed[/]: {serial} runs {versions}. Done; the audit trail syncs when online."
     if record.state == "RolledBack":
-        why = record.error or "see the audit trail"
+        why = escape(record.error or "see the audit trail")
         return (
             f"[b yellow]Rolled back[/]: {serial} runs {previous} again. Why: {why}. "
             "Next: leave it in service on the old version and report the bundle to the back office."
@@ -57,7 +58,7 @@ class JobPanel(Vertical):
         self.state_since = time.monotonic()
 
     def compose(self) -> ComposeResult:
-        yield Label(f"[b]{self.title}[/b]", classes="job-title")
+        yield Label(f"[b]{escape(self.title)}[/b]", classes="job-title")
         yield Static("waiting", classes="job-state")
         yield ProgressBar(total=None, show_eta=False, classes="job-bar")
         yield Sparkline([0.0], classes="job-rate")
@@ -77,8 +78,10 @@ class JobPanel(Vertical):
         eta = f" · ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
         rate = f" · {human_bytes(event.rate_bytes_per_s)}/s" if event.rate_bytes_per_s else ""
         self.query_one(".job-state", Static).update(
-            f"{event.state.value} {event.component or ''} · {human_bytes(event.bytes_done)} of "
-            f"{human_bytes(event.bytes_total)}{rate}{eta}"
+            escape(
+                f"{event.state.value} {event.component or ''} · {human_bytes(event.bytes_done)} of "
+                f"{human_bytes(event.bytes_total)}{rate}{eta}"
+            )
         )
 
     def _tick(self) -> None:
@@ -100,5 +103,5 @@ class JobPanel(Vertical):
 
     def show_failure(self, message: str) -> None:
         self.state = "stopped"
-        self.query_one(".job-result", Static).update(f"[b red]Stopped[/]: {message}")
+        self.query_one(".job-result", Static).update(f"[b red]Stopped[/]: {escape(message)}")
         self.add_class("failed")
