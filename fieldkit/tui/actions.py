@@ -69,7 +69,7 @@ def navigation_line(current: str) -> str:
     """1 Chargers  2 Bundles ... with the screen on show highlighted."""
     parts = []
     for action in ACTIONS:
-        if action.action.startswith("app.switch_mode("):
+        if action.screen == "app" and action.action.startswith("app.switch_mode("):
             mode = action.action.split("'")[1]
             label = f"{action.key} {action.title}"
             parts.append(f"[reverse] {label} [/]" if mode == current else f" {label} ")

@@ -12,11 +12,20 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Markdown
 
 from tests.tui.conftest import tui_site
 from tests.tui.pilot import until
 
 SIZES = [(80, 24), (120, 40)]
+
+
+async def _bundle_notes_shown(pilot: Pilot[Any]) -> None:
+    """The library verified and the first bundle's notes rendered (Markdown renders asynchronously)."""
+    notes = pilot.app.screen.query_one("#bundle-notes", Markdown)
+    await until(pilot, lambda: "Verdict" in notes.source, what="the bundle notes")
+    await until(pilot, lambda: bool(notes.query("MarkdownParagraph")), what="the rendered notes")
+    await pilot.pause(0.2)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
@@ -37,7 +46,7 @@ def test_screen_snapshots(
                 await pilot.press("question_mark")
             elif screen == "bundles":
                 await pilot.press("2")
-                await until(pilot, lambda: bool(app.bundles), what="bundles")
+                await _bundle_notes_shown(pilot)
             elif screen == "update":
                 await pilot.press("3")
             else:
@@ -57,7 +66,6 @@ def test_light_theme_snapshot(
         async def arrive(pilot: Pilot[Any]) -> None:
             app.theme = "textual-light"
             await pilot.press("2")
-            await until(pilot, lambda: bool(app.bundles), what="bundles")
-            await pilot.pause()
+            await _bundle_notes_shown(pilot)
 
         assert snap_compare(app, terminal_size=(80, 24), run_before=arrive)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from fieldkit.tui.app import FieldkitApp
 
 # Most important first: at 80 columns the last ones are cut.
-COLUMNS = ("", "verdict", "version", "bundle", "expires")
+COLUMNS = ("", "verdict", "bundle", "version", "expires")
+VERDICT_WIDTH = 18
 
 
 def describe(bundle: BundleSummary) -> str:
@@ -100,11 +101,12 @@ class BundlesScreen(Screen[None]):
         chosen = self.fk.selected_bundle
         mark = "->" if chosen is not None and chosen.path == bundle.path else ""
         manifest = bundle.manifest
+        verdict = bundle.code if len(bundle.code) <= VERDICT_WIDTH else bundle.code[: VERDICT_WIDTH - 1] + "…"
         return [
             mark,
-            bundle.code,
-            manifest.version if manifest else "-",
+            verdict,
             bundle.path.name,
+            manifest.version if manifest else "-",
             f"{manifest.expires_at:%Y-%m-%d}" if manifest else "-",
         ]
 
