@@ -267,16 +267,8 @@ def _resume(job_id: str | None, trust_store: Path | None, as_json: bool) -> None
 def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> None:
     """Abandon a pending image and reboot into the last committed one."""
     from fieldkit.cli.audit_cmd import record_event
-    from fieldkit.updates.auditing import charger_ref_of_identity
+    from fieldkit.updates.auditing import rollback_entry, running_versions
 
     before, after = asyncio.run(_workbench(None, ssh_key, accept_new_host_key).rollback(address))
-    versions = ", ".join(f"{n} {c.version}" for n, c in after.components.items())
-    record_event(
-        "rollback",
-        status="RolledBack",
-        note=f"now running {versions}",
-        charger=charger_ref_of_identity(after, address),
-        from_version=next(iter(before.components.values())).version,
-        to_version=next(iter(after.components.values())).version,
-    )
-    console_out().print(f"rolled back {after.serial}: now running {versions}")
+    record_event("rollback", **rollback_entry(before, after, address))
+    console_out().print(f"rolled back {after.serial}: now running {running_versions(after)}")

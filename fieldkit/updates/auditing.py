@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fieldkit.audit.entry import BundleRef, ChargerRef
 from fieldkit.audit.recorder import AuditRecorder
 from fieldkit.drivers.base import ChargerIdentity
@@ -48,3 +50,18 @@ def transition_hook(recorder: AuditRecorder) -> AuditHook:
         )
 
     return hook
+
+
+def running_versions(identity: ChargerIdentity) -> str:
+    return ", ".join(f"{name} {c.version}" for name, c in identity.components.items())
+
+
+def rollback_entry(before: ChargerIdentity, after: ChargerIdentity, address: str) -> dict[str, Any]:
+    """The fields of the `rollback` audit entry for a rollback asked for by hand (CLI or TUI)."""
+    return {
+        "status": "RolledBack",
+        "note": f"now running {running_versions(after)}",
+        "charger": charger_ref_of_identity(after, address),
+        "from_version": next(iter(before.components.values())).version,
+        "to_version": next(iter(after.components.values())).version,
+    }

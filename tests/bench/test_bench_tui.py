@@ -25,6 +25,7 @@ import pexpect
 import pyte
 
 from fieldkit.demo import init_demo, make_release_bundle
+from tests.support.laptop import write_laptop_config
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 ROWS, COLUMNS = 40, 120
@@ -130,9 +131,7 @@ def test_key_press_to_render_latency_during_four_updates(tmp_path: Path) -> None
     make_release_bundle(library / "big.fwbundle", "VQ-AC22", "2.4.0", 4, 40 * MIB)
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text(
-        f'health_stable_s = 0.5\nhealth_timeout_s = 60\nssh_staging_dir = "{tmp_path / "staging"}"\n'
-    )
+    write_laptop_config(home, tmp_path / "staging", 0.5, 60)
     key = tmp_path / "sims-key"
     chargers = []
     try:

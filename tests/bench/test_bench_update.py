@@ -24,6 +24,7 @@ from pathlib import Path
 
 from fieldkit.demo import init_demo, make_release_bundle
 from fieldkit.simulator.device import SimulatedCharger
+from tests.support.laptop import write_laptop_config
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 MIB = 1024 * 1024
@@ -51,9 +52,7 @@ class Charger:
 def _laptop(tmp_path: Path) -> tuple[dict[str, str], Path]:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text(
-        f'health_stable_s = 0.2\nhealth_timeout_s = 30\nssh_staging_dir = "{tmp_path / "staging"}"\n'
-    )
+    write_laptop_config(home, tmp_path / "staging", 0.2, 30)
     demo = tmp_path / "demo"
     init_demo(demo, 64 * 1024)
     return {**os.environ, "FIELDKIT_HOME": str(home)}, demo

@@ -18,7 +18,7 @@ from fieldkit.simulator.catalog import SimulatedModel, model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.image import ImageHeader
 from fieldkit.simulator.shell import write_shims
-from fieldkit.transports.ssh import SshSession, SshTarget
+from tests.support.drivers import loopback_driver
 from tests.support.sshd import Sshd, sshd_available
 
 pytestmark = pytest.mark.skipif(not sshd_available(), reason="needs OpenSSH sshd (apt-get install openssh-server)")
@@ -47,15 +47,7 @@ def charger_over_sshd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
 
 
 def _driver(server: Sshd, tmp_path: Path) -> LinuxSshDriver:
-    target = SshTarget(server.user, "127.0.0.1", server.port)
-    return LinuxSshDriver(
-        lambda: SshSession(target, tmp_path / "known_hosts", key_file=server.client_key, accept_new_host_key=True),
-        staging_dir=str(tmp_path / "staging"),
-        health_stable_s=0.3,
-        health_timeout_s=5,
-        poll_s=0.1,
-        reboot_timeout_s=10,
-    )
+    return loopback_driver(server.user, server.port, server.client_key, tmp_path)
 
 
 def _image(

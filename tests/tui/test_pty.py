@@ -18,6 +18,7 @@ import pyte
 
 from fieldkit.demo import init_demo
 from fieldkit.simulator.device import SimulatedCharger
+from tests.support.laptop import write_laptop_config
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 ROWS, COLUMNS = 40, 120
@@ -58,9 +59,7 @@ def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> 
     init_demo(demo, 128 * 1024)
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text(
-        f'health_stable_s = 0.5\nhealth_timeout_s = 20\nssh_staging_dir = "{tmp_path / "staging"}"\n'
-    )
+    write_laptop_config(home, tmp_path / "staging", 0.5, 20)
     env = {**os.environ, "FIELDKIT_HOME": str(home), "TERM": "xterm-256color", "COLUMNS": str(COLUMNS)}
     terminal = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env)
     try:

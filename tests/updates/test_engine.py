@@ -22,10 +22,11 @@ from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import LinkLostError
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.image import ImageHeader
-from fieldkit.transports.ssh import SFTP_CHUNK_BYTES, SshSession, SshTarget
+from fieldkit.transports.ssh import SFTP_CHUNK_BYTES
 from fieldkit.updates.engine import JobCancelledError, UpdateJob
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.states import JobState
+from tests.support.drivers import loopback_driver
 from tests.support.simssh import RunningSim, running_sim
 
 METROLOGY_BUNDLE = "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle"
@@ -48,15 +49,7 @@ def _manifest(demo: Path, bundle: str) -> Manifest:
 
 
 def _driver(sim: RunningSim, tmp_path: Path) -> LinuxSshDriver:
-    target = SshTarget("root", "127.0.0.1", sim.server.port)
-    return LinuxSshDriver(
-        lambda: SshSession(target, tmp_path / "known_hosts", key_file=sim.client_key, accept_new_host_key=True),
-        staging_dir=str(tmp_path / "staging"),
-        health_stable_s=0.3,
-        health_timeout_s=5,
-        poll_s=0.1,
-        reboot_timeout_s=10,
-    )
+    return loopback_driver("root", sim.server.port, sim.client_key, tmp_path)
 
 
 class Job:
@@ -201,3 +194,30 @@ def test_twenty_link_drops_at_random_offsets_each_resend_at_most_one_chunk(tmp_p
         finally:
             driver.close()
     assert staged.read_bytes() == image.read_bytes()
+
+
+def test_fieldkit_rollback_abandons_a_trial_image_and_audits_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fieldkit.cli.main import main
+
+    monkeypatch.setenv("FIELDKIT_HOME", str(tmp_path / "home"))
+    header = ImageHeader("Voltiq", "VQ-AC22", "rootfs", "2.4.0", 4).to_bytes()
+    image = tmp_path / "rootfs.img"
+    image.write_bytes(header + os.urandom(300_000))
+    payload = PayloadSource.whole_file(image, hashlib.sha256(image.read_bytes()).hexdigest())
+    with running_sim(tmp_path / "charger") as sim:
+        driver = _driver(sim, tmp_path)
+
+        async def trial() -> None:
+            await driver.transfer("rootfs", payload, None)
+            await driver.activate("rootfs", payload.sha256, "rauc")
+            await driver.reboot()
+
+        asyncio.run(trial())
+        driver.close()
+        assert _versions(sim.state) == {"rootfs": ("2.4.0", "pending")}
+        argv = ["rollback", "--charger", sim.address, "--ssh-key", str(sim.client_key), "--accept-new-host-key"]
+        assert main(argv) == 0
+    assert "now running rootfs 2.3.0" in capsys.readouterr().out
+    assert _versions(sim.state) == {"rootfs": ("2.3.0", "committed")}

@@ -24,6 +24,7 @@ import pytest
 from fieldkit.demo import init_demo
 from fieldkit.simulator.device import SimulatedCharger
 from tests.support.backoffice import free_port
+from tests.support.laptop import write_laptop_config
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 
@@ -119,9 +120,7 @@ class Supervisor:
 def test_a_power_cut_at_any_phase_ends_committed_on_a_verified_image(tmp_path: Path, fault: str) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text(
-        f'health_stable_s = 1\nhealth_timeout_s = 10\nssh_staging_dir = "{tmp_path / "staging"}"\n'
-    )
+    write_laptop_config(home, tmp_path / "staging", 1, 10)
     demo = tmp_path / "demo"
     init_demo(demo, PAYLOAD_BYTES)
     state, port = tmp_path / "charger", free_port()

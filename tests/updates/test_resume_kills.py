@@ -21,6 +21,7 @@ from pathlib import Path
 from fieldkit.demo import init_demo, make_release_bundle
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.transports.ssh import SFTP_CHUNK_BYTES
+from tests.support.laptop import write_laptop_config
 from tests.support.simssh import running_sim
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
@@ -43,9 +44,7 @@ def _settled_size(path: Path) -> int:
 def test_twenty_kills_of_the_laptop_process_each_resend_at_most_one_chunk(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text(
-        f'health_stable_s = 1\nhealth_timeout_s = 10\nssh_staging_dir = "{tmp_path / "staging"}"\n'
-    )
+    write_laptop_config(home, tmp_path / "staging", 1, 10)
     demo = tmp_path / "demo"
     init_demo(demo, 64 * 1024)
     bundle = make_release_bundle(tmp_path / "big.fwbundle", "VQ-AC22", "2.4.0", 4, PAYLOAD_BYTES)

@@ -18,6 +18,7 @@ from fieldkit.demo import init_demo
 from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.shell import write_shims
+from tests.support.laptop import write_laptop_config
 from tests.support.sshd import Sshd, sshd_available
 
 pytestmark = pytest.mark.skipif(not sshd_available(), reason="needs OpenSSH sshd (apt-get install openssh-server)")
@@ -66,9 +67,7 @@ class Site:
 def _site(tmp_path: Path, faults: str = "", payload_bytes: int = 256 * 1024) -> Iterator[Site]:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text(
-        f'health_stable_s = 1\nhealth_timeout_s = 8\nssh_staging_dir = "{tmp_path / "staging"}"\n'
-    )
+    write_laptop_config(home, tmp_path / "staging", 1, 8)
     (home / "pass").write_text("technician passphrase\n")
     demo = tmp_path / "demo"
     init_demo(demo, payload_bytes)

@@ -16,15 +16,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import AuditSynced
+from fieldkit.tui.screens.base import FieldkitScreen
 
 if TYPE_CHECKING:
-    from fieldkit.tui.app import FieldkitApp
+    pass
 
 SYNC_INTERVAL_S: Final = 60.0
 SHOWN_ENTRIES: Final = 500
@@ -49,7 +49,7 @@ def matches(entry: dict[str, Any], query: str) -> bool:
     return all(word in haystack for word in query.lower().split())
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("audit")
     AUTO_FOCUS = "#audit-table"  # keys act on the trail; / moves to the filter
 
@@ -68,14 +68,8 @@ class AuditScreen(Screen[None]):
                 yield Static("", id="audit-entry")
         yield Static(key_bar("audit"), classes="keybar")
 
-    @property
-    def fk(self) -> FieldkitApp:
-        return self.app  # type: ignore[return-value]
-
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in ("seq", "time (UTC)", "action", "charger", "status"):
-            table.add_column(column, key=column)
+        self.set_columns(("seq", "time (UTC)", "action", "charger", "status"))
 
     def on_screen_resume(self) -> None:
         self.load()

@@ -11,17 +11,17 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Markdown, Static
 
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import BundlesLoaded
+from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
 from fieldkit.updates.workbench import BundleSummary
 
 if TYPE_CHECKING:
-    from fieldkit.tui.app import FieldkitApp
+    pass
 
 # Most important first: at 80 columns the last ones are cut.
 COLUMNS = ("", "verdict", "bundle", "version", "expires")
@@ -49,7 +49,7 @@ def describe(bundle: BundleSummary) -> str:
     return "\n\n".join(parts)
 
 
-class BundlesScreen(Screen[None]):
+class BundlesScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("bundles")
 
     def compose(self) -> ComposeResult:
@@ -62,14 +62,8 @@ class BundlesScreen(Screen[None]):
         yield Static("", id="bundles-status", classes="status")
         yield Static(key_bar("bundles"), classes="keybar")
 
-    @property
-    def fk(self) -> FieldkitApp:
-        return self.app  # type: ignore[return-value]
-
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
+        self.set_columns(COLUMNS)
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -110,12 +104,9 @@ class BundlesScreen(Screen[None]):
             f"{manifest.expires_at:%Y-%m-%d}" if manifest else "-",
         ]
 
-    def _highlighted(self) -> BundleSummary | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return next((b for b in self.fk.bundles if str(b.path) == row_key.value), None)
+    def _highlighted_bundle(self) -> BundleSummary | None:
+        key = self.highlighted_key()
+        return next((b for b in self.fk.bundles if str(b.path) == key), None)
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
         self._show_detail()
@@ -124,12 +115,12 @@ class BundlesScreen(Screen[None]):
         self.action_choose_bundle()
 
     def _show_detail(self) -> None:
-        bundle = self._highlighted()
+        bundle = self._highlighted_bundle()
         notes = self.query_one("#bundle-notes", Markdown)
         notes.update(describe(bundle) if bundle else f"No bundles in {self.fk.context.workbench.bundles_dir}.")
 
     def action_choose_bundle(self) -> None:
-        bundle = self._highlighted()
+        bundle = self._highlighted_bundle()
         if bundle is None:
             return
         if not bundle.valid:

@@ -11,7 +11,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from fieldkit.discovery.ssh import Candidate, discover
@@ -19,6 +18,7 @@ from fieldkit.drivers.base import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import ChargerFound, ChargerUnreachable, DiscoveryFinished
+from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def connectors_of(identity: ChargerIdentity) -> str:
     return ", ".join(statuses)
 
 
-class ChargersScreen(Screen[None]):
+class ChargersScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("chargers")
 
     def compose(self) -> ComposeResult:
@@ -65,14 +65,8 @@ class ChargersScreen(Screen[None]):
         yield Static("", id="chargers-status", classes="status")
         yield Static(key_bar("chargers"), classes="keybar")
 
-    @property
-    def fk(self) -> FieldkitApp:
-        return self.app  # type: ignore[return-value]
-
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
+        self.set_columns(COLUMNS)
         self.action_refresh()
 
     def on_screen_resume(self) -> None:
@@ -192,18 +186,11 @@ class ChargersScreen(Screen[None]):
         for address in list(self.query_one(DataTable).rows):
             self._put_row(str(address.value))
 
-    def _highlighted(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return str(row_key.value)
-
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
         self._show_detail()
 
     def _show_detail(self) -> None:
-        address = self._highlighted()
+        address = self.highlighted_key()
         text = self.query_one("#charger-detail-text", Static)
         if address is None:
             text.update("No charger yet. Press a to add an SSH host or range, r to discover again.")
@@ -243,7 +230,7 @@ class ChargersScreen(Screen[None]):
         self.app.call_from_thread(self._append_history, serial, "\n".join(lines))
 
     def _append_history(self, serial: str, history: str) -> None:
-        address = self._highlighted()
+        address = self.highlighted_key()
         identity = self.fk.chargers.get(address or "")
         if identity is not None and identity.serial == serial:
             text = self.query_one("#charger-detail-text", Static)
@@ -252,7 +239,7 @@ class ChargersScreen(Screen[None]):
     # -- actions --------------------------------------------------------------------
 
     def action_toggle_selected(self) -> None:
-        address = self._highlighted()
+        address = self.highlighted_key()
         if address is None:
             return
         if address not in self.fk.chargers:

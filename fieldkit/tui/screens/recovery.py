@@ -15,23 +15,23 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.jobs import drive
-from fieldkit.tui.messages import TransferProgressed, UpdateFailed, UpdateFinished
+from fieldkit.tui.messages import UpdateFailed, UpdateFinished
+from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
-from fieldkit.updates.auditing import charger_ref_of_identity
+from fieldkit.updates.auditing import rollback_entry, running_versions
 from fieldkit.updates.journal import JobRecord
 from fieldkit.updates.workbench import job_age
 
 if TYPE_CHECKING:
-    from fieldkit.tui.app import FieldkitApp
+    pass
 
 
-class RecoveryScreen(Screen[None]):
+class RecoveryScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("recovery")
 
     def __init__(self) -> None:
@@ -48,14 +48,8 @@ class RecoveryScreen(Screen[None]):
         yield Static("", id="recovery-status", classes="status")
         yield Static(key_bar("recovery"), classes="keybar")
 
-    @property
-    def fk(self) -> FieldkitApp:
-        return self.app  # type: ignore[return-value]
-
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in ("kind", "charger", "address", "state", "since", "actions"):
-            table.add_column(column, key=column)
+        self.set_columns(("kind", "charger", "address", "state", "since", "actions"))
 
     def on_screen_resume(self) -> None:
         self.action_reload()
@@ -91,18 +85,11 @@ class RecoveryScreen(Screen[None]):
             f"{len(records)} interrupted job(s)" if records else "no interrupted jobs"
         )
 
-    def _highlighted(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return str(row_key.value)
-
     def on_data_table_row_selected(self, _: DataTable.RowSelected) -> None:
         self.action_resume()
 
     def action_resume(self) -> None:
-        key = self._highlighted()
+        key = self.highlighted_key()
         record = self.records.get(key or "")
         if record is None:
             self.notify("highlight an interrupted job to resume", severity="warning")
@@ -131,7 +118,7 @@ class RecoveryScreen(Screen[None]):
         await drive(job, record.charger_address, self)
 
     def action_roll_back(self) -> None:
-        key = self._highlighted()
+        key = self.highlighted_key()
         if key is None:
             return
         record = self.records.get(key)
@@ -146,35 +133,20 @@ class RecoveryScreen(Screen[None]):
         except FieldkitError as exc:
             self.notify(escape(f"rollback of {address} failed: {exc.one_line()}"), severity="error", timeout=10)
             return
-        versions = ", ".join(f"{n} {c.version}" for n, c in after.components.items())
-        self.fk.context.audit.record(
-            "rollback",
-            status="RolledBack",
-            note=f"now running {versions}",
-            charger=charger_ref_of_identity(after, address),
-            from_version=next(iter(before.components.values())).version,
-            to_version=next(iter(after.components.values())).version,
-        )
+        versions = running_versions(after)
+        self.fk.context.audit.record("rollback", **rollback_entry(before, after, address))
         self.notify(escape(f"{after.serial} rolled back: now running {versions}"))
         self.query_one("#recovery-status", Static).update(escape(f"{after.serial} now runs {versions}"))
 
-    def _panel(self, address: str) -> JobPanel | None:
-        return next((p for p in self.query(JobPanel) if p.address == address), None)
-
-    def on_transfer_progressed(self, message: TransferProgressed) -> None:
-        panel = self._panel(message.address)
-        if panel is not None:
-            panel.show_event(message.event)
-
     def on_update_finished(self, message: UpdateFinished) -> None:
         self.running.discard(message.record.job_id)
-        panel = self._panel(message.address)
+        panel = self.job_panel(message.address)
         if panel is not None:
             panel.show_result(message.record)
         self.action_reload()
 
     def on_update_failed(self, message: UpdateFailed) -> None:
-        panel = self._panel(message.address)
+        panel = self.job_panel(message.address)
         if panel is not None:
             panel.show_failure(message.message)
         self.running = {

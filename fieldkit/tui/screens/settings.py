@@ -10,7 +10,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from fieldkit.audit.identity import load_profile
@@ -18,13 +17,14 @@ from fieldkit.bundles import trustops
 from fieldkit.config import config_path
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
+from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
 
 if TYPE_CHECKING:
-    from fieldkit.tui.app import FieldkitApp
+    pass
 
 
-class SettingsScreen(Screen[None]):
+class SettingsScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("settings")
 
     def compose(self) -> ComposeResult:
@@ -33,10 +33,6 @@ class SettingsScreen(Screen[None]):
         with VerticalScroll(id="settings-body"):
             yield Static("", id="settings-text")
         yield Static(key_bar("settings"), classes="keybar")
-
-    @property
-    def fk(self) -> FieldkitApp:
-        return self.app  # type: ignore[return-value]
 
     def on_screen_resume(self) -> None:
         self.load()

@@ -12,21 +12,21 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from fieldkit.drivers.base import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.jobs import drive
-from fieldkit.tui.messages import PreflightFinished, TransferProgressed, UpdateFailed, UpdateFinished
+from fieldkit.tui.messages import PreflightFinished, UpdateFailed, UpdateFinished
+from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.engine import UpdateJob
 from fieldkit.updates.preflight import PreflightResult
 
 if TYPE_CHECKING:
-    from fieldkit.tui.app import FieldkitApp
+    pass
 
 # Asked for in the confirmation dialog, so not a reason to stop at preflight.
 CONFIRMED_LATER = frozenset({"metrology"})
@@ -49,7 +49,7 @@ class Planned:
         return self.result is not None and any(c.name == "metrology" for c in self.result.checks)
 
 
-class UpdateScreen(Screen[None]):
+class UpdateScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("update")
 
     def __init__(self) -> None:
@@ -66,14 +66,8 @@ class UpdateScreen(Screen[None]):
         yield Static("", id="update-status", classes="status")
         yield Static(key_bar("update"), classes="keybar")
 
-    @property
-    def fk(self) -> FieldkitApp:
-        return self.app  # type: ignore[return-value]
-
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in ("charger", "check", "result", "reason"):
-            table.add_column(column, key=column)
+        self.set_columns(("charger", "check", "result", "reason"))
 
     def on_screen_resume(self) -> None:
         bundle = self.fk.selected_bundle
@@ -217,24 +211,16 @@ class UpdateScreen(Screen[None]):
         self.jobs[address] = job
         await drive(job, address, self)
 
-    def _panel(self, address: str) -> JobPanel | None:
-        return next((p for p in self.query(JobPanel) if p.address == address), None)
-
-    def on_transfer_progressed(self, message: TransferProgressed) -> None:
-        panel = self._panel(message.address)
-        if panel is not None:
-            panel.show_event(message.event)
-
     def on_update_finished(self, message: UpdateFinished) -> None:
         self.jobs.pop(message.address, None)
-        panel = self._panel(message.address)
+        panel = self.job_panel(message.address)
         if panel is not None:
             panel.show_result(message.record)
         self._after_job()
 
     def on_update_failed(self, message: UpdateFailed) -> None:
         self.jobs.pop(message.address, None)
-        panel = self._panel(message.address)
+        panel = self.job_panel(message.address)
         if panel is not None:
             panel.show_failure(message.message)
         else:
