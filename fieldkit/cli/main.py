@@ -46,7 +46,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     release engineer. With no command, opens the terminal UI (`fieldkit tui`).
     """
     if ctx.invoked_subcommand is None:
-        ctx.invoke(tui)
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            ctx.invoke(tui)
+        else:  # a script or a pipe: the TUI needs a terminal, so say what there is instead
+            click.echo(ctx.get_help())
 
 
 cli.add_command(keys_group)
