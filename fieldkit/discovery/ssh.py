@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from fieldkit.config import Settings
-from fieldkit.drivers.base import ChargerIdentity
-from fieldkit.drivers.linux_ssh import LinuxSshDriver
+from fieldkit.drivers.base import ChargerIdentity, Driver
 from fieldkit.drivers.registry import driver_for
 from fieldkit.errors import (
     AuthenticationFailedError,
@@ -44,13 +43,22 @@ class Candidate:
     host: str
     port: int
 
+    def ssh_address(self, user: str) -> str:
+        """The charger address an update takes (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ssh://{user}@{host}:{self.port}"
+
 
 @dataclass(frozen=True)
 class Discovered:
-    address: str
+    candidate: Candidate
     outcome: Outcome
     detail: str = ""
     identity: ChargerIdentity | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.candidate.host}:{self.candidate.port}"
 
 
 def expand(targets: list[str], default_port: int) -> list[Candidate]:
@@ -97,7 +105,7 @@ async def _port_open(candidate: Candidate, limit: asyncio.Semaphore) -> bool:
 
 async def discover(
     targets: list[str],
-    driver_for: Callable[[Candidate], LinuxSshDriver],
+    driver_for: Callable[[Candidate], Driver],
     default_port: int = 22,
 ) -> list[Discovered]:
     """Probe every candidate, identify the open ones; results in the order given."""
@@ -108,11 +116,10 @@ async def discover(
     explicit = {(c.host, c.port) for t in targets if "/" not in t for c in expand([t], default_port)}
 
     async def identify(candidate: Candidate, is_open: bool) -> Discovered | None:
-        address = f"{candidate.host}:{candidate.port}"
         if not is_open:
             # A closed port in a scanned range is noise; for a host asked for by name it is the answer.
             return (
-                Discovered(address, "closed", "no SSH service answered")
+                Discovered(candidate, "closed", "no SSH service answered")
                 if (candidate.host, candidate.port) in explicit
                 else None
             )
@@ -121,18 +128,18 @@ async def discover(
             try:
                 identity = await driver.identify()
             except HostKeyUnknownError as exc:
-                return Discovered(address, "host-key-unknown", f"host key {exc.fingerprint} not pinned yet")
+                return Discovered(candidate, "host-key-unknown", f"host key {exc.fingerprint} not pinned yet")
             except HostKeyChangedError as exc:
-                return Discovered(address, "host-key-changed", exc.message)
+                return Discovered(candidate, "host-key-changed", exc.message)
             except AuthenticationFailedError as exc:
-                return Discovered(address, "auth-failed", exc.message)
+                return Discovered(candidate, "auth-failed", exc.message)
             except DeviceRefusedError as exc:
-                return Discovered(address, "not-a-charger", exc.message[:200])
+                return Discovered(candidate, "not-a-charger", exc.message[:200])
             except TransportError as exc:
-                return Discovered(address, "unreachable", exc.message)
+                return Discovered(candidate, "unreachable", exc.message)
             finally:
                 driver.close()
-        return Discovered(address, "charger", "identified", identity)
+        return Discovered(candidate, "charger", "identified", identity)
 
     results = await asyncio.gather(*(identify(c, o) for c, o in zip(candidates, open_ports, strict=True)))
     return [r for r in results if r is not None]
@@ -148,8 +155,7 @@ def discover_chargers(
 ) -> list[Discovered]:
     """Discovery with the same drivers an update uses."""
 
-    def factory(candidate: Candidate) -> LinuxSshDriver:
-        host = f"[{candidate.host}]" if ":" in candidate.host else candidate.host
-        return driver_for(f"ssh://{user}@{host}:{candidate.port}", settings, ssh_key, accept_new_host_key)
+    def factory(candidate: Candidate) -> Driver:
+        return driver_for(candidate.ssh_address(user), settings, ssh_key, accept_new_host_key)
 
     return asyncio.run(discover(targets, factory, default_port))

@@ -64,6 +64,17 @@ def laptop_battery(root: Path = Path("/sys/class/power_supply")) -> tuple[bool, 
     return None
 
 
+def charger_facts(identity: ChargerIdentity) -> ChargerFacts:
+    """What bundle verification needs to know of a charger, from what it reported about itself."""
+    first_component = next(iter(identity.components.values()), None)
+    return ChargerFacts(
+        model=identity.model,
+        hardware_revision=identity.hardware_revision,
+        installed_version=first_component.version if first_component else None,
+        installed_security_version=identity.security_version_floor,
+    )
+
+
 def _install_method_check(
     manifest: Manifest, identity: ChargerIdentity, supported: frozenset[str] | None
 ) -> PreflightCheck:
@@ -98,13 +109,7 @@ def preflight(
     battery: tuple[bool, int] | None = None,
     supported_install_methods: frozenset[str] | None = None,
 ) -> PreflightResult:
-    first_component = next(iter(identity.components.values()), None)
-    facts = ChargerFacts(
-        model=identity.model,
-        hardware_revision=identity.hardware_revision,
-        installed_version=first_component.version if first_component else None,
-        installed_security_version=identity.security_version_floor,
-    )
+    facts = charger_facts(identity)
     report = verify_bundle(bundle, store, state, settings, facts)
     failure = report.failure
     checks = [

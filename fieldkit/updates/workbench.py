@@ -19,7 +19,7 @@ from fieldkit.bundles import trustops
 from fieldkit.bundles.clock import STATE_NAME, TrustedState
 from fieldkit.bundles.manifest import Manifest
 from fieldkit.bundles.truststore import TrustStoreBody
-from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bundle
+from fieldkit.bundles.verify import VerificationReport, verify_bundle
 from fieldkit.bundles.workorder import load_work_orders
 from fieldkit.config import Settings, data_dir
 from fieldkit.drivers.base import ChargerIdentity, Driver
@@ -28,9 +28,15 @@ from fieldkit.errors import UsageError
 from fieldkit.fsutil import atomic_output
 from fieldkit.updates.engine import AuditHook, UpdateJob
 from fieldkit.updates.journal import JobRecord, Journal
-from fieldkit.updates.preflight import PreflightResult, preflight
+from fieldkit.updates.preflight import PreflightResult, charger_facts, preflight
 
 BUNDLE_SUFFIX: Final = ".fwbundle"
+
+
+def default_bundles_dir() -> Path:
+    """offline_bundles/ in the working directory if there is one, else the one in fieldkit's data directory."""
+    here = Path("offline_bundles")
+    return here if here.is_dir() else data_dir() / "offline_bundles"
 
 
 @dataclass(frozen=True)
@@ -137,15 +143,7 @@ class Workbench:
         return sorted(p for p in self.bundles_dir.iterdir() if p.suffix == BUNDLE_SUFFIX and p.is_file())
 
     def check_bundle(self, path: Path, identity: ChargerIdentity | None = None) -> BundleSummary:
-        facts = None
-        if identity is not None:
-            first = next(iter(identity.components.values()), None)
-            facts = ChargerFacts(
-                identity.model,
-                identity.hardware_revision,
-                first.version if first else None,
-                identity.security_version_floor,
-            )
+        facts = charger_facts(identity) if identity is not None else None
         return summarize(verify_bundle(path, self.trust_store_body(), self.state, self.settings, facts))
 
     def list_bundles(self) -> list[BundleSummary]:

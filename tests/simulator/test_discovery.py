@@ -80,3 +80,10 @@ def test_mdns_announced_chargers_are_found_and_identified(tmp_path: Path, capsys
 def test_an_mdns_browse_that_finds_nothing_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["discover", "--mdns", "--mdns-interface", "127.0.0.1", "--mdns-seconds", "0.3"]) == 0
     assert "none announced over mDNS" in capsys.readouterr().out
+
+
+def test_a_candidate_becomes_the_address_an_update_takes() -> None:
+    [v4] = expand(["192.0.2.7:2222"], 22)
+    [v6] = expand(["[fe80::1]:22"], 22)
+    assert v4.ssh_address("root") == "ssh://root@192.0.2.7:2222"
+    assert v6.ssh_address("admin") == "ssh://admin@[fe80::1]:22"

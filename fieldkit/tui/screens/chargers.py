@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -13,7 +13,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Header, Static
 
-from fieldkit.discovery.ssh import Candidate, discover
+from fieldkit.discovery.ssh import discover
 from fieldkit.drivers.base import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
@@ -115,20 +115,14 @@ class ChargersScreen(FieldkitScreen):
 
         await asyncio.gather(*(identify(a) for a in addresses))
         if scans:
-
-            def factory(candidate: Candidate) -> Any:
-                host = f"[{candidate.host}]" if ":" in candidate.host else candidate.host
-                return bench.driver(f"ssh://{context.user}@{host}:{candidate.port}")
-
             try:
-                results = await discover(scans, factory)
+                results = await discover(scans, lambda candidate: bench.driver(candidate.ssh_address(context.user)))
             except FieldkitError as exc:
                 results = []
                 problems += 1
                 self.post_message(ChargerUnreachable(", ".join(scans), "bad target", exc.message))
             for result in results:
-                host, _, port = result.address.rpartition(":")
-                address = f"ssh://{context.user}@{host}:{port}"
+                address = result.candidate.ssh_address(context.user)
                 if result.identity is not None:
                     found += 1
                     self.post_message(ChargerFound(address, result.identity))
