@@ -287,6 +287,41 @@ def _role_of(name: str) -> str:
     return "x509"
 
 
+def _build_bundle(
+    out: Path,
+    model: SimulatedModel,
+    version: str,
+    security_version: int,
+    comp_names: list[str],
+    signers: list[keys.PrivateKey],
+    payload_bytes: int,
+    scratch: Path,
+    chain: list[str] | None = None,
+    chain_signer: keys.PrivateKey | None = None,
+    ocpp_pki: DemoPki | None = None,
+    **manifest_args: Any,
+) -> None:
+    """Make simulated images for ``comp_names``, pack them into ``out`` and sign it.
+
+    ``chain`` goes with ``chain_signer``'s signature only; with ``ocpp_pki``, each
+    payload also carries an OCPP firmware signature.
+    """
+    payloads: dict[str, Path] = {}
+    components = []
+    for order, comp_name in enumerate(comp_names):
+        payload = scratch / f"{out.name}-{comp_name}.img"
+        demo_payload(payload, model, comp_name, version, payload_bytes, security_version)
+        payloads[comp_name] = payload
+        component = _component(comp_name, model, version, order)
+        if ocpp_pki is not None:
+            component["ocpp"] = _ocpp_signature(payload, ocpp_pki)
+        components.append(component)
+    limits = Limits()
+    create_bundle(_manifest(model, version, security_version, components, **manifest_args), payloads, out, limits)
+    for signer in signers:
+        sign_bundle(out, signer, limits, chain if signer is chain_signer else None)
+
+
 def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> list[DemoBundle]:
     """Write DIR/keys/, DIR/trust-store.json and DIR/*.fwbundle; return what was made."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -295,7 +330,6 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
     _write(directory / "trust-store.json", pki.trust_store_bytes())
     release, metrology = demo_private_key("demo-release"), demo_private_key("demo-metrology")
     oem_key = demo_private_key("demo-oem-signing")
-    limits = Limits()
     made: list[DemoBundle] = []
     ac22, dc150, wb7 = model_named("VQ-AC22"), model_named("VQ-DC150"), model_named("AMP-WB7")
     ks60, nv7 = model_named("KS-DC60"), model_named("NV-AC7")
@@ -316,25 +350,20 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
             ocpp: bool = False,
             **manifest_args: Any,
         ) -> None:
-            payloads: dict[str, Path] = {}
-            components = []
-            for order, comp_name in enumerate(comp_names):
-                payload = scratch / f"{file_name}-{comp_name}.img"
-                demo_payload(payload, model, comp_name, version, payload_bytes, security_version)
-                payloads[comp_name] = payload
-                component = _component(comp_name, model, version, order)
-                if ocpp:
-                    component["ocpp"] = _ocpp_signature(payload, pki)
-                components.append(component)
-            out = directory / file_name
-            create_bundle(
-                _manifest(model, version, security_version, components, **manifest_args),
-                payloads,
-                out,
-                limits,
+            _build_bundle(
+                directory / file_name,
+                model,
+                version,
+                security_version,
+                comp_names,
+                signers,
+                payload_bytes,
+                scratch,
+                chain=chain,
+                chain_signer=oem_key,
+                ocpp_pki=pki if ocpp else None,
+                **manifest_args,
             )
-            for signer in signers:
-                sign_bundle(out, signer, limits, chain if signer is oem_key else None)
             made.append(DemoBundle(file_name, model.model, expectation, expected_code))
 
         bundle("demo-vq-ac22-2.4.0.fwbundle", ac22, "2.4.0", 4, ["rootfs"], "valid", [release])
@@ -446,18 +475,18 @@ def make_release_bundle(out: Path, model_name: str, version: str, security_versi
     the metrology signature too.
     """
     model = model_named(model_name)
-    limits = Limits()
-    with tempfile.TemporaryDirectory(prefix="fieldkit-bundle-") as scratch_name:
-        scratch = Path(scratch_name)
-        payloads: dict[str, Path] = {}
-        components = []
-        for order, spec in enumerate(model.components):
-            payload = scratch / f"{spec.name}.img"
-            demo_payload(payload, model, spec.name, version, payload_bytes, security_version)
-            payloads[spec.name] = payload
-            components.append(_component(spec.name, model, version, order))
-        create_bundle(_manifest(model, version, security_version, components), payloads, out, limits)
-    sign_bundle(out, demo_private_key("demo-release"), limits)
+    signers = [demo_private_key("demo-release")]
     if any(c.metrology_relevant for c in model.components):
-        sign_bundle(out, demo_private_key("demo-metrology"), limits)
+        signers.append(demo_private_key("demo-metrology"))
+    with tempfile.TemporaryDirectory(prefix="fieldkit-bundle-") as scratch_name:
+        _build_bundle(
+            out,
+            model,
+            version,
+            security_version,
+            [c.name for c in model.components],
+            signers,
+            payload_bytes,
+            Path(scratch_name),
+        )
     return out
