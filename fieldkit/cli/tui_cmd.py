@@ -9,14 +9,6 @@ import click
 from fieldkit.cli.common import EXISTING_FILE, resolve_trust_store, settings, trust_store_option
 
 
-def default_bundles_dir() -> Path:
-    """offline_bundles/ in the working directory if there is one, else the one in fieldkit's data directory."""
-    from fieldkit.config import data_dir
-
-    here = Path("offline_bundles")
-    return here if here.is_dir() else data_dir() / "offline_bundles"
-
-
 @click.command("tui")
 @click.option(
     "--charger",
@@ -52,7 +44,7 @@ def tui(
     """
     from fieldkit.tui.app import FieldkitApp
     from fieldkit.tui.services import AuditService, TuiContext
-    from fieldkit.updates.workbench import Workbench
+    from fieldkit.updates.workbench import Workbench, default_bundles_dir
 
     bench = Workbench(
         settings(), resolve_trust_store(trust_store), bundles_dir or default_bundles_dir(), ssh_key, accept_new_host_key

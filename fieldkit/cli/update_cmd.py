@@ -31,8 +31,7 @@ class RolledBackError(FieldkitError):
 
 
 def _workbench(trust_store: Path | None, ssh_key: Path | None = None, accept_new: bool = False) -> Any:
-    from fieldkit.config import data_dir
-    from fieldkit.updates.workbench import Workbench
+    from fieldkit.updates.workbench import Workbench, default_bundles_dir
 
     def confirm(host: str, fingerprint: str) -> bool:
         if not sys.stdin.isatty():
@@ -42,7 +41,7 @@ def _workbench(trust_store: Path | None, ssh_key: Path | None = None, accept_new
     return Workbench(
         settings(),
         resolve_trust_store(trust_store),
-        data_dir() / "bundles",
+        default_bundles_dir(),
         ssh_key,
         accept_new,
         confirm_host_key=confirm,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ class AuditService:
         self.credential_path = credential_path or identity_dir() / "backoffice-credential.json"
         self._recorder: AuditRecorder | None = None
         self._lock = threading.Lock()
+        self._entries_cache: tuple[int, list[dict[str, Any]]] | None = None  # (head seq, entries)
 
     @property
     def has_identity(self) -> bool:
@@ -80,39 +83,40 @@ class AuditService:
             with self._lock:
                 self._recorder.record(action, **fields)
 
+    @contextmanager
+    def _store(self, writable: bool) -> Iterator[AuditStore]:
+        """The trail under the session lock: the recorder's open store once unlocked, else opened for this use."""
+        with self._lock:
+            if self._recorder is not None:
+                yield self._recorder.store
+                return
+            with AuditStore.open(writable=writable) as store:
+                yield store
+
     def entries(self) -> list[dict[str, Any]]:
         if not self.has_identity:
             return []
-        with self._lock:
-            if self._recorder is not None:
-                return list(self._recorder.store.entries())
-            with AuditStore.open(writable=False) as store:
-                return list(store.entries())
+        with self._store(writable=False) as store:
+            # The detail pane asks on every cursor move: read the trail again only when it grew.
+            if self._entries_cache is None or self._entries_cache[0] != store.head_seq:
+                self._entries_cache = (store.head_seq, list(store.entries()))
+            return self._entries_cache[1]
 
     def status(self) -> SyncStatus:
         if not self.has_identity:
             return SyncStatus(chain="no laptop identity (fieldkit identity init)")
-        with self._lock:
-            if self._recorder is not None:
-                return self._status_of(self._recorder.store)
-            with AuditStore.open(writable=False) as store:
-                return self._status_of(store)
-
-    @staticmethod
-    def _status_of(store: AuditStore) -> SyncStatus:
-        state = store.sync_state()
-        return SyncStatus(store.head_seq, store.pending_count, state.get("last_success_at"), state.get("last_error"))
+        with self._store(writable=False) as store:
+            state = store.sync_state()
+            return SyncStatus(
+                store.head_seq, store.pending_count, state.get("last_success_at"), state.get("last_error")
+            )
 
     def verify_chain(self) -> str:
         if not self.has_identity:
             return "no laptop identity"
         profile = load_profile()
-        with self._lock:
-            if self._recorder is not None:
-                report = self._recorder.store.verify(profile.public_key(), profile.laptop_id)
-            else:
-                with AuditStore.open(writable=False) as store:
-                    report = store.verify(profile.public_key(), profile.laptop_id)
+        with self._store(writable=False) as store:
+            report = store.verify(profile.public_key(), profile.laptop_id)
         if report.ok:
             return f"intact: {report.count} entries, every signature valid"
         return f"BROKEN at entry {report.broken_seq}: {report.reason}"
@@ -139,12 +143,8 @@ class AuditService:
             # on a back office that does not answer.
             if not client.reachable():
                 raise SyncError(f"back office {credential.backoffice_url} is not reachable")
-            with self._lock:
-                if self._recorder is not None:
-                    result = sync_with_retries(self._recorder.store, client, 1)
-                else:
-                    with AuditStore.open() as store:
-                        result = sync_with_retries(store, client, 1)
+            with self._store(writable=True) as store:
+                result = sync_with_retries(store, client, 1)
         return f"synced: {result.stored} new entries stored; {result.pending} pending"
 
     def reachable(self) -> bool | None:

@@ -61,8 +61,7 @@ class SettingsScreen(FieldkitScreen):
             lines.append("  none: create it with `fieldkit identity init` (updates are not audited without it)")
         lines += ["", "[b]Trust store[/b]", f"  {bench.trust_store}"]
         try:
-            store = trustops.open_store(bench.trust_store, bench.settings.limits, bench.state)
-            body = store.body
+            body = bench.trust_store_body()
             lines.append(
                 f"  version {body.version} · {len(body.keys)} keys · {len(body.x509_roots)} X.509 roots · "
                 f"{len(body.revoked_key_ids)} revoked"
