@@ -21,74 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import pexpect
-import pyte
-
 from fieldkit.demo import init_demo, make_release_bundle
 from tests.support.laptop import write_laptop_config
+from tests.support.terminal import Terminal
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
-ROWS, COLUMNS = 40, 120
 MIB = 1024 * 1024
-
-
-class Terminal:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.screen = pyte.Screen(COLUMNS, ROWS)
-        self.stream = pyte.ByteStream(self.screen)
-        self.child = pexpect.spawn(argv[0], argv[1:], env=env, dimensions=(ROWS, COLUMNS))
-
-    def text(self) -> str:
-        return "\n".join(self.screen.display)
-
-    def wait_for(self, text: str, timeout_s: float = 60) -> float:
-        """Seconds until ``text`` is on screen."""
-        start = time.perf_counter()
-        while text not in self.text():
-            if time.perf_counter() - start > timeout_s:
-                raise AssertionError(f"{text!r} never appeared:\n{self.text()}")
-            try:
-                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.002))
-            except pexpect.TIMEOUT:
-                continue
-        return time.perf_counter() - start
-
-    def render_time(self, key: str, marker: str, timeout_s: float = 10) -> float:
-        """Seconds from sending ``key`` until ``marker`` is written to the terminal.
-
-        Matched in the raw output rather than through pyte: a full-screen redraw is
-        ~100 KB of escape sequences that pyte takes longer to parse than the app to draw.
-        """
-        self.drain()
-        start = time.perf_counter()
-        self.child.send(key)
-        seen = b""
-        while marker.encode() not in seen:
-            if time.perf_counter() - start > timeout_s:
-                raise AssertionError(f"{marker!r} was not drawn after {key!r}")
-            try:
-                seen += self.child.read_nonblocking(65536, timeout=0.002)
-            except pexpect.TIMEOUT:
-                continue
-        elapsed = time.perf_counter() - start
-        self.stream.feed(seen)
-        return elapsed
-
-    def drain(self) -> None:
-        """Read until the program is quiet for 20 ms."""
-        while True:
-            try:
-                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.02))
-            except pexpect.TIMEOUT:
-                return
-
-    def close(self) -> None:
-        if self.child.isalive():
-            self.child.send("q")
-            try:
-                self.child.expect(pexpect.EOF, timeout=20)
-            except pexpect.TIMEOUT:
-                self.child.terminate(force=True)
 
 
 def _env(home: Path) -> dict[str, str]:

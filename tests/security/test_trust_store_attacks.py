@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from fieldkit.bundles import trustops
+from fieldkit.bundles import keys, trustops
 from fieldkit.bundles.clock import TrustedState
 from fieldkit.bundles.truststore import TrustStoreBody, build_store, check_update, load_trust_store
 from fieldkit.config import Limits
@@ -111,42 +111,20 @@ def test_first_install_needs_a_self_signed_store(world: World) -> None:
         check_update(None, _successor(world, 1, [world.release]), Limits(), NOW)
 
 
-def test_demo_keys_are_refused_by_a_real_store(world: World, tmp_path: Path) -> None:
-    from fieldkit.bundles.demo_keys import demo_private_key
+def _add_release_key(world: World, tmp_path: Path, public_key: keys.PublicKey, name: str) -> None:
     from fieldkit.bundles.truststore import Scope
 
     path, state = _install(world, tmp_path)
+    trustops.add_key(path, public_key, name, ["release"], Scope(), None, None, {}, [world.root], state, Limits())
+
+
+def test_demo_keys_are_refused_by_a_real_store(world: World, tmp_path: Path) -> None:
+    from fieldkit.bundles.demo_keys import demo_private_key
+
     with pytest.raises(TrustStoreError, match="demo key"):
-        trustops.add_key(
-            path,
-            demo_private_key("demo-release").public_key(),
-            "demo",
-            ["release"],
-            Scope(),
-            None,
-            None,
-            {},
-            [world.root],
-            state,
-            Limits(),
-        )
+        _add_release_key(world, tmp_path, demo_private_key("demo-release").public_key(), "demo")
 
 
 def test_revoked_key_cannot_be_trusted_again(world: World, tmp_path: Path) -> None:
-    from fieldkit.bundles.truststore import Scope
-
-    path, state = _install(world, tmp_path)
     with pytest.raises(TrustStoreError, match="revoked"):
-        trustops.add_key(
-            path,
-            world.revoked.public_key(),
-            "again",
-            ["release"],
-            Scope(),
-            None,
-            None,
-            {},
-            [world.root],
-            state,
-            Limits(),
-        )
+        _add_release_key(world, tmp_path, world.revoked.public_key(), "again")

@@ -10,48 +10,16 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pexpect
-import pyte
 
 from fieldkit.demo import init_demo
 from fieldkit.simulator.device import SimulatedCharger
 from tests.support.laptop import write_laptop_config
+from tests.support.terminal import COLUMNS, Terminal
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
-ROWS, COLUMNS = 40, 120
-
-
-class Terminal:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.screen = pyte.Screen(COLUMNS, ROWS)
-        self.stream = pyte.ByteStream(self.screen)
-        self.child = pexpect.spawn(argv[0], argv[1:], env=env, dimensions=(ROWS, COLUMNS), timeout=5)
-
-    def text(self) -> str:
-        return "\n".join(self.screen.display)
-
-    def pump(self) -> None:
-        try:
-            while True:
-                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.05))
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            return
-
-    def wait_for(self, text: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while text not in self.text():
-            if time.monotonic() > deadline or not self.child.isalive():
-                raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.text()}")
-            self.pump()
-
-    def keys(self, *keys: str) -> None:
-        for key in keys:
-            self.child.send(key)
-            time.sleep(0.15)
-            self.pump()
 
 
 def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> None:

@@ -15,30 +15,18 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from fieldkit.demo import init_demo, make_release_bundle
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.transports.ssh import SFTP_CHUNK_BYTES
+from tests.support.drivers import settled_size
 from tests.support.laptop import write_laptop_config
 from tests.support.simssh import running_sim
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 PAYLOAD_BYTES = 80 * 1024 * 1024
 KILLS = 20
-
-
-def _settled_size(path: Path) -> int:
-    """The staged file's size once writes still in flight have landed."""
-    size, deadline = -1, time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = path.stat().st_size if path.exists() else 0
-        if now == size:
-            return size
-        size = now
-        time.sleep(0.2)
-    raise AssertionError("the staged file never settled")
 
 
 def test_twenty_kills_of_the_laptop_process_each_resend_at_most_one_chunk(tmp_path: Path) -> None:
@@ -81,7 +69,7 @@ def test_twenty_kills_of_the_laptop_process_each_resend_at_most_one_chunk(tmp_pa
             process.wait(timeout=10)
             budget.release()
             staged = staged or next((tmp_path / "staging").glob("*.img"))
-            landed = _settled_size(staged)
+            landed = settled_size(staged)
             assert held < landed < PAYLOAD_BYTES, f"attempt {attempt}: the kill at {offset} landed at {landed}"
             resent = (budget.received - received_before) - (landed - held)
             assert resent <= SFTP_CHUNK_BYTES, f"attempt {attempt}: {resent} bytes the charger had were sent again"

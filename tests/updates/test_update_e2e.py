@@ -18,6 +18,7 @@ from fieldkit.demo import init_demo
 from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.shell import write_shims
+from tests.support.drivers import settled_size
 from tests.support.laptop import write_laptop_config
 from tests.support.sshd import Sshd, sshd_available
 
@@ -178,10 +179,7 @@ def test_resume_after_the_laptop_process_is_killed_mid_transfer(tmp_path: Path) 
         assert json.loads(job.read_text())["state"] == "Downloading"
         staged = next((tmp_path / "staging").glob("*.img"))
         # Writes already in flight when the laptop died still land: wait for the copy to settle.
-        kept, settle_deadline = -1, time.monotonic() + 10
-        while kept != staged.stat().st_size and time.monotonic() < settle_deadline:
-            kept = staged.stat().st_size
-            time.sleep(0.5)
+        kept = settled_size(staged, interval_s=0.5)
         assert kept > 0
         resumed = site.fieldkit(FIELDKIT, "update", "--resume", "--trust-store", str(site.demo / "trust-store.json"))
         assert resumed.returncode == 0, resumed.stderr
