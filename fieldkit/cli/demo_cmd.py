@@ -11,7 +11,7 @@ from fieldkit.cli.common import console_out, settings
 
 @click.group("demo")
 def demo_group() -> None:
-    """Create and check the demo's keys, trust store and bundles."""
+    """Create and check the demo's keys, trust store and bundles, and run the demo site (`make demo`)."""
 
 
 @demo_group.command("init")
