@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -47,6 +48,7 @@ PROGRAMS: Final = (
     "reboot",
 )
 COPY_CHUNK_BYTES: Final = 1 << 20
+POWER_CUT_STATUS: Final = 137  # how a process ends when the charger loses power under it (as SIGKILL)
 
 
 def _charger() -> SimulatedCharger:
@@ -260,24 +262,30 @@ def run(program: str, args: list[str]) -> int:
     return 127
 
 
+def execute(program: str, args: list[str]) -> int:
+    """Run one program and return its exit status, as its process would end.
+
+    A power cut ends the process on the spot with status 137 (as SIGKILL
+    would), leaving whatever was half-written on flash; a hang answers nothing.
+    """
+    try:
+        return run(program, args)
+    except PowerCut:
+        sys.stdout.flush()
+        os._exit(POWER_CUT_STATUS)
+    except Hang:
+        time.sleep(3600)  # a hung charger answers nothing; the caller's timeout ends this
+        return 1
+    except DeviceError as exc:
+        print(f"{program}: error: {exc.message}", file=sys.stderr)
+        return 1
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in PROGRAMS:
         print(f"usage: python -m fieldkit.simulator.shell {{{'|'.join(PROGRAMS)}}} ARGS...", file=sys.stderr)
         raise SystemExit(2)
-    try:
-        code = run(sys.argv[1], sys.argv[2:])
-    except PowerCut:
-        sys.stdout.flush()
-        os._exit(137)
-    except Hang:
-        import time
-
-        time.sleep(3600)  # a hung charger answers nothing; the caller's timeout ends this
-        code = 1
-    except DeviceError as exc:
-        print(f"{sys.argv[1]}: error: {exc.message}", file=sys.stderr)
-        code = 1
-    raise SystemExit(code)
+    raise SystemExit(execute(sys.argv[1], sys.argv[2:]))
 
 
 def write_shims(directory: Path, python: str) -> Path:

@@ -2,7 +2,9 @@
 
 Exec requests run like sshd runs them: ``/bin/sh -c COMMAND`` with the
 charger's programs (simulator/shell.py shims) first on PATH and the state
-directory in the environment. SFTP serves the charger's filesystem. Link
+directory in the environment; a plain call of one of those programs skips
+the shell and the interpreter start-up and runs in a process forked from a
+warm helper (simulator/forkserver.py). SFTP serves the charger's filesystem. Link
 faults apply here: a rate limit on SFTP writes, and a link that drops after
 N bytes received. A command that ends in a power cut (status 137) takes the
 whole endpoint down, as losing power would.
@@ -13,8 +15,10 @@ behind a real OpenSSH sshd, so paramiko never only talks to paramiko.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -34,9 +38,9 @@ from paramiko.sftp_server import SFTPServer
 from paramiko.sftp_si import SFTPServerInterface
 
 from fieldkit.simulator.faults import FaultPlan
-from fieldkit.simulator.shell import FAULTS_ENV, STATE_ENV, write_shims
+from fieldkit.simulator.forkserver import CommandOutcome, ProgramRunner
+from fieldkit.simulator.shell import FAULTS_ENV, POWER_CUT_STATUS, PROGRAMS, STATE_ENV, write_shims
 
-POWER_CUT_STATUS: Final = 137
 COMMAND_TIMEOUT_S: Final = 600
 LINK_IDLE_S: Final = 0.05  # a rate-limited link idle this long starts afresh
 STALL_LIMIT_S: Final = 120.0  # a stalled link gives up in the end, as TCP does
@@ -202,6 +206,21 @@ def _sftp_server_class(budget: _LinkBudget) -> type[SFTPServerInterface]:
     return _Filesystem
 
 
+# Characters that make a command line more than one plain program call.
+_SHELL_SYNTAX: Final = frozenset("|&;<>()$`\\*?[#~\n")
+
+
+def single_program_call(command: str) -> list[str] | None:
+    """The words of ``command`` when it is one call of the charger's own programs and nothing else."""
+    if any(character in _SHELL_SYNTAX for character in command):
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    return words if words and words[0] in PROGRAMS else None
+
+
 class _Server(paramiko.ServerInterface):
     def __init__(self, authorized: set[str], run: Callable[[paramiko.Channel, str], None]) -> None:
         self.authorized = authorized
@@ -238,6 +257,7 @@ class SimulatedSshCharger:
             if len(line.split()) >= 2
         }
         self.shims = write_shims(state_dir / "bin", sys.executable)
+        self.programs = ProgramRunner()
         self.listener = socket.create_server((host, port))
         self.listener.settimeout(0.5)
         self.port = int(self.listener.getsockname()[1])
@@ -256,6 +276,31 @@ class SimulatedSshCharger:
             transport.close()
 
     def _run_command(self, channel: paramiko.Channel, command: str) -> None:
+        words = single_program_call(command)
+        if words is not None:
+            outcome = self.programs.run(str(self.state_dir), ",".join(self.faults_spec), words, COMMAND_TIMEOUT_S)
+        else:
+            outcome = self._run_in_shell(command)
+        if outcome is None:  # hung past the timeout, or could not start
+            with contextlib.suppress(OSError):
+                channel.send_exit_status(1)
+            channel.close()
+            return
+        status, stdout, stderr = outcome
+        if status == POWER_CUT_STATUS:
+            self.stop()  # the charger lost power: no answer, every link goes with it
+            return
+        try:
+            channel.sendall(stdout)
+            channel.sendall_stderr(stderr)
+            channel.send_exit_status(status)
+        except OSError:
+            pass  # the client went away before the answer (a reboot it did not wait for): nobody to tell
+        finally:
+            channel.close()
+
+    def _run_in_shell(self, command: str) -> CommandOutcome | None:
+        """The charger's own shell runs what the SSH client asked for, exactly as sshd does."""
         env = {
             **os.environ,
             "PATH": f"{self.shims}:/usr/bin:/bin",
@@ -263,25 +308,12 @@ class SimulatedSshCharger:
             FAULTS_ENV: ",".join(self.faults_spec),
         }
         try:
-            # The charger's own shell runs what the SSH client asked for, exactly as sshd does.
             result = subprocess.run(  # noqa: S603
                 ["/bin/sh", "-c", command], env=env, capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False
             )
         except (subprocess.TimeoutExpired, OSError):
-            channel.send_exit_status(1)
-            channel.close()
-            return
-        if result.returncode == POWER_CUT_STATUS:
-            self.stop()  # the charger lost power: no answer, every link goes with it
-            return
-        try:
-            channel.sendall(result.stdout)
-            channel.sendall_stderr(result.stderr)
-            channel.send_exit_status(result.returncode)
-        except OSError:
-            pass  # the client went away before the answer (a reboot it did not wait for): nobody to tell
-        finally:
-            channel.close()
+            return None
+        return result.returncode, result.stdout, result.stderr
 
     def serve_forever(self) -> None:
         while not self.stopping.is_set():
@@ -308,6 +340,7 @@ class SimulatedSshCharger:
         self.budget.release()
         self._drop_links()
         self.listener.close()
+        self.programs.stop()
 
 
 def write_openssh_key(path: Path, comment: str = "fieldkit-sim") -> bytes:
