@@ -62,15 +62,6 @@ def _audit_hook() -> tuple[Any, Any]:
 
 
 async def _run(job: Any, as_json: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
     if as_json:
         async for event in job.run():
             click.echo(
@@ -88,6 +79,15 @@ async def _run(job: Any, as_json: bool) -> Any:
                 )
             )
         return job.record
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         TextColumn("{task.description:<34}"),
         BarColumn(),
@@ -107,8 +107,10 @@ async def _run(job: Any, as_json: bool) -> Any:
     return job.record
 
 
-def _finish(record: Any) -> None:
+def _finish(record: Any, as_json: bool) -> None:
     if record.state == "Committed":
+        if as_json:  # the last progress line already says Committed; scripts read JSON lines only
+            return
         console_out().print(
             f"[green]Committed[/]: {record.charger_serial} now runs "
             + ", ".join(f"{n} {v}" for n, v in record.to_versions.items())
@@ -135,7 +137,19 @@ def _execute(job: Any, recorder: Any, as_json: bool) -> None:
         if recorder is not None:
             recorder.close()
         job.driver.close()
-    _finish(record)
+    _finish(record, as_json)
+
+
+def _print_checks(checks: Any, as_json: bool) -> None:
+    if as_json:  # JSON lines need no rich console (nor its import time)
+        for check in checks:
+            payload = {"preflight": check.name, "passed": check.passed, "severity": check.severity}
+            click.echo(json.dumps({**payload, "reason": check.reason}))
+        return
+    out = console_out()
+    for check in checks:
+        mark = "[green]ok[/]" if check.passed else ("[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]")
+        out.print(f"  {mark} {check.name}: {check.reason}")
 
 
 @click.command("update")
@@ -183,26 +197,7 @@ def update(
     try:
         identity = asyncio.run(driver.identify())
         result = bench.preflight(bundle, identity, driver.supported_install_methods, confirm_serial, override_reason)
-        out = console_out()
-        for check in result.checks:
-            if as_json:
-                click.echo(
-                    json.dumps(
-                        {
-                            "preflight": check.name,
-                            "passed": check.passed,
-                            "severity": check.severity,
-                            "reason": check.reason,
-                        }
-                    )
-                )
-            else:
-                mark = (
-                    "[green]ok[/]"
-                    if check.passed
-                    else ("[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]")
-                )
-                out.print(f"  {mark} {check.name}: {check.reason}")
+        _print_checks(result.checks, as_json)
         manifest = result.report.manifest
         charger = charger_ref_of_identity(identity, address)
         if not result.ok or manifest is None:

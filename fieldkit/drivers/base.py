@@ -7,7 +7,7 @@ for the link, DeviceRefusedError for the charger saying no).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -91,6 +91,15 @@ class Driver(Protocol):
 
     async def rollback(self, install_methods: Mapping[str, str]) -> None:
         """Abandon every pending image of these components and boot the last committed ones."""
+        ...
+
+    async def discard(self, sha256s: Sequence[str]) -> None:
+        """Remove what was staged on the charger for these images once a job has ended.
+
+        Chargers keep staged images on small flash; a finished job must not
+        leave hundreds of MiB behind. Safe to repeat; nothing to do for a
+        driver that writes straight into a slot.
+        """
         ...
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import hmac
 import json
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -287,6 +287,11 @@ class LinuxSshDriver:
             owned = [name for name, m in install_methods.items() if m == method]
             if any(name in identity.components and identity.components[name].state == "pending" for name in owned):
                 self._run(self._updater(method).commit)
+
+    async def discard(self, sha256s: Sequence[str]) -> None:
+        paths = " ".join(shlex.quote(self.staged_path(sha256)) for sha256 in sha256s)
+        if paths:
+            await asyncio.to_thread(self._run, f"rm -f {paths}")
 
     async def rollback(self, install_methods: Mapping[str, str]) -> None:
         for method in dict.fromkeys(install_methods.values()):

@@ -24,7 +24,7 @@ from fieldkit.bundles.container import BundleContainer
 from fieldkit.bundles.manifest import Manifest
 from fieldkit.config import Limits
 from fieldkit.drivers.base import ChargerIdentity, Driver, PayloadSource
-from fieldkit.errors import DeviceRefusedError, FieldkitError
+from fieldkit.errors import DeviceRefusedError, FieldkitError, TransportError
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.states import JobState
 
@@ -172,7 +172,7 @@ class UpdateJob:
                     await self._reboot_and_check()
                 elif step == S.INSTALLED:
                     await self.driver.commit(self._install_methods())
-                    self._go(S.COMMITTED, "committed")
+                    self._go(S.COMMITTED, "committed" + await self._discard_staged())
                 elif step in (S.INSTALLATION_FAILED, S.INSTALL_VERIFICATION_FAILED):
                     self._go(S.ROLLING_BACK, record.error or "")
                 elif step == S.ROLLING_BACK:
@@ -256,4 +256,17 @@ class UpdateJob:
             raise RollbackUnconfirmedError(
                 f"after rollback the charger runs {wrong}, expected {self.record.from_versions}"
             )
-        self._go(S.ROLLED_BACK, f"previous versions running: {self.record.from_versions}")
+        note = f"previous versions running: {self.record.from_versions}"
+        self._go(S.ROLLED_BACK, note + await self._discard_staged())
+
+    async def _discard_staged(self) -> str:
+        """Free the charger's staging space before the job ends; a note when that failed.
+
+        Housekeeping only: the outcome stands either way, and a staged copy
+        left behind is reused or overwritten by the next transfer.
+        """
+        try:
+            await self.driver.discard([c.sha256 for c in self.components])
+        except (TransportError, DeviceRefusedError) as exc:
+            return f"; staged images left on the charger: {exc.message}"
+        return ""

@@ -64,6 +64,10 @@ class Site:
     def charger(self) -> dict[str, object]:
         return SimulatedCharger(self.state).status()
 
+    def staged_images(self) -> list[Path]:
+        """What the charger still holds in its staging directory (the laptop config points it next to home)."""
+        return sorted((self.home.parent / "staging").glob("*.img"))
+
 
 def _site(tmp_path: Path, faults: str = "", payload_bytes: int = 256 * 1024) -> Iterator[Site]:
     home = tmp_path / "home"
@@ -115,6 +119,7 @@ def test_update_to_committed(site: Site) -> None:
         "Committed",
     ]
     assert site.fieldkit(FIELDKIT, "audit", "verify").returncode == 0
+    assert site.staged_images() == [], "a finished job leaves nothing in the charger's staging space"
 
 
 def test_an_image_that_never_becomes_available_is_rolled_back(tmp_path: Path) -> None:
@@ -125,6 +130,7 @@ def test_an_image_that_never_becomes_available_is_rolled_back(tmp_path: Path) ->
         component = site.charger()["components"]["rootfs"]  # type: ignore[index]
         assert (component["running_version"], component["state"]) == ("2.3.0", "committed")
         assert _audit_statuses(site)[-3:] == ["InstallationFailed", "RollingBack", "RolledBack"]
+        assert site.staged_images() == []
 
 
 @pytest.mark.parametrize(
