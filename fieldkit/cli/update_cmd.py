@@ -190,7 +190,7 @@ def update(
         raise UsageError("--charger and --bundle are required", "or pass --resume to continue interrupted jobs")
     from fieldkit.audit.entry import BundleRef
     from fieldkit.cli.audit_cmd import record_event
-    from fieldkit.updates.auditing import charger_ref_of_identity
+    from fieldkit.updates.auditing import charger_ref_of_identity, refusal_entry
 
     bench = _workbench(trust_store, ssh_key, accept_new_host_key)
     driver = bench.driver(address)
@@ -199,21 +199,16 @@ def update(
         result = bench.preflight(bundle, identity, driver.supported_install_methods, confirm_serial, override_reason)
         _print_checks(result.checks, as_json)
         manifest = result.report.manifest
-        charger = charger_ref_of_identity(identity, address)
         if not result.ok or manifest is None:
-            reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.refused)
-            record_event(
-                "update.refused",
-                charger=charger,
-                status="Refused",
-                error=reasons[:2000],
-                bundle=BundleRef(bundle_id=manifest.bundle_id if manifest else bundle.name[:128]),
+            refusal = refusal_entry(result, identity, address, bundle)
+            record_event("update.refused", **refusal)
+            raise PreflightRefusedError(
+                f"preflight refused the update: {refusal['error']}", "fix what it names, then retry"
             )
-            raise PreflightRefusedError(f"preflight refused the update: {reasons}", "fix what it names, then retry")
         if override_reason:
             record_event(
                 "workorder.override",
-                charger=charger,
+                charger=charger_ref_of_identity(identity, address),
                 bundle=BundleRef(bundle_id=manifest.bundle_id),
                 note=override_reason,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fieldkit.audit.entry import BundleRef, ChargerRef
@@ -9,6 +10,7 @@ from fieldkit.audit.recorder import AuditRecorder
 from fieldkit.drivers.base import ChargerIdentity
 from fieldkit.updates.engine import AuditHook
 from fieldkit.updates.journal import JobRecord
+from fieldkit.updates.preflight import PreflightResult
 
 FAILURE_STATES = frozenset({"InstallationFailed", "InstallVerificationFailed"})
 
@@ -64,4 +66,16 @@ def rollback_entry(before: ChargerIdentity, after: ChargerIdentity, address: str
         "charger": charger_ref_of_identity(after, address),
         "from_version": next(iter(before.components.values())).version,
         "to_version": next(iter(after.components.values())).version,
+    }
+
+
+def refusal_entry(result: PreflightResult, identity: ChargerIdentity, address: str, bundle: Path) -> dict[str, Any]:
+    """The fields of the `update.refused` audit entry when preflight stops an update (CLI or TUI)."""
+    manifest = result.report.manifest
+    reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.refused)
+    return {
+        "status": "Refused",
+        "error": reasons[:2000],
+        "charger": charger_ref_of_identity(identity, address),
+        "bundle": BundleRef(bundle_id=manifest.bundle_id if manifest else bundle.name[:128]),
     }

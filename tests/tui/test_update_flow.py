@@ -140,3 +140,36 @@ def test_preflight_refuses_a_charger_with_a_vehicle_charging(
         rows = asyncio.run(refused())
         assert ["SN-TUI-3", "transaction", "[red]NO[/]", "a vehicle is charging: wait until the session ends"] in rows
         assert SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]["running_version"] == "2.3.0"
+
+
+def test_a_vehicle_that_plugs_in_after_preflight_stops_the_start_and_is_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-TUI-4", ())]) as site:
+        app = site.app()
+
+        async def plugged_in_late() -> None:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 1)
+                await pilot.press("space")
+                await _choose(pilot, app, AC22_BUNDLE)
+                await pilot.press("3", "p")
+                screen = app.screen
+                await until(pilot, lambda: len(screen.plan) == 1, what="preflight")  # type: ignore[attr-defined]
+                SimulatedCharger(site.sims[0].state).start_transaction(1)
+                await pilot.press("s")
+                await pilot.pause()
+                await pilot.click("#confirm-yes")
+                await until(
+                    pilot,
+                    lambda: any(e["action"] == "update.refused" for e in app.context.audit.entries()),
+                    what="the refusal in the audit trail",
+                )
+
+        asyncio.run(plugged_in_late())
+        [refusal] = [e for e in app.context.audit.entries() if e["action"] == "update.refused"]
+        assert refusal["status"] == "Refused"
+        assert "vehicle is charging" in refusal["error"]
+        assert refusal["charger"]["serial"] == "SN-TUI-4"
+        assert not [e for e in app.context.audit.entries() if e["action"] == "update.transition"]
+        assert SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]["running_version"] == "2.3.0"

@@ -152,6 +152,10 @@ def test_a_charging_vehicle_blocks_the_update(site: Site) -> None:
     SimulatedCharger(site.state).start_transaction(1)
     result = site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key"))
     assert result.returncode == 13 and "vehicle is charging" in result.stderr
+    listing = json.loads(site.fieldkit(FIELDKIT, "audit", "list", "--json").stdout)
+    [refusal] = [e for e in listing if e["action"] == "update.refused"]
+    assert refusal["status"] == "Refused" and "vehicle is charging" in refusal["error"]
+    assert refusal["charger"]["serial"] == "SN-E2E"
 
 
 def test_a_changed_host_key_is_refused(site: Site) -> None:

@@ -22,6 +22,7 @@ from fieldkit.tui.messages import PreflightFinished, UpdateFailed, UpdateFinishe
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
+from fieldkit.updates.auditing import refusal_entry
 from fieldkit.updates.engine import UpdateJob
 from fieldkit.updates.preflight import PreflightResult
 
@@ -199,8 +200,9 @@ class UpdateScreen(FieldkitScreen):
                 bench.preflight, bundle.path, identity, driver.supported_install_methods, identity.serial
             )
             if not result.ok or result.report.manifest is None:
-                reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.refused)
-                raise FieldkitError(f"refused: {reasons}")
+                refusal = refusal_entry(result, identity, address, bundle.path)
+                self.fk.context.audit.record("update.refused", **refusal)
+                raise FieldkitError(f"refused: {refusal['error']}")
             job = bench.create_job(
                 address, bundle.path, identity, result.report.manifest, driver, self.fk.context.audit.hook()
             )
