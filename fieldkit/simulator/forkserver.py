@@ -70,18 +70,18 @@ class ProgramRunner:
             except OSError:
                 return None  # the helper is gone (the endpoint is stopping)
             ours.settimeout(timeout_s)
-            answer = ours.makefile("rb")
             pid = None
-            try:
-                pid = int(json.loads(answer.readline())["pid"])
-                line = answer.readline()
-            except TimeoutError:
-                if pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)  # a hung charger: nothing more will come
-                return None
-            except (ValueError, KeyError, OSError):
-                return None
+            with ours.makefile("rb") as answer:
+                try:
+                    pid = int(json.loads(answer.readline())["pid"])
+                    line = answer.readline()
+                except TimeoutError:
+                    if pid is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)  # a hung charger: nothing more will come
+                    return None
+                except (ValueError, KeyError, OSError):
+                    return None
         if not line:
             return POWER_CUT_STATUS, b"", b""  # the process ended without answering: the power went
         result = json.loads(line)
