@@ -6,9 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.tui.app import FieldkitApp
+from fieldkit.tui.screens.update import UpdateScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
 from tests.tui.conftest import tui_site
 from tests.tui.pilot import discovered, highlight_row, table_rows, until
@@ -25,6 +27,18 @@ async def _choose(pilot: object, app: FieldkitApp, bundle: str) -> None:
     assert app.selected_bundle.path.name == bundle
 
 
+async def _preflighted(pilot: Pilot[None], app: FieldkitApp, bundle: str) -> UpdateScreen:
+    """Select the first discovered charger, choose ``bundle``, run preflight; return the update screen."""
+    await discovered(pilot, 1)
+    await pilot.press("space")
+    await _choose(pilot, app, bundle)
+    await pilot.press("3", "p")
+    screen = app.screen
+    assert isinstance(screen, UpdateScreen)
+    await until(pilot, lambda: len(screen.plan) == len(app.selected_chargers), what="preflight")
+    return screen
+
+
 def _outcomes(panels: list[JobPanel]) -> list[tuple[str, str]]:
     """(state, result text) per job panel, read while the app still runs."""
     return [(p.state, str(p.query_one(".job-result").render())) for p in panels]
@@ -33,13 +47,7 @@ def _outcomes(panels: list[JobPanel]) -> list[tuple[str, str]]:
 async def _update(app: FieldkitApp, bundle: str, serials: list[str] | None = None) -> list[tuple[str, str]]:
     """Select the first charger, choose ``bundle``, preflight, start, confirm; wait for every result."""
     async with app.run_test(size=(120, 40)) as pilot:
-        await discovered(pilot, 1)
-        await pilot.press("space")
-        await _choose(pilot, app, bundle)
-        await pilot.press("3")
-        await pilot.press("p")
-        screen = app.screen
-        await until(pilot, lambda: len(screen.plan) == len(app.selected_chargers), what="preflight")  # type: ignore[attr-defined]
+        screen = await _preflighted(pilot, app, bundle)
         await pilot.press("s")
         await pilot.pause()
         if serials:
@@ -92,12 +100,7 @@ def test_a_metrology_bundle_needs_the_typed_serial(
 
         async def wrong_then_right() -> list[tuple[str, str]]:
             async with app.run_test(size=(120, 40)) as pilot:
-                await discovered(pilot, 1)
-                await pilot.press("space")
-                await _choose(pilot, app, "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle")
-                await pilot.press("3", "p")
-                screen = app.screen
-                await until(pilot, lambda: len(screen.plan) == 1, what="preflight")  # type: ignore[attr-defined]
+                screen = await _preflighted(pilot, app, "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle")
                 metrology = [r for r in table_rows(app, "#preflight-table") if r[1] == "metrology"]
                 assert [r[:3] for r in metrology] == [["SN-DC-9", "metrology", "[yellow]at confirm[/]"]]
                 await pilot.press("s")
@@ -150,12 +153,7 @@ def test_a_vehicle_that_plugs_in_after_preflight_stops_the_start_and_is_audited(
 
         async def plugged_in_late() -> None:
             async with app.run_test(size=(120, 40)) as pilot:
-                await discovered(pilot, 1)
-                await pilot.press("space")
-                await _choose(pilot, app, AC22_BUNDLE)
-                await pilot.press("3", "p")
-                screen = app.screen
-                await until(pilot, lambda: len(screen.plan) == 1, what="preflight")  # type: ignore[attr-defined]
+                await _preflighted(pilot, app, AC22_BUNDLE)
                 SimulatedCharger(site.sims[0].state).start_transaction(1)
                 await pilot.press("s")
                 await pilot.pause()
