@@ -20,6 +20,7 @@ from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.shell import write_shims
 from tests.support.drivers import settled_size
 from tests.support.laptop import write_laptop_config
+from tests.support.netfault import FaultyProxy
 from tests.support.sshd import Sshd, sshd_available
 
 pytestmark = pytest.mark.skipif(not sshd_available(), reason="needs OpenSSH sshd (apt-get install openssh-server)")
@@ -36,6 +37,12 @@ class Site:
     @property
     def address(self) -> str:
         return f"ssh://{self.sshd.user}@127.0.0.1:{self.sshd.port}"
+
+    def update_argv_via(self, port: int, bundle: str, *extra: str) -> list[str]:
+        """The update command aimed at ``port`` on loopback (a proxy in front of sshd) instead of sshd itself."""
+        argv = self.update_argv(bundle, *extra)
+        argv[argv.index(self.address)] = f"ssh://{self.sshd.user}@127.0.0.1:{port}"
+        return argv
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "FIELDKIT_HOME": str(self.home), "FIELDKIT_PASSPHRASE_FILE": str(self.home / "pass")}
@@ -168,34 +175,46 @@ def test_a_changed_host_key_is_refused(site: Site) -> None:
 
 
 def test_resume_after_the_laptop_process_is_killed_mid_transfer(tmp_path: Path) -> None:
-    for site in _site(tmp_path, payload_bytes=48 * 1024 * 1024):
-        process = subprocess.Popen(
-            site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key", "--json"),
-            env=site.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        for line in process.stdout:  # wait until the transfer is under way
-            event = json.loads(line)
-            if event.get("state") == "Downloading" and 0 < event.get("bytes_done", 0) < event["bytes_total"] // 2:
-                break
-            assert time.monotonic() < deadline
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-        job = next((site.home / "data" / "jobs").glob("*.json"))
-        assert json.loads(job.read_text())["state"] == "Downloading"
-        staged = next((tmp_path / "staging").glob("*.img"))
-        # Writes already in flight when the laptop died still land: wait for the copy to settle.
-        kept = settled_size(staged, interval_s=0.5)
-        assert kept > 0
-        resumed = site.fieldkit(FIELDKIT, "update", "--resume", "--trust-store", str(site.demo / "trust-store.json"))
-        assert resumed.returncode == 0, resumed.stderr
-        record = json.loads(job.read_text())
-        assert record["state"] == "Committed"
-        sent = next(h["bytes_sent"] for h in record["history"] if h["state"] == "Downloaded")
-        assert sent == record["bytes_total"] - kept, "the resumed transfer sent only what the charger lacked"
-        assert "Resumed" in _audit_statuses(site)
-        assert site.charger()["components"]["rootfs"]["running_version"] == "2.4.0"  # type: ignore[index]
+    for site in _site(tmp_path, payload_bytes=16 * 1024 * 1024):
+        # A slow link (4 MiB/s, so about 4 s for the payload) makes sure the kill lands mid-transfer
+        # however fast this machine copies over loopback.
+        link = FaultyProxy(site.sshd.port)
+        link.rate_bytes_per_s = 4 * 1024 * 1024
+        try:
+            process = subprocess.Popen(
+                site.update_argv_via(link.port, "demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key", "--json"),
+                env=site.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            assert process.stdout is not None
+            deadline = time.monotonic() + 60
+            for line in process.stdout:  # wait until the transfer is under way
+                event = json.loads(line)
+                if event.get("state") == "Downloading" and 0 < event.get("bytes_done", 0) < event["bytes_total"] // 2:
+                    break
+                assert time.monotonic() < deadline
+            else:
+                raise AssertionError("the update ended before a mid-transfer progress event")
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+            link.rate_bytes_per_s = None  # the resumed run goes through the same address, now at full speed
+            job = next((site.home / "data" / "jobs").glob("*.json"))
+            assert json.loads(job.read_text())["state"] == "Downloading"
+            staged = next((tmp_path / "staging").glob("*.img"))
+            # Writes already in flight when the laptop died still land: wait for the copy to settle.
+            kept = settled_size(staged, interval_s=0.5)
+            assert kept > 0
+            resumed = site.fieldkit(
+                FIELDKIT, "update", "--resume", "--trust-store", str(site.demo / "trust-store.json")
+            )
+            assert resumed.returncode == 0, resumed.stderr
+            record = json.loads(job.read_text())
+            assert record["state"] == "Committed"
+            sent = next(h["bytes_sent"] for h in record["history"] if h["state"] == "Downloaded")
+            assert sent == record["bytes_total"] - kept, "the resumed transfer sent only what the charger lacked"
+            assert "Resumed" in _audit_statuses(site)
+            assert site.charger()["components"]["rootfs"]["running_version"] == "2.4.0"  # type: ignore[index]
+        finally:
+            link.close()
