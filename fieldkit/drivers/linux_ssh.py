@@ -35,6 +35,19 @@ STAGING_DIR: Final = "/var/tmp/fieldkit-staging"  # noqa: S108
 VENDOR_UPDATE_COMMAND: Final = "charger-update"
 
 
+def remote_sha256(source: str = "") -> str:
+    """A charger-side command printing the SHA-256 (hex, first word) of ``source``, or of stdin.
+
+    ``source`` is an already shell-quoted path. OpenSSL when the charger has
+    its CLI: it uses the CPU's SHA instructions (ARMv8 crypto extensions, x86
+    SHA-NI) where coreutils' and BusyBox's sha256sum do not (64 MiB: 0.06 s
+    against 0.19 s on the CI machine), and an update hashes its image on the
+    charger once or twice (resume check, verify). Chosen by presence rather
+    than `a || b`, which would hash a drained stdin after a failed openssl.
+    """
+    return f"if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r {source}; else sha256sum {source}; fi"
+
+
 @dataclass(frozen=True)
 class Updater:
     """The charger-side command lines of one updater; ``{image}`` is the staged image's quoted path."""
@@ -101,7 +114,8 @@ class LinuxSshDriver:
     def _program(command: str) -> str:
         return command.split(maxsplit=1)[0]
 
-    def _run(self, command: str, timeout_s: float | None = None) -> str:
+    def _run(self, command: str, timeout_s: float | None = None, name: str | None = None) -> str:
+        """Run ``command`` on the charger; a failure names ``name`` (default: its first word)."""
         try:
             result = self._ssh().run(command, timeout_s or self.command_timeout_s)
         except LinkLostError:
@@ -109,7 +123,8 @@ class LinuxSshDriver:
             raise
         if result.exit_status != 0:
             answer = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-500:]
-            raise DeviceRefusedError(f"`{self._program(command)}` failed with status {result.exit_status}: {answer}")
+            program = name or self._program(command)
+            raise DeviceRefusedError(f"`{program}` failed with status {result.exit_status}: {answer}")
         return result.text
 
     def _json(self, command: str) -> dict[str, Any]:
@@ -183,7 +198,7 @@ class LinuxSshDriver:
         size = self._ssh().remote_size(remote)
         if not size or size > total:
             return 0
-        answer = self._run(f"head -c {size} {shlex.quote(remote)} | sha256sum").split()
+        answer = self._run(f"head -c {size} {shlex.quote(remote)} | {remote_sha256()}", name="sha256").split()
         return (
             size if answer and hmac.compare_digest(answer[0], sha256_file(payload.path, payload.offset, size)[1]) else 0
         )
@@ -192,7 +207,7 @@ class LinuxSshDriver:
         await asyncio.to_thread(self._verify, sha256)
 
     def _verify(self, sha256: str) -> None:
-        answer = self._run(f"sha256sum {shlex.quote(self.staged_path(sha256))}").split()
+        answer = self._run(remote_sha256(shlex.quote(self.staged_path(sha256))), name="sha256").split()
         if not answer or not hmac.compare_digest(answer[0], sha256):
             raise DeviceRefusedError(
                 "the staged image on the charger does not match its SHA-256",

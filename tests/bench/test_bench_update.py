@@ -22,6 +22,7 @@ whose link paces writes to exactly the given rate. Run with `make bench`.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ import zipfile
 from pathlib import Path
 
 from fieldkit.demo import init_demo, make_release_bundle
+from fieldkit.drivers.linux_ssh import remote_sha256
 from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.forkserver import ProgramRunner
@@ -91,7 +93,8 @@ def _charger_own_work_s(tmp_path: Path, bundle: Path) -> float:
 
     The same commands the driver has the charger run, on a second simulated
     charger of the same model, through the same process runner its SSH
-    endpoint uses; sha256sum is the host's, as under the endpoint.
+    endpoint uses; the hash is the driver's own command run by the host's
+    shell, as under the endpoint.
     """
     image = tmp_path / "reference.img"
     with zipfile.ZipFile(bundle) as container, container.open("payloads/rootfs") as source, image.open("wb") as out:
@@ -102,7 +105,7 @@ def _charger_own_work_s(tmp_path: Path, bundle: Path) -> float:
     runner = ProgramRunner()
     try:
         start = time.perf_counter()
-        subprocess.run(["sha256sum", str(image)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["/bin/sh", "-c", remote_sha256(shlex.quote(str(image)))], check=True, stdout=subprocess.DEVNULL)
         for words in (["rauc", "install", str(image)], ["reboot"]):
             outcome = runner.run(str(state), "", words, 60)
             assert outcome is not None and outcome[0] == 0, outcome

@@ -153,6 +153,24 @@ def test_transfer_resumes_from_the_verified_prefix_only(charger_over_sshd: tuple
     driver.close()
 
 
+def test_verify_refuses_a_staged_image_that_does_not_hash_right(
+    charger_over_sshd: tuple[Sshd, Path], tmp_path: Path
+) -> None:
+    server, _ = charger_over_sshd
+    driver = _driver(server, tmp_path)
+    image, sha = _image(tmp_path)
+    asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None))
+    asyncio.run(driver.verify("rootfs", sha))
+    staged = Path(driver.staged_path(sha))
+    staged.write_bytes(staged.read_bytes()[:-1] + b"\0")  # one byte damaged after the transfer
+    with pytest.raises(DeviceRefusedError, match="does not match its SHA-256"):
+        asyncio.run(driver.verify("rootfs", sha))
+    staged.unlink()
+    with pytest.raises(DeviceRefusedError, match="`sha256` failed"):
+        asyncio.run(driver.verify("rootfs", sha))
+    driver.close()
+
+
 @pytest.mark.parametrize("charger_over_sshd", ["never-available"], indirect=True)
 def test_an_image_that_never_becomes_available_is_rolled_back(
     charger_over_sshd: tuple[Sshd, Path], tmp_path: Path
