@@ -162,7 +162,8 @@ def test_verify_refuses_a_staged_image_that_does_not_hash_right(
     asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None))
     asyncio.run(driver.verify("rootfs", sha))
     staged = Path(driver.staged_path(sha))
-    staged.write_bytes(staged.read_bytes()[:-1] + b"\0")  # one byte damaged after the transfer
+    data = staged.read_bytes()
+    staged.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one byte damaged after the transfer
     with pytest.raises(DeviceRefusedError, match="does not match its SHA-256"):
         asyncio.run(driver.verify("rootfs", sha))
     staged.unlink()
