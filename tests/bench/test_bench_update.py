@@ -9,7 +9,7 @@ Targets (issue #3):
     issue's literal reference; reported, not asserted: it leaves out the work
     only the charger can do;
   * against that minimum plus the charger's own work on the same image,
-    measured in this run with no laptop and no link (sha256sum of the staged
+    measured in this run with no laptop and no link (the hash of the staged
     image, `rauc install`, the boot that verifies it), plus the health
     window setting: the fastest any laptop-side tool could be. Target <= 1.15.
 - peak RSS of the `fieldkit update` process while it transfers a 1 GiB
