@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -98,8 +99,7 @@ def _charger_own_work_s(tmp_path: Path, bundle: Path) -> float:
     """
     image = tmp_path / "reference.img"
     with zipfile.ZipFile(bundle) as container, container.open("payloads/rootfs") as source, image.open("wb") as out:
-        while chunk := source.read(1 << 20):
-            out.write(chunk)
+        shutil.copyfileobj(source, out, MIB)
     state = tmp_path / "reference-charger"
     SimulatedCharger.create(state, model_named("VQ-AC22"), "SN-REFERENCE")
     runner = ProgramRunner()

@@ -34,25 +34,16 @@ class Site:
     state: Path
     sshd: Sshd
 
-    @property
-    def address(self) -> str:
-        return f"ssh://{self.sshd.user}@127.0.0.1:{self.sshd.port}"
-
-    def update_argv_via(self, port: int, bundle: str, *extra: str) -> list[str]:
-        """The update command aimed at ``port`` on loopback (a proxy in front of sshd) instead of sshd itself."""
-        argv = self.update_argv(bundle, *extra)
-        argv[argv.index(self.address)] = f"ssh://{self.sshd.user}@127.0.0.1:{port}"
-        return argv
-
     def env(self) -> dict[str, str]:
         return {**os.environ, "FIELDKIT_HOME": str(self.home), "FIELDKIT_PASSPHRASE_FILE": str(self.home / "pass")}
 
-    def update_argv(self, bundle: str, *extra: str) -> list[str]:
+    def update_argv(self, bundle: str, *extra: str, port: int | None = None) -> list[str]:
+        """`fieldkit update` of ``bundle`` on this charger; ``port``: a proxy's in front of sshd, else sshd's own."""
         return [
             FIELDKIT,
             "update",
             "--charger",
-            self.address,
+            f"ssh://{self.sshd.user}@127.0.0.1:{port or self.sshd.port}",
             "--bundle",
             str(self.demo / bundle),
             "--trust-store",
@@ -182,7 +173,7 @@ def test_resume_after_the_laptop_process_is_killed_mid_transfer(tmp_path: Path) 
         link.rate_bytes_per_s = 4 * 1024 * 1024
         try:
             process = subprocess.Popen(
-                site.update_argv_via(link.port, "demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key", "--json"),
+                site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key", "--json", port=link.port),
                 env=site.env(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -202,7 +193,7 @@ def test_resume_after_the_laptop_process_is_killed_mid_transfer(tmp_path: Path) 
             link.rate_bytes_per_s = None  # the resumed run goes through the same address, now at full speed
             job = next((site.home / "data" / "jobs").glob("*.json"))
             assert json.loads(job.read_text())["state"] == "Downloading"
-            staged = next((tmp_path / "staging").glob("*.img"))
+            [staged] = site.staged_images()
             # Writes already in flight when the laptop died still land: wait for the copy to settle.
             kept = settled_size(staged, interval_s=0.5)
             assert kept > 0
