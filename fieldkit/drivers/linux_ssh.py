@@ -41,9 +41,10 @@ def remote_sha256(source: str = "") -> str:
     ``source`` is an already shell-quoted path. OpenSSL when the charger has
     its CLI: it uses the CPU's SHA instructions (ARMv8 crypto extensions, x86
     SHA-NI) where coreutils' and BusyBox's sha256sum do not (64 MiB: 0.06 s
-    against 0.19 s on the development machine), and an update hashes its image on the
-    charger once or twice (resume check, verify). Chosen by presence rather
-    than `a || b`, which would hash a drained stdin after a failed openssl.
+    against 0.19 s on the development machine), and an update hashes its
+    image on the charger once or twice (resume check, verify). Chosen by
+    presence rather than `a || b`, which would hash a drained stdin after a
+    failed openssl.
     """
     return f"if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r {source}; else sha256sum {source}; fi"
 
