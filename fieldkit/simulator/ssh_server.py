@@ -25,12 +25,18 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import paramiko
-from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    MSG_CHANNEL_REQUEST,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
 from paramiko.sftp import SFTP_OK, SFTP_OP_UNSUPPORTED
 from paramiko.sftp_attr import SFTPAttributes
 from paramiko.sftp_handle import SFTPHandle
@@ -225,6 +231,7 @@ class _Server(paramiko.ServerInterface):
     def __init__(self, authorized: set[str], run: Callable[[paramiko.Channel, str], None]) -> None:
         self.authorized = authorized
         self.run = run
+        self.accepted: dict[int, str] = {}  # channel id -> command, accepted but not yet started
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -236,8 +243,38 @@ class _Server(paramiko.ServerInterface):
         return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
-        threading.Thread(target=self.run, args=(channel, command.decode("utf-8", "replace")), daemon=True).start()
+        # Only accepted here: _Transport starts it once the acceptance is on the wire.
+        self.accepted[channel.get_id()] = command.decode("utf-8", "replace")
         return True
+
+    def start_accepted(self, channel: paramiko.Channel) -> None:
+        command = self.accepted.pop(channel.get_id(), None)
+        if command is not None:
+            threading.Thread(target=self.run, args=(channel, command), daemon=True).start()
+
+
+def _answer_request_then_start(channel: paramiko.Channel, message: paramiko.Message) -> None:
+    """A channel request handled as paramiko does (its answer sent), then an accepted exec started.
+
+    paramiko answers an exec request after ``check_channel_exec_request``
+    returns. A command started from inside that check can end and close its
+    channel before the answer (a forked command takes a few ms); the client
+    then sees "Channel closed." instead of the command's result. sshd answers
+    first and runs the command after; so does this endpoint.
+    """
+    paramiko.Channel._handle_request(channel, message)  # type: ignore[attr-defined]
+    server = channel.get_transport().server_object
+    if isinstance(server, _Server):
+        server.start_accepted(channel)
+
+
+class _Transport(paramiko.Transport):
+    """A server transport that runs an exec request's command only after answering the request."""
+
+    _channel_handler_table: ClassVar[Mapping[int, Callable[[paramiko.Channel, paramiko.Message], None]]] = {
+        **paramiko.Transport._channel_handler_table,  # type: ignore[attr-defined]
+        MSG_CHANNEL_REQUEST: _answer_request_then_start,
+    }
 
 
 class SimulatedSshCharger:
@@ -325,7 +362,7 @@ class SimulatedSshCharger:
                 break
             self.budget.reset()
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as sshd does for sessions
-            transport = paramiko.Transport(client)
+            transport = _Transport(client)
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler("sftp", SFTPServer, _sftp_server_class(self.budget))
             try:

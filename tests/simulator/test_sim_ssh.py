@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,11 @@ from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import LinkLostError, TransportError
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.image import ImageHeader
-from fieldkit.transports.ssh import SshSession, SshTarget
+from fieldkit.transports.ssh import CommandResult, SshSession, SshTarget
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
+COMMAND_ROUNDS = 250
+COMMAND_CALLERS = 4
 
 
 class SimProcess:
@@ -138,3 +141,29 @@ def test_bad_fault_spec_is_refused_before_serving(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "not a fault spec" in result.stderr
+
+
+def test_every_quick_command_is_answered_after_its_exec_request(sim: SimProcess, tmp_path: Path) -> None:
+    """A forked command ends in milliseconds; its channel must not close before the exec request is answered.
+
+    When it did, the client saw "Channel closed." instead of the answer, about one command in a few
+    thousand; several callers on one link at once make the overlap far more likely.
+    """
+    session = SshSession(
+        SshTarget.parse(sim.address),
+        tmp_path / "known_hosts",
+        key_file=sim.state / "client_key",
+        accept_new_host_key=True,
+    )
+    session.connect()
+
+    def ask(rounds: int) -> list[CommandResult]:
+        return [session.run("charger-identity --json", timeout_s=30) for _ in range(rounds)]
+
+    try:
+        with ThreadPoolExecutor(COMMAND_CALLERS) as pool:
+            answers = [a for batch in pool.map(ask, [COMMAND_ROUNDS] * COMMAND_CALLERS) for a in batch]
+    finally:
+        session.close()
+    assert len(answers) == COMMAND_ROUNDS * COMMAND_CALLERS
+    assert all(answer.exit_status == 0 and b"serial" in answer.stdout for answer in answers)
