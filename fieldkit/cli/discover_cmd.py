@@ -88,7 +88,11 @@ def discover(
     for r in results:
         if r.identity is not None:
             versions = ", ".join(f"{n} {c.version}" for n, c in r.identity.components.items())
-            charging = "  [yellow]vehicle charging[/]" if r.identity.transaction_active else ""
+            charging = (
+                "  [yellow]vehicle charging[/]"
+                if r.identity.transaction_active
+                else ("  [yellow]charging: unknown[/]" if r.identity.transaction_active is None else "")
+            )
             out.print(
                 f"[green]charger[/] {r.address}  {r.identity.vendor} {r.identity.model} rev "
                 f"{r.identity.hardware_revision}  serial {r.identity.serial}  {versions}{charging}"

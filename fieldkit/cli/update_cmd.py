@@ -45,6 +45,7 @@ def _workbench(trust_store: Path | None, ssh_key: Path | None = None, accept_new
         ssh_key,
         accept_new,
         confirm_host_key=confirm,
+        trust_store_given=trust_store is not None,
     )
 
 
@@ -160,10 +161,17 @@ def _print_checks(checks: Any, as_json: bool) -> None:
 @click.option("--accept-new-host-key", is_flag=True, help="Pin the charger's host key on first contact.")
 @click.option("--confirm-serial", help="The charger serial, typed to confirm a metrology-relevant update.")
 @click.option("--override-reason", help="Proceed despite work orders; the reason is audited.")
+@click.option(
+    "--confirm-unknown",
+    "confirm_unknown",
+    multiple=True,
+    type=click.Choice(["transaction", "security_version_floor", "hardware_revision"]),
+    help="A fact the charger cannot report, checked by you on site (repeatable); audited.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print preflight and progress as JSON lines.")
-@click.option("--resume", is_flag=True, help="Continue interrupted jobs from their journal.")
-@click.option("--job", "job_id", help="With --resume: only this job.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted job from its journal (with --charger or --job).")
+@click.option("--job", "job_id", help="With --resume: this job.")
 def update(
     address: str | None,
     bundle: Path | None,
@@ -172,6 +180,7 @@ def update(
     accept_new_host_key: bool,
     confirm_serial: str | None,
     override_reason: str | None,
+    confirm_unknown: tuple[str, ...],
     yes: bool,
     as_json: bool,
     resume: bool,
@@ -184,7 +193,7 @@ def update(
     interruption, `fieldkit update --resume` continues where it stopped.
     """
     if resume:
-        _resume(job_id, trust_store, as_json)
+        _resume(address, job_id, trust_store, as_json)
         return
     if not address or bundle is None:
         raise UsageError("--charger and --bundle are required", "or pass --resume to continue interrupted jobs")
@@ -196,7 +205,14 @@ def update(
     driver = bench.driver(address)
     try:
         identity = asyncio.run(driver.identify())
-        result = bench.preflight(bundle, identity, driver.supported_install_methods, confirm_serial, override_reason)
+        result = bench.preflight(
+            bundle,
+            identity,
+            driver.supported_install_methods,
+            confirm_serial,
+            override_reason,
+            frozenset(confirm_unknown),
+        )
         _print_checks(result.checks, as_json)
         manifest = result.report.manifest
         if not result.ok or manifest is None:
@@ -204,6 +220,14 @@ def update(
             record_event("update.refused", **refusal)
             raise PreflightRefusedError(
                 f"preflight refused the update: {refusal['error']}", "fix what it names, then retry"
+            )
+        confirmed = [f for f in identity.unknown_safety_facts if f in confirm_unknown]
+        if confirmed:
+            record_event(
+                "update.unknown-confirmed",
+                charger=charger_ref_of_identity(identity, address),
+                bundle=BundleRef(bundle_id=manifest.bundle_id),
+                note="the technician confirmed what the charger cannot report: " + ", ".join(confirmed),
             )
         if override_reason:
             record_event(
@@ -228,25 +252,30 @@ def update(
     _execute(job, recorder, as_json)
 
 
-def _resume(job_id: str | None, trust_store: Path | None, as_json: bool) -> None:
+def _resume(address: str | None, job_id: str | None, trust_store: Path | None, as_json: bool) -> None:
     bench = _workbench(trust_store)
-    records = [bench.journal.load(job_id)] if job_id else bench.unfinished()
-    records = [r for r in records if not r.finished]
+    records = bench.unfinished_for(address, job_id)
     if not records:
-        console_out().print("no interrupted update jobs")
+        console_out().print("no interrupted update jobs" + (f" for {address}" if address else ""))
         return
-    for record in records:
-        if not as_json:
-            console_out().print(f"resuming job {record.job_id} ({record.charger_serial}) from {record.state}")
-        hook, recorder = _audit_hook()
-        try:
-            # The bundle may have changed since the job began: it is authenticated again before more is sent.
-            job = bench.resume_job(record, hook)
-        except BaseException:
-            if recorder is not None:
-                recorder.close()
-            raise
-        _execute(job, recorder, as_json)
+    if len(records) > 1:
+        listed = "; ".join(f"{r.job_id} ({r.charger_serial} at {r.charger_address}, {r.state})" for r in records)
+        raise UsageError(
+            f"{len(records)} interrupted jobs: {listed}",
+            "resume one charger at a time: add --charger ADDRESS or --job JOB_ID",
+        )
+    record = records[0]
+    if not as_json:
+        console_out().print(f"resuming job {record.job_id} ({record.charger_serial}) from {record.state}")
+    hook, recorder = _audit_hook()
+    try:
+        # The bundle may have changed since the job began: it is authenticated again before more is sent.
+        job = bench.resume_job(record, hook)
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        raise
+    _execute(job, recorder, as_json)
 
 
 @click.command("rollback")
@@ -254,7 +283,12 @@ def _resume(job_id: str | None, trust_store: Path | None, as_json: bool) -> None
 @click.option("--ssh-key", type=EXISTING_FILE)
 @click.option("--accept-new-host-key", is_flag=True)
 def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> None:
-    """Abandon a pending image and reboot into the last committed one."""
+    """Abandon an installed image that has not been committed.
+
+    An image installed but not yet booted is abandoned by making the running
+    slot primary again; nothing is marked bad. With nothing pending the
+    charger is left alone and the command fails (exit 11).
+    """
     from fieldkit.cli.audit_cmd import record_event
     from fieldkit.updates.auditing import rollback_entry, running_versions
 

@@ -21,6 +21,7 @@ class ComponentInfo:
     state: str  # "committed" or "pending" (running an image not yet committed)
     pending_slot: str | None = None  # an installed image waiting for (or in) its trial boot
     install_method: str | None = None  # the charger's updater for it, when the charger says (rauc, mender, ...)
+    pending_version: str | None = None  # the version in pending_slot, when the charger says
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,27 @@ class ChargerIdentity:
     serial: str
     address: str
     components: dict[str, ComponentInfo]
-    security_version_floor: int
-    transaction_active: bool
+    security_version_floor: int | None  # None: the charger cannot tell (unknown is never assumed safe)
+    transaction_active: bool | None  # None: the charger cannot tell whether a vehicle is charging
     meter_wh: int = 0
     connector_statuses: tuple[str, ...] = ()  # OCPP connector statuses, when the charger reports them
+    boot_id: str | None = None  # changes on every boot: how a reboot is recognised
+    profile: str = ""  # the charger profile the facts were read with
+    staging_dir: str | None = None
+    staging_problem: str | None = None  # why an image cannot be staged (not writable, too little space)
+    staging_free_bytes: int | None = None
+
+    @property
+    def unknown_safety_facts(self) -> list[str]:
+        """Facts preflight needs that the charger could not report."""
+        unknown = []
+        if self.transaction_active is None:
+            unknown.append("transaction")
+        if self.security_version_floor is None:
+            unknown.append("security_version_floor")
+        if not self.hardware_revision:
+            unknown.append("hardware_revision")
+        return unknown
 
 
 @dataclass(frozen=True)
@@ -82,15 +100,27 @@ class Driver(Protocol):
 
     async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport: ...
 
-    async def commit(self, install_methods: Mapping[str, str]) -> None:
+    async def commit(self, install_methods: Mapping[str, str], expected_versions: Mapping[str, str]) -> None:
         """Make the running trial images permanent; ``install_methods`` maps component -> install method.
 
-        Safe to repeat: a component already committed is left alone (a resumed job may commit twice).
+        Only an image running the expected version is committed. Safe to
+        repeat: a component already committed is left alone (a resumed job may
+        commit twice).
         """
         ...
 
-    async def rollback(self, install_methods: Mapping[str, str]) -> None:
-        """Abandon every pending image of these components and boot the last committed ones."""
+    async def rollback(
+        self, install_methods: Mapping[str, str], previous_versions: Mapping[str, str | None] | None = None
+    ) -> str:
+        """Go back to the last known good image of these components; returns what was done.
+
+        ``previous_versions`` are what the charger ran before the job (None:
+        no job is known). Never marks a good image bad: an install that has
+        not booted is abandoned by making the running slot primary again; a
+        running new image is marked bad only while the other slot is good.
+        With nothing pending, nothing changes (DeviceRefusedError for a
+        rollback asked for by hand).
+        """
         ...
 
     async def discard(self, sha256s: Sequence[str]) -> None:

@@ -1,10 +1,17 @@
 """Driver for Linux-based chargers over SSH: SFTP staging, the charger's updater, health.
 
 The charger side is what an embedded Linux controller offers: its updater,
-chosen per component by the manifest's install method (see ``UPDATERS``:
-RAUC, SWUpdate, Mender, or the vendor's own script), ``reboot``, plus two
-read-only helpers for identity and connector status (``charger-identity
---json``, ``charger-status --json``).
+chosen per component by the manifest's install method (see ``updaters``:
+RAUC, SWUpdate, Mender, or the vendor's own script) and ``reboot``. Where
+identity, status and boot id come from is the charger's *profile* (see
+profiles.py): a stock RAUC system needs nothing fieldkit-specific; chargers
+that ship fieldkit's helpers (``charger-identity --json``,
+``charger-status --json``) report more. RAUC is driven by what ``rauc
+status`` says (see rauc.py), so no command can mark a good slot bad.
+
+A reboot is recognised by the charger's boot id changing, not by the
+``reboot`` command returning: a real system keeps answering SSH for a moment
+while it shuts down.
 
 Resume: the staged file is named by its SHA-256. Before sending, the driver
 asks the charger for the size of what is there and the SHA-256 of that
@@ -16,18 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
+import re
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from fieldkit.drivers import rauc
 from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, PayloadSource, ProgressCallback
+from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load_profiles, transaction_state
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
 from fieldkit.fsutil import sha256_file
 from fieldkit.transports.ssh import SshSession
+
+REASON_WORDS: Final = ("error", "failed", "fail", "refused", "mismatch", "invalid", "denied", "not ")
 
 # On the charger. /var/tmp survives a reboot (/tmp is often tmpfs), so a transfer can resume across
 # one; staged files are named by SHA-256 and hash-checked before use, so nothing planted there installs.
@@ -60,8 +73,8 @@ class Updater:
 
 def updaters(vendor_command: str = VENDOR_UPDATE_COMMAND) -> dict[str, Updater]:
     return {
-        # RAUC (EVerest): mark-good/mark-bad act on the booted slot group.
-        "rauc": Updater("rauc install {image}", "rauc status mark-good booted", "rauc status mark-bad booted"),
+        # RAUC: commit and roll back are decided from `rauc status` (rauc.py); these are never sent blind.
+        "rauc": Updater("rauc install {image}", rauc.MARK_GOOD, rauc.RESTORE_BOOTED),
         # SWUpdate: the bootloader's `ustate` is the transaction marker (0 OK, 3 FAILED).
         "swupdate": Updater("swupdate -i {image}", "fw_setenv ustate 0", "fw_setenv ustate 3"),
         # Mender standalone mode (mender-update, Mender 4+).
@@ -86,15 +99,20 @@ class LinuxSshDriver:
         health_timeout_s: float = 120.0,
         poll_s: float = 1.0,
         vendor_update_command: str = VENDOR_UPDATE_COMMAND,
+        profiles: ProfileLibrary | None = None,
+        profile_name: str | None = None,
     ) -> None:
         self._connect = connect
         self.updaters = updaters(vendor_update_command)
-        self.staging_dir = staging_dir
+        self.default_staging_dir = staging_dir
         self.command_timeout_s = command_timeout_s
         self.reboot_timeout_s = reboot_timeout_s
         self.health_stable_s = health_stable_s
         self.health_timeout_s = health_timeout_s
         self.poll_s = poll_s
+        self._profiles = profiles
+        self._profile_name = profile_name
+        self._profile: Profile | None = None
         self._session: SshSession | None = None
 
     # -- plumbing ---------------------------------------------------------------
@@ -115,6 +133,17 @@ class LinuxSshDriver:
     def _program(command: str) -> str:
         return command.split(maxsplit=1)[0]
 
+    @staticmethod
+    def _reason(stdout: bytes, stderr: bytes) -> str:
+        """The updater's own reason, wherever it printed it (RAUC: stdout's LastError; others: stderr)."""
+        lines = [
+            line.strip()
+            for line in (stdout + b"\n" + stderr).decode("utf-8", "replace").splitlines()
+            if line.strip() and not line.strip()[:1].isdigit()  # progress lines ("40% Verifying ...")
+        ]
+        telling = [line for line in lines if any(word in line.lower() for word in REASON_WORDS)]
+        return " / ".join(dict.fromkeys(telling or lines[-3:]))[-600:]
+
     def _run(self, command: str, timeout_s: float | None = None, name: str | None = None) -> str:
         """Run ``command`` on the charger; a failure names ``name`` (default: its first word)."""
         try:
@@ -123,9 +152,10 @@ class LinuxSshDriver:
             self._drop()
             raise
         if result.exit_status != 0:
-            answer = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-500:]
             program = name or self._program(command)
-            raise DeviceRefusedError(f"`{program}` failed with status {result.exit_status}: {answer}")
+            raise DeviceRefusedError(
+                f"`{program}` failed with status {result.exit_status}: {self._reason(result.stdout, result.stderr)}"
+            )
         return result.text
 
     def _json(self, command: str) -> dict[str, Any]:
@@ -141,8 +171,35 @@ class LinuxSshDriver:
     def close(self) -> None:
         self._drop()
 
+    @property
+    def staging_dir(self) -> str:
+        profile = self._profile
+        return (profile.staging_dir if profile is not None else None) or self.default_staging_dir
+
     def staged_path(self, sha256: str) -> str:
         return f"{self.staging_dir}/{sha256}.img"
+
+    # -- profile ------------------------------------------------------------------------
+
+    def profile(self) -> Profile:
+        """The charger's profile: the named one, or the highest-priority one whose match command succeeds."""
+        if self._profile is not None:
+            return self._profile
+        library = self._profiles if self._profiles is not None else load_profiles()
+        if self._profile_name is not None:
+            self._profile = library.get(self._profile_name)
+            return self._profile
+        candidates = library.by_priority()
+        probe = "; ".join(f"if ({p.match}) >/dev/null 2>&1; then echo {shlex.quote(p.name)}; fi" for p in candidates)
+        matched = self._run(probe or "true", name="profile match").split()
+        for candidate in candidates:
+            if candidate.name in matched:
+                self._profile = candidate
+                return candidate
+        raise DeviceRefusedError(
+            "no charger profile fits this charger (no RAUC, no fieldkit helpers found)",
+            "add a profile for it in fieldkit's config directory (profiles/*.toml; see README, Charger profiles)",
+        )
 
     # -- the driver contract ------------------------------------------------------
 
@@ -150,8 +207,15 @@ class LinuxSshDriver:
         return await asyncio.to_thread(self._identify)
 
     def _identify(self) -> ChargerIdentity:
+        profile = self.profile()
+        identity = self._identify_helpers() if profile.updater == "helpers" else self._identify_profile(profile)
+        return dataclasses.replace(identity, **self._staging_facts(), boot_id=self._boot_id(), profile=profile.name)
+
+    def _identify_helpers(self) -> ChargerIdentity:
         raw = self._json("charger-identity --json")
         session = self._ssh()
+        floor = raw.get("security_version_floor")
+        transaction = raw.get("transaction_active")
         return ChargerIdentity(
             vendor=raw["vendor"],
             model=raw["model"],
@@ -169,11 +233,80 @@ class LinuxSshDriver:
                 )
                 for name, c in raw["components"].items()
             },
-            security_version_floor=int(raw["security_version_floor"]),
-            transaction_active=bool(raw["transaction_active"]),
+            security_version_floor=int(floor) if isinstance(floor, int) else None,
+            transaction_active=transaction if isinstance(transaction, bool) else None,
             meter_wh=int(raw.get("meter_wh", 0)),
             connector_statuses=tuple(str(c) for c in raw.get("connectors", [])),
         )
+
+    def _facts(self, profile: Profile) -> dict[str, str]:
+        script = fact_script(profile)
+        return profile.values(script.parse(self._run(script.command, name="identity facts")))
+
+    def _rauc_status(self) -> rauc.RaucStatus:
+        return rauc.RaucStatus.parse(self._run(rauc.STATUS_COMMAND, name="rauc status"))
+
+    def _identify_profile(self, profile: Profile) -> ChargerIdentity:
+        facts = self._facts(profile)
+        status = self._rauc_status()
+        components: dict[str, ComponentInfo] = {}
+        for slot_class in dict.fromkeys(s.slot_class for s in status.slots if s.bootname):
+            booted = status.booted_slot(slot_class)
+            pending = status.pending(slot_class)
+            version = booted.bundle_version if booted is not None else None
+            if slot_class == profile.component:
+                version = facts.get("version") or version  # the running system's own word first
+            components[slot_class] = ComponentInfo(
+                slot_class,
+                version,
+                booted.bootname or "?" if booted is not None else "?",
+                "committed",  # RAUC cannot tell a trial boot from a committed one; the job journal can
+                pending.bootname if pending is not None else None,
+                "rauc",
+                pending.bundle_version if pending is not None else None,
+            )
+        floor = facts.get("security_version_floor")
+        return ChargerIdentity(
+            vendor=facts.get("vendor", ""),
+            model=facts.get("model") or status.compatible,
+            hardware_revision=facts.get("hardware_revision", ""),
+            serial=facts.get("serial", ""),
+            address=str(self._ssh().target),
+            components=components,
+            security_version_floor=int(floor) if floor is not None and floor.isdigit() else None,
+            transaction_active=transaction_state(facts.get("transaction")),
+            connector_statuses=tuple(c.strip() for c in facts.get("connectors", "").split(",") if c.strip()),
+        )
+
+    def _staging_facts(self) -> dict[str, Any]:
+        """Can the login user stage images, and how much room is there? Checked before anything is sent."""
+        directory = shlex.quote(self.staging_dir)
+        answer = self._ssh().run(
+            f"mkdir -p {directory} 2>&1 && test -w {directory} && df -Pk {directory} | tail -n 1",
+            self.command_timeout_s,
+        )
+        if answer.exit_status != 0:
+            user = self._ssh().target.user
+            return {
+                "staging_dir": self.staging_dir,
+                "staging_problem": f"{self.staging_dir} cannot be written by {user} on the charger",
+            }
+        fields = answer.text.split()
+        free = int(fields[3]) * 1024 if len(fields) >= 4 and fields[3].isdigit() else None
+        return {"staging_dir": self.staging_dir, "staging_free_bytes": free, "staging_problem": None}
+
+    def _boot_id(self) -> str | None:
+        profile = self.profile()
+        if not profile.boot_id:
+            return None
+        try:
+            text = self._run(profile.boot_id, name="boot id")
+        except DeviceRefusedError:
+            return None
+        if profile.boot_id_pattern:
+            found = re.search(profile.boot_id_pattern, text)
+            return found.group(1) if found else None
+        return text.strip() or None
 
     async def transfer(self, component: str, payload: PayloadSource, on_progress: ProgressCallback | None) -> int:
         return await asyncio.to_thread(self._transfer, payload, on_progress)
@@ -226,29 +359,81 @@ class LinuxSshDriver:
 
     async def activate(self, component: str, sha256: str, install_method: str) -> None:
         command = self._updater(install_method).install.format(image=shlex.quote(self.staged_path(sha256)))
-        await asyncio.to_thread(self._run, command)
+        await asyncio.to_thread(self._run, command, None, install_method)
 
     async def reboot(self) -> None:
         await asyncio.to_thread(self._reboot)
 
     def _reboot(self) -> None:
-        with contextlib.suppress(LinkLostError):  # a real charger drops the link while rebooting
-            self._run("reboot", timeout_s=30)
+        """Reboot and return once the charger is back: its boot id changed (or, without one, it answers again)."""
+        before = self._boot_id()
+        with contextlib.suppress(LinkLostError, DeviceRefusedError):  # a real charger drops the link while rebooting
+            self._run(self.profile().reboot or "reboot", timeout_s=30)
         self._drop()
         deadline = time.monotonic() + self.reboot_timeout_s
+        last = "no answer yet"
         while True:
             try:
-                self._ssh()
-                return
-            except (HostUnreachableError, LinkLostError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(self.poll_s)
+                now = self._boot_id()
+                if before is None or (now is not None and now != before):
+                    return
+                last = "still the system that was asked to reboot (same boot id)"
+                self._drop()  # the old system, shutting down: ask a fresh connection next time
+            except (HostUnreachableError, LinkLostError) as exc:
+                last = exc.message
+                self._drop()
+            if time.monotonic() > deadline:
+                raise LinkLostError(f"the charger did not come back within {self.reboot_timeout_s:.0f} s: {last}")
+            time.sleep(self.poll_s)
 
     async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
-        return await asyncio.to_thread(self._health, expected_versions, baseline_meter_wh)
+        if self.profile().updater == "helpers":
+            return await asyncio.to_thread(self._health_helpers, expected_versions, baseline_meter_wh)
+        return await asyncio.to_thread(self._health_profile, expected_versions)
 
-    def _health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
+    def _health_profile(self, expected_versions: dict[str, str]) -> HealthReport:
+        """Healthy = the expected versions run, and the profile's health command passes for a whole stable window.
+
+        While the charger boots, failing commands and old versions mean "not yet", until the timeout.
+        """
+        deadline = time.monotonic() + self.health_timeout_s
+        stable_since: float | None = None
+        last = HealthReport(False, "no status read yet")
+        health_command = self.profile().health
+        while time.monotonic() <= deadline:
+            try:
+                identity = self._identify()
+                running = {n: c.version for n, c in identity.components.items()}
+                wrong = {n: v for n, v in expected_versions.items() if running.get(n) != v}
+                statuses = list(identity.connector_statuses)
+                if wrong:
+                    last, stable_since = HealthReport(False, f"running {running}, expected {expected_versions}",
+                                                      statuses, running), None  # fmt: skip
+                elif health_command is not None and self._ssh().run(health_command, self.command_timeout_s).exit_status:
+                    last, stable_since = HealthReport(False, f"`{health_command}` reports the charger unhealthy",
+                                                      statuses, running), None  # fmt: skip
+                else:
+                    stable_since = stable_since if stable_since is not None else time.monotonic()
+                    stable_for_s = time.monotonic() - stable_since
+                    detail = "expected versions running" + (f" and `{health_command}` passing" if health_command else
+                                                            " (this profile has no health command)")  # fmt: skip
+                    if stable_for_s >= self.health_stable_s:
+                        return HealthReport(True, detail, statuses, running)
+                    last = HealthReport(False, detail, statuses, running)
+                    time.sleep(min(self.poll_s, self.health_stable_s - stable_for_s))
+                    continue
+            except (TransportError, DeviceRefusedError) as exc:
+                last, stable_since = HealthReport(False, f"charger not answering yet: {exc.message}"), None
+                self._drop()
+            time.sleep(self.poll_s)
+        return HealthReport(
+            False,
+            f"not healthy within {self.health_timeout_s:.0f} s: {last.detail}",
+            last.connector_statuses,
+            last.running_versions,
+        )
+
+    def _health_helpers(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
         """Healthy = expected versions running, connectors Available for a whole stable window, meter intact."""
         deadline = time.monotonic() + self.health_timeout_s
         stable_since: float | None = None
@@ -256,7 +441,8 @@ class LinuxSshDriver:
         while time.monotonic() <= deadline:
             try:
                 raw = self._json("charger-status --json")
-            except TransportError as exc:
+            except (TransportError, DeviceRefusedError) as exc:
+                # Still booting: a failing command means "not yet", until the timeout.
                 last, stable_since = HealthReport(False, f"charger not answering: {exc.message}"), None
                 self._drop()
                 time.sleep(self.poll_s)
@@ -292,15 +478,23 @@ class LinuxSshDriver:
             last.meter_wh,
         )
 
-    async def commit(self, install_methods: Mapping[str, str]) -> None:
-        await asyncio.to_thread(self._commit, install_methods)
+    async def commit(self, install_methods: Mapping[str, str], expected_versions: Mapping[str, str]) -> None:
+        await asyncio.to_thread(self._commit, install_methods, expected_versions)
 
-    def _commit(self, install_methods: Mapping[str, str]) -> None:
+    def _commit(self, install_methods: Mapping[str, str], expected_versions: Mapping[str, str]) -> None:
         # Ask first: after a crash between "commit" and its journal entry, some updaters
         # (mender-update) refuse a second commit, and there is nothing left to commit anyway.
         identity = self._identify()
         for method in dict.fromkeys(install_methods.values()):
             owned = [name for name, m in install_methods.items() if m == method]
+            if method == "rauc":
+                status = self._rauc_status()
+                for name in owned:
+                    running = identity.components[name].version if name in identity.components else None
+                    plan = rauc.commit_plan(status, name, running, expected_versions[name])
+                    for command in plan.commands:
+                        self._run(command, name="rauc status mark-good")
+                continue
             if any(name in identity.components and identity.components[name].state == "pending" for name in owned):
                 self._run(self._updater(method).commit)
 
@@ -309,7 +503,46 @@ class LinuxSshDriver:
         if paths:
             await asyncio.to_thread(self._run, f"rm -f {paths}")
 
-    async def rollback(self, install_methods: Mapping[str, str]) -> None:
+    async def rollback(
+        self, install_methods: Mapping[str, str], previous_versions: Mapping[str, str | None] | None = None
+    ) -> str:
+        notes: list[str] = []
+        reboot = False
         for method in dict.fromkeys(install_methods.values()):
-            await asyncio.to_thread(self._run, self._updater(method).rollback)
-        await self.reboot()
+            owned = [name for name, m in install_methods.items() if m == method]
+            if method == "rauc":
+                needs_reboot, note = await asyncio.to_thread(self._abandon_rauc, owned, previous_versions)
+                reboot = reboot or needs_reboot
+                notes.append(note)
+            else:
+                await asyncio.to_thread(self._run, self._updater(method).rollback)
+                notes.append(f"{method}: rolled back")
+                reboot = True
+        if reboot:
+            await self.reboot()
+        return "; ".join(notes)
+
+    def _abandon_rauc(self, components: list[str], previous: Mapping[str, str | None] | None) -> tuple[bool, str]:
+        identity = self._identify()
+        status = self._rauc_status()
+        reboot, notes = False, []
+        for name in components:
+            info = identity.components.get(name)
+            running = info.version if info is not None else None
+            before = previous.get(name) if previous is not None else None
+            # A trial runs when the job says the version changed, or the charger itself says so (helpers).
+            trial = (before is not None and running is not None and running != before) or (
+                info is not None and info.state == "pending"
+            )
+            plan = rauc.abandon_plan(status, name, running, trial)
+            if not plan.commands and previous is None:
+                raise DeviceRefusedError(
+                    f"nothing to roll back on {identity.serial or 'this charger'}: {plan.note}",
+                    "rollback abandons an installed image that has not been committed; this charger has none",
+                )
+            for command in plan.commands:
+                self._run(command, name=command.rsplit(" ", 2)[-2] if " " in command else command)
+            reboot = reboot or plan.reboot
+            notes.append(plan.note)
+        return reboot, "; ".join(notes)
+

@@ -387,6 +387,18 @@ class SimulatedCharger:
         state.pending, state.boot_attempts = None, 0
         self.save()
 
+    def mark_committed_bad(self, name: str) -> None:
+        """The committed image is declared bad: the bootloader will not start it again.
+
+        What RAUC's ``mark-bad booted`` does to a good running slot. If the
+        other slot holds nothing verified, the next boot finds no image.
+        """
+        state = self._component(name)
+        bad = state.committed
+        state.slots[bad] = None
+        state.committed, state.pending, state.boot_attempts = _other(bad), None, 0
+        self.save()
+
     # -- charging sessions ----------------------------------------------------------
 
     @property

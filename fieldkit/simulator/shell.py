@@ -3,8 +3,8 @@
     charger-identity --json              vendor, model, hardware revision, serial, components, slots
     charger-status --json                connectors (as a health check observes them), meter, transactions
     rauc install BUNDLE                  install an image into the inactive slot (RAUC's command line)
-    rauc status --output-format=json     slots and boot state, in the shape RAUC prints
-    rauc status mark-good|mark-bad [booted]
+    rauc status --detailed --output-format=json   slots and boot state, in the shape RAUC prints
+    rauc status mark-good|mark-bad|mark-active booted|other   as RAUC does them, harmful or not
     swupdate -i IMAGE                    SWUpdate's local install; fw_setenv ustate 0|3 commits or fails it
     mender-update install IMAGE | commit | rollback
     charger-update install IMAGE | commit | rollback   a vendor script
@@ -72,25 +72,29 @@ def _identity(charger: SimulatedCharger) -> dict[str, object]:
 
 
 def _rauc_status(charger: SimulatedCharger) -> dict[str, object]:
-    """RAUC's view: only the slots RAUC owns (other updaters keep their components to themselves)."""
+    """RAUC's view, in the shape `rauc status --detailed --output-format=json` prints (RAUC 1.8).
+
+    Only the slots RAUC owns (other updaters keep their components to
+    themselves). ``boot_status`` is the bootloader's: a slot it would still
+    try is good, an empty or abandoned one bad; like real RAUC it cannot tell
+    a trial boot from a committed one.
+    """
     owned = {name: state for name, state in charger.components.items() if state.install_method == "rauc"}
     slots = []
     for name, state in owned.items():
         for index, slot in enumerate(("A", "B")):
             image = state.slots.get(slot)
-            booted = slot == state.active
+            bootable = image is not None and slot in (state.committed, state.pending, state.active)
             slots.append(
                 {
                     f"{name}.{index}": {
                         "class": name,
                         "bootname": slot,
-                        "state": "booted" if booted else "inactive",
-                        "boot_status": "good"
-                        if slot == state.committed
-                        else ("pending" if slot == state.pending else "bad"),
+                        "state": "booted" if slot == state.active else "inactive",
+                        "boot_status": "good" if bootable else "bad",
                         "slot_status": {
                             "bundle": {"version": image.version if image else None},
-                            "checksum": {"digest": image.sha256 if image else None},
+                            "checksum": {"sha256": image.sha256 if image else None},
                         },
                     }
                 }
@@ -153,19 +157,53 @@ def _abandon(charger: SimulatedCharger, updater: str) -> list[str]:
     return abandoned
 
 
+def _rauc_mark(charger: SimulatedCharger, verb: str, which: str) -> str:
+    """``rauc status mark-good|mark-bad|mark-active booted|other``, acting on slots as RAUC does.
+
+    It does what it is told, harmful or not: marking the booted slot bad when
+    that slot is the committed one leaves the bootloader only the other slot,
+    and a charger whose other slot holds nothing bootable is bricked at its
+    next boot. The driver must never ask for that.
+    """
+    for name, state in charger.components.items():
+        if state.install_method != "rauc":
+            continue
+        booted = state.active
+        target = booted if which == "booted" else ("B" if booted == "A" else "A")
+        if verb == "mark-good":
+            if target == booted and state.pending == booted:
+                charger.mark_good(name)
+        elif verb == "mark-active":
+            if target == state.pending and target == booted:
+                charger.mark_good(name)
+            elif target == booted:
+                charger.mark_bad(name)  # the pending install is abandoned; the booted slot is primary again
+            elif state.slots.get(target) is not None and target != state.committed:
+                state.pending, state.boot_attempts = target, 0
+                charger.save()
+        elif verb == "mark-bad":
+            if target == state.pending:
+                charger.mark_bad(name)
+            elif target == state.committed:
+                charger.mark_committed_bad(name)
+        return f"{name}.{'AB'.index(target)}"
+    raise DeviceError("no-rauc-slots", "this charger has no slots managed by RAUC")
+
+
 def _rauc(charger: SimulatedCharger, args: list[str]) -> int:
     if args[:1] == ["install"] and len(args) == 2:
         return _install(charger, "rauc", Path(args[1]))
     if args[:1] == ["status"] and "--output-format=json" in args:
         print(json.dumps(_rauc_status(charger)))
         return 0
-    if args[:2] == ["status", "mark-good"]:
-        _commit(charger, "rauc")
-        print("rauc status: marked booted slot as good")
-        return 0
-    if args[:2] == ["status", "mark-bad"]:
-        _abandon(charger, "rauc")
-        print(f"rauc status: marked booted slot as {args[1][5:]}")
+    if args[:1] == ["status"] and len(args) == 3 and args[1] in ("mark-good", "mark-bad", "mark-active"):
+        if args[2] not in ("booted", "other"):
+            print(f"rauc: error: slot {args[2]!r} not found (use booted or other)", file=sys.stderr)
+            return 1
+        slot = _rauc_mark(charger, args[1], args[2])
+        done = {"mark-good": "marked slot {} as good", "mark-bad": "marked slot {} as bad",
+                "mark-active": "activated slot {}"}[args[1]]  # fmt: skip
+        print("rauc status: " + done.format(slot))
         return 0
     print(f"rauc: error: unsupported arguments {' '.join(args)!r}", file=sys.stderr)
     return 2
@@ -247,6 +285,7 @@ def run(program: str, args: list[str]) -> int:
                     "transaction_active": status["transaction_active"],
                     "components": status["components"],
                     "last_boot": status["last_boot"],
+                    "boot_id": f"sim-boot-{status['boot_count']}",
                 }
             )
         )

@@ -27,6 +27,7 @@ import paramiko
 from fieldkit.errors import (
     AuthenticationFailedError,
     CommandTimeoutError,
+    DeviceRefusedError,
     HostKeyChangedError,
     HostKeyUnknownError,
     HostUnreachableError,
@@ -311,5 +312,11 @@ class SshSession:
                         if on_progress is not None:
                             on_progress(position)
             return position
+        except PermissionError as exc:
+            # The charger said no (SFTP's permission denied): retrying the link would repeat it forever.
+            raise DeviceRefusedError(
+                f"the charger does not let {self.target.user} write {remote}",
+                "set a staging directory that user can write (ssh_staging_dir, or the charger's profile)",
+            ) from exc
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
             raise LinkLostError(f"link to {self.target} lost during upload: {exc}") from exc

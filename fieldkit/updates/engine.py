@@ -171,7 +171,7 @@ class UpdateJob:
                 elif step == S.INSTALL_REBOOTING:
                     await self._reboot_and_check()
                 elif step == S.INSTALLED:
-                    await self.driver.commit(self._install_methods())
+                    await self.driver.commit(self._install_methods(), {c.name: c.version for c in self.components})
                     self._go(S.COMMITTED, "committed" + await self._discard_staged())
                 elif step in (S.INSTALLATION_FAILED, S.INSTALL_VERIFICATION_FAILED):
                     self._go(S.ROLLING_BACK, record.error or "")
@@ -215,7 +215,11 @@ class UpdateJob:
         installed = False
         if not self._state_is_ours:  # resumed: the earlier run may have installed it already
             info = (await self.driver.identify()).components.get(component.name)
-            installed = info is not None and info.pending_slot is not None
+            installed = (
+                info is not None
+                and info.pending_slot is not None
+                and info.pending_version in (None, component.version)
+            )
         if not installed:
             await self.driver.activate(component.name, component.sha256, component.install_method)
         if index + 1 < len(self.components):
@@ -245,7 +249,9 @@ class UpdateJob:
         return {c.name: c.install_method for c in self.components}
 
     async def _roll_back(self) -> None:
-        await self.driver.rollback(self._install_methods())
+        # Only the components this job reached: one it never installed has nothing of this job's to undo.
+        reached = {c.name: c.install_method for c in self.components[: self.record.component_index + 1]}
+        done = await self.driver.rollback(reached, self.record.from_versions)
         identity = await self.driver.identify()
         wrong = {
             name: identity.components[name].version
@@ -256,7 +262,7 @@ class UpdateJob:
             raise RollbackUnconfirmedError(
                 f"after rollback the charger runs {wrong}, expected {self.record.from_versions}"
             )
-        note = f"previous versions running: {self.record.from_versions}"
+        note = f"previous versions running: {self.record.from_versions}" + (f" ({done})" if done else "")
         self._go(S.ROLLED_BACK, note + await self._discard_staged())
 
     async def _discard_staged(self) -> str:

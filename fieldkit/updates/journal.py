@@ -42,6 +42,7 @@ class JobRecord:
     charger_model: str = ""
     charger_hardware_revision: str = ""
     ssh_key: str | None = None
+    trust_store: str | None = None  # the store the job was verified with: a resume verifies with it again
     baseline_meter_wh: int = 0  # the meter register before the update: it must never go back
     state: str = JobState.PLANNED.value
     component_index: int = 0

@@ -24,6 +24,12 @@ from fieldkit.drivers.base import ChargerIdentity
 
 ASSUMED_RATE_BYTES_PER_S: Final = 1_000_000  # a pessimistic field link, for the battery estimate
 MIN_BATTERY_PERCENT: Final = 30
+# What each unknown safety fact means to the technician, and what confirming it asserts.
+UNKNOWN_FACTS: Final = {
+    "transaction": "whether a vehicle is charging (check the connectors and the site's back office)",
+    "security_version_floor": "the charger's anti-rollback floor (check the release notes: is this a downgrade?)",
+    "hardware_revision": "the charger's hardware revision (read it from the rating plate)",
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ def preflight(
     override_reason: str | None = None,
     battery: tuple[bool, int] | None = None,
     supported_install_methods: frozenset[str] | None = None,
+    confirmed_unknowns: frozenset[str] = frozenset(),
 ) -> PreflightResult:
     facts = charger_facts(identity)
     report = verify_bundle(bundle, store, state, settings, facts)
@@ -163,14 +170,58 @@ def preflight(
                     f"{dt.timedelta(seconds=int(estimate_s))}; plug it in if you can (an interrupted update resumes)",
                 )
             )
-    checks.append(
-        PreflightCheck(
-            "transaction",
-            not identity.transaction_active,
-            "refuse",
-            "a vehicle is charging: wait until the session ends"
-            if identity.transaction_active
-            else "no vehicle charging",
+        checks.extend(_staging_checks(identity, sum(c.size_bytes for c in manifest.components)))
+    if identity.transaction_active is not None:
+        checks.append(
+            PreflightCheck(
+                "transaction",
+                not identity.transaction_active,
+                "refuse",
+                "a vehicle is charging: wait until the session ends"
+                if identity.transaction_active
+                else "no vehicle charging",
+            )
         )
-    )
+    checks.extend(_unknown_checks(identity, confirmed_unknowns))
     return PreflightResult(checks, report)
+
+
+def _unknown_checks(identity: ChargerIdentity, confirmed: frozenset[str]) -> list[PreflightCheck]:
+    """A fact the charger cannot report is never assumed safe: the technician confirms it, or nothing starts."""
+    checks = []
+    for fact in identity.unknown_safety_facts:
+        ok = fact in confirmed
+        checks.append(
+            PreflightCheck(
+                f"unknown-{fact}",
+                ok,
+                "refuse",
+                f"the charger cannot tell {UNKNOWN_FACTS[fact]}; confirmed by the technician"
+                if ok
+                else f"the charger cannot tell {UNKNOWN_FACTS[fact]}: check it, then confirm "
+                f"(--confirm-unknown {fact})",
+            )
+        )
+    return checks
+
+
+def _staging_checks(identity: ChargerIdentity, payload_bytes: int) -> list[PreflightCheck]:
+    """The images fit where the charger stages them, and the login user may write there."""
+    if identity.staging_problem is not None:
+        return [PreflightCheck("staging", False, "refuse", identity.staging_problem)]
+    free = identity.staging_free_bytes
+    if free is None:
+        return []
+    fits = free >= payload_bytes
+    mib = 1024 * 1024
+    return [
+        PreflightCheck(
+            "staging",
+            fits,
+            "refuse",
+            f"{free // mib} MiB free in {identity.staging_dir} for {payload_bytes // mib} MiB of images"
+            if fits
+            else f"only {free // mib} MiB free in {identity.staging_dir}, the images need {-(-payload_bytes // mib)} "
+            "MiB: free space on the charger first",
+        )
+    ]

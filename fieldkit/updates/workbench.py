@@ -87,9 +87,11 @@ class Workbench:
         accept_new_host_key: bool = False,
         journal: Journal | None = None,
         confirm_host_key: Callable[[str, str], bool] | None = None,
+        trust_store_given: bool = True,
     ) -> None:
         self.settings = settings
         self.trust_store = trust_store
+        self.trust_store_given = trust_store_given  # False: the default store, which a journaled job may override
         self.bundles_dir = bundles_dir
         self.ssh_key = ssh_key
         self.accept_new_host_key = accept_new_host_key
@@ -117,7 +119,10 @@ class Workbench:
             driver.close()
 
     async def rollback(self, address: str) -> tuple[ChargerIdentity, ChargerIdentity]:
-        """Abandon pending images and boot the committed ones; (before, after)."""
+        """Abandon an installed image that has not been committed; (before, after).
+
+        With nothing pending the charger refuses (DeviceRefusedError) and nothing changes.
+        """
         driver = self.driver(address)
         try:
             before = await driver.identify()
@@ -127,7 +132,12 @@ class Workbench:
                     f"{before.serial} does not say which updater owns {', '.join(unknown)}",
                     "roll back with the charger's own updater, or resume the job that installed it",
                 )
-            await driver.rollback({name: str(c.install_method) for name, c in before.components.items()})
+            # A job left unfinished on this charger knows what ran before it: the surest guide back.
+            job = next((r for r in self.journal.unfinished() if r.charger_address == address), None)
+            await driver.rollback(
+                {name: str(c.install_method) for name, c in before.components.items()},
+                job.from_versions if job is not None else None,
+            )
             return before, await driver.identify()
         finally:
             driver.close()
@@ -171,6 +181,7 @@ class Workbench:
         supported_install_methods: frozenset[str],
         confirm_serial: str | None = None,
         override_reason: str | None = None,
+        confirmed_unknowns: frozenset[str] = frozenset(),
     ) -> PreflightResult:
         store = self.trust_store_body()
         return preflight(
@@ -183,6 +194,7 @@ class Workbench:
             confirm_serial,
             override_reason,
             supported_install_methods=supported_install_methods,
+            confirmed_unknowns=confirmed_unknowns,
         )
 
     def create_job(
@@ -195,7 +207,18 @@ class Workbench:
         audit: AuditHook | None,
         ssh_key: Path | None = None,
     ) -> UpdateJob:
-        """Journal a new job (Planned) and return the engine that runs it."""
+        """Journal a new job (Planned) and return the engine that runs it.
+
+        Refused while the charger has an unfinished job: two jobs driving one
+        charger's slots would undo each other.
+        """
+        for other in self.journal.unfinished():
+            if other.charger_address == address or (identity.serial and other.charger_serial == identity.serial):
+                raise UsageError(
+                    f"{identity.serial or address} has an unfinished job {other.job_id} (in {other.state})",
+                    f"finish it first: `fieldkit update --resume --job {other.job_id}`, or roll it back from the "
+                    "recovery screen",
+                )
         components = manifest.components_in_order()
         key = ssh_key or self.ssh_key
         record = self.journal.create(
@@ -210,6 +233,7 @@ class Workbench:
             from_versions={c.name: identity.components[c.name].version for c in components},
             to_versions={c.name: c.version for c in components},
             ssh_key=str(key.resolve()) if key else None,
+            trust_store=str(self.trust_store.resolve()),
             baseline_meter_wh=identity.meter_wh,
         )
         return UpdateJob(record, manifest, driver, self.journal, audit, self.settings.limits)
@@ -217,9 +241,24 @@ class Workbench:
     def unfinished(self) -> list[JobRecord]:
         return self.journal.unfinished()
 
+    def unfinished_for(self, address: str | None = None, job_id: str | None = None) -> list[JobRecord]:
+        """The interrupted jobs to resume: one job, one charger's, or all of them."""
+        if job_id is not None:
+            record = self.journal.load(job_id)
+            return [] if record.finished else [record]
+        return [r for r in self.journal.unfinished() if address is None or r.charger_address == address]
+
     def resume_job(self, record: JobRecord, audit: AuditHook | None) -> UpdateJob:
-        """The engine for an interrupted job, after authenticating its bundle again."""
-        report = verify_bundle(Path(record.bundle_path), self.trust_store_body(), self.state, self.settings)
+        """The engine for an interrupted job, after authenticating its bundle again.
+
+        With the trust store the job was started with (journaled), unless this
+        workbench was given one explicitly.
+        """
+        store_path = self.trust_store
+        if not self.trust_store_given and record.trust_store:
+            store_path = Path(record.trust_store)
+        store = trustops.open_store(store_path, self.settings.limits, self.state).body
+        report = verify_bundle(Path(record.bundle_path), store, self.state, self.settings)
         report.raise_if_invalid()
         manifest = report.manifest
         assert manifest is not None

@@ -79,8 +79,8 @@ def test_full_update_over_openssh_through_each_updater(tmp_path: Path, updater: 
         await driver.reboot()
         report = await driver.health(dict.fromkeys(methods, "9.0.0"), baseline_meter_wh=0)
         assert report.healthy, report.detail
-        await driver.commit(methods)
-        await driver.commit(methods)  # a resumed job may commit twice: harmless
+        await driver.commit(methods, dict.fromkeys(methods, "9.0.0"))
+        await driver.commit(methods, dict.fromkeys(methods, "9.0.0"))  # a resumed job may commit twice: harmless
 
     try:
         asyncio.run(update())
@@ -105,7 +105,7 @@ def test_each_updater_rolls_back_an_image_that_never_becomes_available(tmp_path:
             await driver.activate(component.name, sha, component.install_method)
         await driver.reboot()
         assert not (await driver.health(dict.fromkeys(methods, "9.0.0"), baseline_meter_wh=0)).healthy
-        await driver.rollback(methods)
+        await driver.rollback(methods, dict.fromkeys(methods, model.installed_version))
         identity = await driver.identify()
         assert {n: c.version for n, c in identity.components.items()} == dict.fromkeys(methods, model.installed_version)
 
@@ -186,7 +186,7 @@ def test_an_image_that_never_becomes_available_is_rolled_back(
         await driver.reboot()
         report = await driver.health({"rootfs": "2.4.0"}, baseline_meter_wh=0)
         assert not report.healthy and "Unavailable" in report.detail
-        await driver.rollback({"rootfs": "rauc"})
+        await driver.rollback({"rootfs": "rauc"}, {"rootfs": "2.3.0"})
         assert (await driver.identify()).components["rootfs"].version == "2.3.0"
 
     asyncio.run(update())

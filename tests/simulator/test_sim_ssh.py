@@ -83,7 +83,7 @@ def test_full_update_through_the_simulators_own_ssh(sim: SimProcess, tmp_path: P
         await driver.activate("rootfs", payload.sha256, "rauc")
         await driver.reboot()
         assert (await driver.health({"rootfs": "2.4.0"}, 0)).healthy
-        await driver.commit({"rootfs": "rauc"})
+        await driver.commit({"rootfs": "rauc"}, {"rootfs": "2.4.0"})
 
     asyncio.run(update())
     driver.close()

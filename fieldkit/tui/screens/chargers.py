@@ -39,14 +39,20 @@ def eligibility(app: FieldkitApp, identity: ChargerIdentity) -> str:
         return "not for this model"
     if identity.transaction_active:
         return "vehicle charging"
+    if identity.unknown_safety_facts:
+        return "confirm unknowns"  # preflight names them; unknown is never taken as safe
     return "eligible"
+
+
+def _or_unknown(value: object) -> str:
+    return "unknown" if value is None else str(value)
 
 
 def connectors_of(identity: ChargerIdentity) -> str:
     """OCPP statuses, shortened when all connectors agree ("2x Available")."""
     statuses = identity.connector_statuses
     if not statuses:
-        return "Charging" if identity.transaction_active else "?"
+        return "Charging" if identity.transaction_active else "unknown"
     if len(set(statuses)) == 1:
         return f"{len(statuses)}x {statuses[0]}"
     return ", ".join(statuses)
@@ -197,8 +203,11 @@ class ChargersScreen(FieldkitScreen):
         lines = [
             f"[b]{escape(identity.vendor)} {escape(identity.model)}[/b] rev {escape(identity.hardware_revision)}",
             f"serial {escape(identity.serial)}",
-            f"anti-rollback floor {identity.security_version_floor} · meter {identity.meter_wh} Wh",
-            "[yellow]vehicle charging[/yellow]" if identity.transaction_active else "no vehicle charging",
+            f"anti-rollback floor {_or_unknown(identity.security_version_floor)} · meter {identity.meter_wh} Wh",
+            "[yellow]vehicle charging[/yellow]"
+            if identity.transaction_active
+            else ("[yellow]vehicle charging: unknown[/yellow]" if identity.transaction_active is None
+                  else "no vehicle charging"),  # fmt: skip
             "",
             "[b]components[/b]",
         ]

@@ -1,0 +1,211 @@
+"""PID 1 of a loopback Linux charger built from stock parts, for the real-updater tests.
+
+Run as root inside a private mount namespace (``unshare -m --propagation
+private``), with the rig directory as the only argument. It plays the parts
+of the charger that cannot be real here: the flash (files), the bootloader
+(reads and writes the real U-Boot environment with the real
+``fw_printenv``/``fw_setenv``, the way RAUC's documented boot script does)
+and init (mounts the booted slot's root file system over ``/etc`` and
+starts the services). Everything the laptop talks to is stock: OpenSSH
+``sshd`` or ``dropbear``, RAUC's D-Bus service on a real system bus, and the
+tools that come with them.
+
+What a booted slot holds: an image whose first bytes are ``os-release``
+lines (``VERSION_ID=...``), optionally ``FIELDKIT_RIG_HEALTH=fail`` (the
+image boots, but the charger's application fails), then padding. A slot
+with no such header does not boot (a torn write, or nothing written).
+
+``reboot`` (on the login user's PATH) asks this process for a reset over a
+FIFO. Like a real system shutting down, the old system keeps answering for
+``SHUTDOWN_GRACE_S`` before everything in the namespace is killed and the
+bootloader runs again. Killing this process and everything in its namespace
+from outside is a power cut: RAM (``/run``) goes, flash (the rig directory)
+stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+SHUTDOWN_GRACE_S = 0.5
+REBOOT_FIFO = "/run/reboot-request"
+# The charger's own copies of these (its root file system); the rig directory keeps what it writes.
+OVERLAYS = {"etc": "/etc", "usrbin": "/usr/bin", "usrsbin": "/usr/sbin", "home": "/home"}
+REBOOT_SCRIPT = f"#!/bin/sh\n# The rig's reset button: init reboots the charger after a short shutdown.\necho reboot > {REBOOT_FIFO}\n"
+
+
+def sh(*argv: str, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=check, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+
+
+def log(rig: Path, line: str) -> None:
+    with (rig / "boot.log").open("a") as handle:
+        handle.write(f"{time.time():.3f} {line}\n")
+
+
+def mount_namespace(rig: Path) -> None:
+    """The charger's own /etc (its root file system), /usr/bin (reboot), RAM, staging, boot id and cmdline."""
+    for name, target in OVERLAYS.items():
+        (rig / f"{name}-upper").mkdir(exist_ok=True)
+        (rig / f"{name}-work").mkdir(exist_ok=True)
+        options = f"lowerdir={target},upperdir={rig}/{name}-upper,workdir={rig}/{name}-work"
+        sh("mount", "-t", "overlay", "overlay", "-o", options, target)
+    sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run")
+    (rig / "var-tmp").mkdir(exist_ok=True)
+    (rig / "var-tmp").chmod(0o1777)
+    sh("mount", "--bind", str(rig / "var-tmp"), "/var/tmp")
+    for name in ("boot_id", "cmdline"):
+        (rig / name).touch()
+    sh("mount", "--bind", str(rig / "boot_id"), "/proc/sys/kernel/random/boot_id")
+    sh("mount", "--bind", str(rig / "cmdline"), "/proc/cmdline")
+
+
+def read_env() -> dict[str, str]:
+    out = sh("fw_printenv").stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def bootloader(rig: Path) -> str | None:
+    """RAUC's U-Boot boot logic: the first slot in BOOT_ORDER with attempts left, one attempt spent."""
+    env = read_env()
+    for slot in env.get("BOOT_ORDER", "").split():
+        left = int(env.get(f"BOOT_{slot}_LEFT", "0") or 0)
+        if left <= 0:
+            continue
+        sh("fw_setenv", f"BOOT_{slot}_LEFT", str(left - 1))
+        header = slot_header(rig, slot)
+        if header is None:  # the kernel would not start: that attempt is spent, reset and try again
+            log(rig, f"slot {slot} does not boot")
+            return bootloader(rig)
+        return slot
+    return None
+
+
+def slot_header(rig: Path, slot: str) -> dict[str, str] | None:
+    path = rig / "slots" / f"rootfs.{slot}"
+    try:
+        head = path.read_bytes()[:4096]
+    except OSError:
+        return None
+    text = head.split(b"\0", 1)[0].decode("utf-8", "replace")
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return fields if "VERSION_ID" in fields else None
+
+
+def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
+    slot = bootloader(rig)
+    if slot is None:
+        (rig / "bricked").write_text("no slot with boot attempts left\n")
+        log(rig, "BRICKED: no bootable slot")
+        return []
+    header = slot_header(rig, slot)
+    assert header is not None
+    (rig / "boot_id").write_text(f"{uuid.uuid4()}\n")
+    (rig / "cmdline").write_text(f"console=ttyS0 root=/dev/mmcblk0p{'AB'.index(slot) + 2} rauc.slot={slot}\n")
+    os_release = "".join(f"{k}={v}\n" for k, v in header.items() if not k.startswith("FIELDKIT_RIG_"))
+    # Debian's /etc/os-release is a link into /usr/lib, which is the laptop's: replace the link, never follow it.
+    Path("/etc/os-release").unlink(missing_ok=True)
+    Path("/etc/os-release").write_text(os_release)
+    Path("/run/charger").mkdir()
+    if header.get("FIELDKIT_RIG_HEALTH") == "fail":
+        Path("/run/charger/failed").write_text("charger application failed to start\n")
+    transaction = rig / "transaction"
+    Path("/run/charger/transaction").write_text(transaction.read_text() if transaction.exists() else "idle\n")
+    with (rig / "boots").open("a") as handle:
+        handle.write(f"{slot} {header['VERSION_ID']}\n")
+    log(rig, f"booted slot {slot} version {header['VERSION_ID']}")
+    services: list[subprocess.Popen[bytes]] = []
+    Path("/run/dbus").mkdir()
+    services.append(subprocess.Popen(["dbus-daemon", "--system", "--nofork", "--nopidfile"]))
+    wait_for(lambda: Path("/run/dbus/system_bus_socket").exists(), "the system bus")
+    rauc_log = (rig / "rauc.log").open("ab")
+    services.append(subprocess.Popen(["rauc", "service"], stdout=rauc_log, stderr=rauc_log))
+    wait_for(rauc_ready, "rauc service")
+    Path("/run/sshd").mkdir()
+    server_log = (rig / "server.log").open("ab")
+    services.append(subprocess.Popen([str(a) for a in config["server_argv"]], stdout=server_log, stderr=server_log))  # type: ignore[attr-defined]
+    return services
+
+
+def rauc_ready() -> bool:
+    """RAUC owns its bus name (asked of the bus itself: a call to RAUC would start a second one by activation)."""
+    probe = subprocess.run(
+        ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+         "org.freedesktop.DBus.NameHasOwner", "string:de.pengutronix.rauc"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return probe.returncode == 0 and "boolean true" in probe.stdout
+
+
+def wait_for(condition: object, what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"rig: {what} did not come up within {timeout_s:.0f} s")
+        time.sleep(0.02)
+
+
+def namespace_processes() -> list[int]:
+    """Every other process in this mount namespace: the running system."""
+    own = os.readlink("/proc/self/ns/mnt")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if os.readlink(entry / "ns" / "mnt") == own:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def power_off() -> None:
+    for pid in namespace_processes():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while namespace_processes() and time.monotonic() < deadline:
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.01)
+    sh("umount", "-l", "/run", check=False)
+    sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run")
+
+
+def main() -> None:
+    rig = Path(sys.argv[1])
+    if os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt"):
+        raise SystemExit("rig_init.py mounts over /etc: run it only under `unshare --mount --propagation private`")
+    config = json.loads((rig / "rig.json").read_text())
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    mount_namespace(rig)
+    fifo = Path(REBOOT_FIFO)
+    while True:
+        boot(rig, config)
+        os.mkfifo(fifo)
+        fifo.chmod(0o622)  # any login user may ask for a reset, as `reboot` under sudo would
+        (rig / "ready").write_text(Path("/proc/sys/kernel/random/boot_id").read_text())
+        while True:
+            with fifo.open("r") as requests:  # blocks until `reboot` opens it
+                if requests.readline().strip():
+                    break
+        log(rig, "reboot requested")
+        time.sleep(SHUTDOWN_GRACE_S)  # the old system still answers while it shuts down
+        (rig / "ready").unlink(missing_ok=True)
+        power_off()
+
+
+if __name__ == "__main__":
+    main()
