@@ -545,4 +545,3 @@ class LinuxSshDriver:
             reboot = reboot or plan.reboot
             notes.append(plan.note)
         return reboot, "; ".join(notes)
-

@@ -134,7 +134,8 @@ def fact_script(profile: Profile) -> FactScript:
         # POSIX sh (BusyBox ash, dash): the status rides behind the output, then each is printed cut short.
         parts.append(
             f"__o=$( ({source.shell()}) 2>/dev/null; printf '\\n@%s' $? ); "
-            f"printf '\\n{marker} {index} %s\\n' \"${{__o##*@}}\"; printf '%s' \"${{__o%@*}}\" | head -c {FACT_OUTPUT_BYTES}"
+            f"printf '\\n{marker} {index} %s\\n' \"${{__o##*@}}\"; "
+            f"printf '%s' \"${{__o%@*}}\" | head -c {FACT_OUTPUT_BYTES}"
         )
     return FactScript("; ".join(parts) + "; echo", marker, len(profile.facts))
 
@@ -205,14 +206,14 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileLibrary:
             data = _parse(text, str(path))
             raw[str(data.get("name", path.stem))] = {**data, "source": str(path)}
     profiles = []
-    for name in raw:
+    for name, entry in raw.items():
         try:
             profiles.append(Profile.model_validate(_resolve(raw, name)))
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
             raise ConfigError(
-                f"charger profile {raw[name].get('source')}: {where}: {error['msg']}", "fix or remove that file"
+                f"charger profile {entry.get('source')}: {where}: {error['msg']}", "fix or remove that file"
             ) from exc
     return ProfileLibrary(profiles)
 

@@ -216,9 +216,7 @@ class UpdateJob:
         if not self._state_is_ours:  # resumed: the earlier run may have installed it already
             info = (await self.driver.identify()).components.get(component.name)
             installed = (
-                info is not None
-                and info.pending_slot is not None
-                and info.pending_version in (None, component.version)
+                info is not None and info.pending_slot is not None and info.pending_version in (None, component.version)
             )
         if not installed:
             await self.driver.activate(component.name, component.sha256, component.install_method)

@@ -14,6 +14,7 @@ dropbear-bin (``.ci/run`` installs them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -154,8 +155,8 @@ class LinuxRig:
             (home / ".ssh").chmod(0o700)
             for path in (home, home / ".ssh", home / ".ssh" / "authorized_keys"):
                 os.chown(path, LOGIN_UID, LOGIN_UID)
-            argv = ["dropbear", "-F", "-E", "-s", "-p", f"127.0.0.1:{self.port}", "-r", "/etc/dropbear/dropbear_ed25519_host_key",
-                    "-P", "/run/dropbear.pid"]  # fmt: skip
+            argv = ["dropbear", "-F", "-E", "-s", "-p", f"127.0.0.1:{self.port}",
+                    "-r", "/etc/dropbear/dropbear_ed25519_host_key", "-P", "/run/dropbear.pid"]  # fmt: skip
             if self.window_bytes is not None:
                 argv += ["-W", str(self.window_bytes)]
         (d / "rig.json").write_text(json.dumps({"server_argv": argv}))
@@ -213,10 +214,8 @@ class LinuxRig:
         """Cut the power: every process of the charger dies at once; flash stays as it is."""
         pids = self._namespace_pids()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self.process is not None:
             self.process.wait(timeout=30)
         deadline = time.monotonic() + 30

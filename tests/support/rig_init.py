@@ -25,6 +25,7 @@ stays.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -41,8 +42,8 @@ OVERLAYS = {"etc": "/etc", "usrbin": "/usr/bin", "usrsbin": "/usr/sbin", "home":
 REBOOT_SCRIPT = f"#!/bin/sh\n# The rig's reset button: init reboots the charger after a short shutdown.\necho reboot > {REBOOT_FIFO}\n"
 
 
-def sh(*argv: str, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=check, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=check, text=True, capture_output=True)
 
 
 def log(rig: Path, line: str) -> None:
@@ -123,7 +124,8 @@ def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
     log(rig, f"booted slot {slot} version {header['VERSION_ID']}")
     services: list[subprocess.Popen[bytes]] = []
     Path("/run/dbus").mkdir()
-    services.append(subprocess.Popen(["dbus-daemon", "--system", "--nofork", "--nopidfile"]))
+    bus_log = (rig / "dbus.log").open("ab")
+    services.append(subprocess.Popen(["dbus-daemon", "--system", "--nofork", "--nopidfile"], stderr=bus_log))
     wait_for(lambda: Path("/run/dbus/system_bus_socket").exists(), "the system bus")
     rauc_log = (rig / "rauc.log").open("ab")
     services.append(subprocess.Popen(["rauc", "service"], stdout=rauc_log, stderr=rauc_log))
@@ -139,7 +141,7 @@ def rauc_ready() -> bool:
     probe = subprocess.run(
         ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
          "org.freedesktop.DBus.NameHasOwner", "string:de.pengutronix.rauc"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
     return probe.returncode == 0 and "boolean true" in probe.stdout
 
@@ -169,16 +171,12 @@ def namespace_processes() -> list[int]:
 
 def power_off() -> None:
     for pid in namespace_processes():
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 10
     while namespace_processes() and time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.01)
     sh("umount", "-l", "/run", check=False)
     sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run")
@@ -186,7 +184,7 @@ def power_off() -> None:
 
 def main() -> None:
     rig = Path(sys.argv[1])
-    if os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt"):
+    if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
         raise SystemExit("rig_init.py mounts over /etc: run it only under `unshare --mount --propagation private`")
     config = json.loads((rig / "rig.json").read_text())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)

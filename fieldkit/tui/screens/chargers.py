@@ -206,8 +206,11 @@ class ChargersScreen(FieldkitScreen):
             f"anti-rollback floor {_or_unknown(identity.security_version_floor)} · meter {identity.meter_wh} Wh",
             "[yellow]vehicle charging[/yellow]"
             if identity.transaction_active
-            else ("[yellow]vehicle charging: unknown[/yellow]" if identity.transaction_active is None
-                  else "no vehicle charging"),  # fmt: skip
+            else (
+                "[yellow]vehicle charging: unknown[/yellow]"
+                if identity.transaction_active is None
+                else "no vehicle charging"
+            ),
             "",
             "[b]components[/b]",
         ]

@@ -1,0 +1,339 @@
+"""fieldkit against a Linux charger built from stock parts: real RAUC, a real U-Boot environment, sshd and dropbear.
+
+The charger is tests/support/rig.py: RAUC 1.8's D-Bus service with
+``bootloader=uboot``, the environment read and written by u-boot-tools'
+``fw_printenv``/``fw_setenv``, slots as files, and a bootloader that boots
+what that environment says. Nothing fieldkit-specific runs on it: fieldkit
+finds it through the generic RAUC profile (or a vendor profile that extends
+it). After every scenario the charger must boot a good image, and no slot
+that was good may have been marked bad.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fieldkit.bundles.build import create_bundle, sign_bundle
+from fieldkit.config import Limits
+from fieldkit.bundles.demo_keys import demo_private_key
+from fieldkit.demo import init_demo
+from tests.support.raucbundle import RaucSigner, build_rauc_bundle, make_signer
+from tests.support.rig import COMPATIBLE, LinuxRig, Server, rig_image, rig_missing
+
+pytestmark = pytest.mark.skipif(rig_missing() is not None, reason=rig_missing() or "")
+FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
+FACTORY, NEW = "2.3.0", "2.4.0"
+CONFIRM = ("--confirm-unknown", "transaction", "--confirm-unknown", "security_version_floor")
+# A charger maker's profile on top of the generic one: its application's health, and its OCPP stack's
+# transaction state (the rig writes it to /run/charger at boot, as a charger's OCPP stack would).
+VENDOR_PROFILE = """
+name = "voltiq-rig"
+extends = "generic-rauc"
+priority = 20
+health = "test ! -e /run/charger/failed"
+
+[[facts]]
+name = "transaction"
+file = "/run/charger/transaction"
+"""
+
+
+@dataclass(frozen=True)
+class Keys:
+    demo: Path  # trust store and demo signing keys (fieldkit bundles)
+    signer: RaucSigner  # the charger maker's RAUC signing certificate, trusted by the rig's keyring
+    stranger: RaucSigner  # a signer the charger does not trust
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    base = tmp_path_factory.mktemp("rauc-keys")
+    init_demo(base / "demo", 4096)
+    return Keys(base / "demo", make_signer(base / "voltiq", "Voltiq"), make_signer(base / "stranger", "Stranger"))
+
+
+@dataclass
+class Site:
+    rig: LinuxRig
+    home: Path
+    keys: Keys
+    work: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "FIELDKIT_HOME": str(self.home), "FIELDKIT_PASSPHRASE_FILE": str(self.home / "pass")}
+
+    def fieldkit(self, *argv: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [FIELDKIT, *argv], env=self.env(), capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+
+    def bundle(
+        self, version: str = NEW, health: str = "ok", compatible: str = COMPATIBLE, signer: RaucSigner | None = None
+    ) -> Path:
+        """A fieldkit bundle whose rootfs payload is a real RAUC bundle."""
+        name = f"{version}-{health}-{abs(hash((compatible, signer is None)))}"
+        out = self.work / f"voltiq-{name}.fwbundle"
+        if out.exists():
+            return out
+        raucb = build_rauc_bundle(
+            self.work / name, rig_image(version, health=health), version, compatible, signer or self.keys.signer
+        )
+        template = {
+            "schema": "fieldkit-bundle",
+            "schema_version": 1,
+            "bundle_id": f"voltiq-rig-{name}",
+            "vendor": "Voltiq",
+            "version": version,
+            "security_version": 4,
+            "created_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2027-06-01T00:00:00Z",
+            "compatibility": [{"model": "VQ-AC22", "hardware_revisions": ["C"]}],
+            "release_notes": f"rig release {version}",
+            "components": [
+                {"name": "rootfs", "target": "rootfs", "install_method": "rauc", "version": version, "order": 0}
+            ],
+        }
+        limits = Limits()
+        create_bundle(template, {"rootfs": raucb}, out, limits)
+        sign_bundle(out, demo_private_key("demo-release"), limits)
+        return out
+
+    def update_argv(self, bundle: Path, *extra: str) -> list[str]:
+        return [
+            "update",
+            "--charger",
+            self.rig.address,
+            "--bundle",
+            str(bundle),
+            "--trust-store",
+            str(self.keys.demo / "trust-store.json"),
+            "--ssh-key",
+            str(self.rig.client_key),
+            "--yes",
+            *extra,
+        ]
+
+    def journal(self) -> list[dict[str, object]]:
+        return [json.loads(p.read_text()) for p in sorted((self.home / "data" / "jobs").glob("*.json"))]
+
+    def assert_boots_a_good_image(self, good_before: set[str]) -> None:
+        """The charger runs; every slot that was good and not abandoned by design is still good."""
+        assert not self.rig.bricked
+        env = self.rig.env()
+        booted = self.rig.booted_slot()
+        assert env.good(booted) or self.rig.running_version() == FACTORY, (booted, env)
+        assert env.good("A"), f"the factory slot A was good and must stay good: {env}"
+        for slot in good_before - {"B"}:
+            assert env.good(slot), f"slot {slot} was good and was marked bad: {env}"
+
+
+def _site(tmp_path: Path, keys: Keys, server: Server, vendor_profile: bool) -> Iterator[Site]:
+    rig = LinuxRig(tmp_path / "rig", server).prepare(FACTORY, keyring_pem=keys.signer.ca_pem)
+    (rig.dir / "etc-upper" / "hwrevision").write_text("VQ-AC22 C\n")
+    rig.start()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text("health_stable_s = 0.5\nhealth_timeout_s = 20\n")
+    (home / "pass").write_text("technician passphrase\n")
+    if vendor_profile:
+        (home / "profiles").mkdir()
+        (home / "profiles" / "voltiq-rig.toml").write_text(VENDOR_PROFILE)
+    work = tmp_path / "work"
+    work.mkdir()
+    site = Site(rig, home, keys, work)
+    made = site.fieldkit("identity", "init", "--technician-id", "T-1", "--name", "Rig", "--passphrase-file",
+                         str(home / "pass"))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    try:
+        yield site
+    finally:
+        rig.power_off()
+
+
+@pytest.fixture(params=["sshd", "dropbear"])
+def site(request: pytest.FixtureRequest, tmp_path: Path, keys: Keys) -> Iterator[Site]:
+    yield from _site(tmp_path, keys, request.param, vendor_profile=True)
+
+
+@pytest.fixture
+def generic_site(tmp_path: Path, keys: Keys) -> Iterator[Site]:
+    yield from _site(tmp_path, keys, "dropbear", vendor_profile=False)
+
+
+def _audit(site: Site) -> list[dict[str, object]]:
+    listing = site.fieldkit("audit", "list", "--json", "--limit", "200")
+    assert listing.returncode == 0, listing.stderr
+    return list(json.loads(listing.stdout))
+
+
+def test_a_stock_rauc_charger_is_identified_and_its_unknowns_must_be_confirmed(generic_site: Site) -> None:
+    site = generic_site
+    bundle = site.bundle()
+    refused = site.fieldkit(*site.update_argv(bundle, "--accept-new-host-key"))
+    assert refused.returncode == 13, refused.stderr
+    assert "cannot tell whether a vehicle is charging" in refused.stderr
+    assert "anti-rollback floor" in refused.stderr
+    assert site.rig.env().order == ("A", "B") and site.rig.boots() == [("A", FACTORY)], "nothing was touched"
+
+    done = site.fieldkit(*site.update_argv(bundle, *CONFIRM))
+    assert done.returncode == 0, done.stderr
+    assert site.rig.booted_slot() == "B" and site.rig.running_version() == NEW
+    env = site.rig.env()
+    assert env.good("A") and env.good("B") and env.order[0] == "B"
+    confirmed = [e for e in _audit(site) if e["action"] == "update.unknown-confirmed"]
+    assert confirmed and "transaction" in str(confirmed[0]["note"])
+
+
+def test_update_to_committed(site: Site) -> None:
+    result = site.fieldkit(*site.update_argv(site.bundle(), "--accept-new-host-key", *CONFIRM[2:]))
+    assert result.returncode == 0, result.stderr
+    assert site.rig.boots() == [("A", FACTORY), ("B", NEW)]
+    env = site.rig.env()
+    assert env.order[0] == "B" and env.left["B"] == 3, f"committed with mark-good: {env}"
+    assert env.good("A"), "the previous image stays a good fallback"
+    statuses = [e["status"] for e in _audit(site) if e["action"] == "update.transition"]
+    assert statuses[-1] == "Committed"
+    assert not list((site.rig.dir / "var-tmp" / "fieldkit-staging").glob("*")), "staging emptied"
+
+
+def test_a_vehicle_charging_is_refused(site: Site) -> None:
+    site.rig.set_transaction("active")
+    site.rig.power_cut()  # the OCPP stack reports it from this boot on
+    result = site.fieldkit(*site.update_argv(site.bundle(), "--accept-new-host-key", *CONFIRM[2:]))
+    assert result.returncode == 13
+    assert "a vehicle is charging" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [("wrong-compatible", "Compatible mismatch"), ("untrusted-signer", "signature")],
+)
+def test_a_bundle_rauc_refuses_is_a_refusal_with_raucs_reason(site: Site, case: str, reason: str) -> None:
+    bundle = (
+        site.bundle(compatible="Someone else's charger")
+        if case == "wrong-compatible"
+        else site.bundle(signer=site.keys.stranger)
+    )
+    result = site.fieldkit(*site.update_argv(bundle, "--accept-new-host-key", *CONFIRM[2:]))
+    assert result.returncode == 14, result.stderr
+    assert reason.lower() in result.stderr.lower(), result.stderr
+    assert site.rig.boots() == [("A", FACTORY)], "no reboot: there was nothing to go back from"
+    env = site.rig.env()
+    assert env.good("A") and env.order[0] == "A", f"the running slot stays good and primary: {env}"
+    assert "mark-bad" not in (site.rig.dir / "rauc.log").read_text()
+
+
+def test_an_unhealthy_new_image_is_marked_bad_and_the_good_one_boots(site: Site) -> None:
+    result = site.fieldkit(*site.update_argv(site.bundle(health="fail"), "--accept-new-host-key", *CONFIRM[2:]))
+    assert result.returncode == 14, result.stderr
+    assert "unhealthy" in result.stderr
+    assert site.rig.boots() == [("A", FACTORY), ("B", NEW), ("A", FACTORY)]
+    env = site.rig.env()
+    assert env.good("A") and not env.good("B"), f"only the new, unhealthy slot is marked bad: {env}"
+
+
+def test_rollback_with_nothing_pending_refuses_and_changes_nothing(site: Site) -> None:
+    before = site.rig.env()
+    result = site.fieldkit("rollback", "--charger", site.rig.address, "--ssh-key", str(site.rig.client_key),
+                           "--accept-new-host-key")  # fmt: skip
+    assert result.returncode == 11, result.stderr
+    assert "nothing to roll back" in result.stderr
+    assert site.rig.env() == before and site.rig.boots() == [("A", FACTORY)]
+
+
+def test_rollback_of_an_installed_image_that_has_not_booted_keeps_the_running_slot(site: Site) -> None:
+    """The brick scenario: `mark-bad booted` here would mark the good running slot bad."""
+    # Install by hand, as an interrupted job would have left it: RAUC made B primary, A still runs.
+    raucb = build_rauc_bundle(site.work / "by-hand", rig_image(NEW), NEW, COMPATIBLE, site.keys.signer)
+    staged = site.rig.dir / "var-tmp" / "pending.raucb"
+    staged.write_bytes(raucb.read_bytes())
+    staged.chmod(0o644)
+    installed = subprocess.run(
+        ["ssh", "-p", str(site.rig.port), "-i", str(site.rig.client_key), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{site.rig.user}@127.0.0.1",
+         "rauc install /var/tmp/pending.raucb"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert site.rig.env().order[0] == "B"
+    result = site.fieldkit("rollback", "--charger", site.rig.address, "--ssh-key", str(site.rig.client_key),
+                           "--accept-new-host-key")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    env = site.rig.env()
+    assert env.order[0] == "A" and env.good("A"), f"the running slot is primary and good again: {env}"
+    assert site.rig.boots() == [("A", FACTORY)]
+
+
+def _wait_for_state(site: Site, states: set[str], process: subprocess.Popen[str], timeout_s: float = 60) -> str:
+    """Poll the job journal until it enters one of ``states`` (or the job ends); returns what was seen."""
+    deadline = time.monotonic() + timeout_s
+    seen = ""
+    while time.monotonic() < deadline:
+        for record in site.journal():
+            seen = str(record["state"])
+            if seen in states or seen in ("Committed", "RolledBack"):
+                return seen
+        if process.poll() is not None:
+            return seen or "exited"
+        time.sleep(0.002)
+    raise AssertionError(f"the job never reached {states} (last seen {seen})")
+
+
+def _resume_until_finished(site: Site) -> dict[str, object]:
+    for _ in range(5):
+        result = site.fieldkit("update", "--resume", "--charger", site.rig.address, "--ssh-key",
+                               str(site.rig.client_key))  # fmt: skip
+        record = site.journal()[-1]
+        if record["state"] in ("Committed", "RolledBack"):
+            return record
+        assert result.returncode in (10, 0), result.stderr  # 10: the link broke again (a reboot); resume again
+    raise AssertionError(f"the job did not finish after 5 resumes: {site.journal()[-1]['state']}")
+
+
+STEPS = ["Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting", "Installed"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_fieldkit_killed_at_each_step_resumes_to_a_good_charger(site: Site, step: str) -> None:
+    argv = site.update_argv(site.bundle(), "--accept-new-host-key", *CONFIRM[2:])
+    process = subprocess.Popen([FIELDKIT, *argv], env=site.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    landed = _wait_for_state(site, {step}, process)
+    assert landed in STEPS, f"the job ended ({landed}) before it could be interrupted at {step}"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    record = site.journal()[-1]
+    if record["state"] not in ("Committed", "RolledBack"):
+        record = _resume_until_finished(site)
+    assert record["state"] == "Committed", (landed, record.get("error"))
+    assert site.rig.running_version() == NEW
+    site.assert_boots_a_good_image({"A"})
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_power_cut_at_each_step_leaves_a_good_charger(site: Site, step: str) -> None:
+    argv = site.update_argv(site.bundle(), "--accept-new-host-key", *CONFIRM[2:])
+    process = subprocess.Popen([FIELDKIT, *argv], env=site.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    landed = _wait_for_state(site, {step}, process)
+    assert landed in STEPS, f"the job ended ({landed}) before it could be interrupted at {step}"
+    site.rig.power_cut()
+    process.wait(timeout=180)
+    site.assert_boots_a_good_image({"A"})
+    record = site.journal()[-1]
+    if record["state"] not in ("Committed", "RolledBack"):
+        record = _resume_until_finished(site)
+    assert record["state"] in ("Committed", "RolledBack"), (landed, record)
+    expected = NEW if record["state"] == "Committed" else FACTORY
+    assert site.rig.running_version() == expected, (landed, record.get("error"), site.rig.boots())
+    site.assert_boots_a_good_image({"A"})
