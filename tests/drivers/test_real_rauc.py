@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from fieldkit.bundles.build import create_bundle, sign_bundle
-from fieldkit.config import Limits
 from fieldkit.bundles.demo_keys import demo_private_key
+from fieldkit.config import Limits
 from fieldkit.demo import init_demo
 from tests.support.raucbundle import RaucSigner, build_rauc_bundle, make_signer
 from tests.support.rig import COMPATIBLE, LinuxRig, Server, rig_image, rig_missing

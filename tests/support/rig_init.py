@@ -39,7 +39,8 @@ SHUTDOWN_GRACE_S = 0.5
 REBOOT_FIFO = "/run/reboot-request"
 # The charger's own copies of these (its root file system); the rig directory keeps what it writes.
 OVERLAYS = {"etc": "/etc", "usrbin": "/usr/bin", "usrsbin": "/usr/sbin", "home": "/home"}
-REBOOT_SCRIPT = f"#!/bin/sh\n# The rig's reset button: init reboots the charger after a short shutdown.\necho reboot > {REBOOT_FIFO}\n"
+# The rig's reset button: init reboots the charger after a short shutdown.
+REBOOT_SCRIPT = f"#!/bin/sh\necho reboot > {REBOOT_FIFO}\n"
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
