@@ -42,7 +42,14 @@ Server = Literal["sshd", "dropbear"]
 
 
 def rig_missing() -> str | None:
-    """Why the rig cannot run here, or None."""
+    """Why the rig cannot run here, or None. Under FIELDKIT_REQUIRE_RIG (CI) a missing rig fails instead."""
+    reason = _rig_missing()
+    if reason is not None and os.environ.get("FIELDKIT_REQUIRE_RIG"):
+        raise RuntimeError(f"FIELDKIT_REQUIRE_RIG is set but {reason}")
+    return reason
+
+
+def _rig_missing() -> str | None:
     if os.geteuid() != 0:
         return "the Linux charger rig needs root (mount namespaces, loop devices)"
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
