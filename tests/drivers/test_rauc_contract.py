@@ -98,7 +98,7 @@ def _rig(tmp_path: Path) -> Iterator[Charger]:
     rig.start()
     raucb = build_rauc_bundle(tmp_path / "bundle", rig_image(NEW), NEW, COMPATIBLE, signer)
     payload = PayloadSource.whole_file(raucb, hashlib.sha256(raucb.read_bytes()).hexdigest())
-    driver = _driver(rig.user, rig.port, rig.client_key, tmp_path, "/var/tmp/fieldkit-staging")  # noqa: S108
+    driver = _driver(rig.user, rig.port, rig.client_key, tmp_path, "/var/tmp/fieldkit-staging")
     try:
         yield Charger(driver, payload, rig.booted_slot, lambda slot: rig.env().good(slot), lambda: len(rig.boots()))
     finally:
