@@ -22,6 +22,7 @@ from fieldkit.errors import ConfigError
 
 APP_NAME: Final = "fieldkit"
 HOME_ENV: Final = "FIELDKIT_HOME"
+MAX_UPLOAD_STREAMS: Final = 16
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Settings:
     # The vendor updater for components whose install method is "script" (on the charger):
     # called as `COMMAND install FILE`, `COMMAND commit`, `COMMAND rollback`.
     vendor_update_command: str = "charger-update"
+    # SFTP channels an upload may spread over when the charger grants small channel windows (dropbear).
+    ssh_upload_streams: int = 4
 
 
 def home_dir() -> Path | None:
@@ -114,8 +117,11 @@ def load_settings(path: Path | None = None) -> Settings:
     limits = replace(settings.limits, **lowered)
     top: dict[str, object] = {}
     for key, value in raw.items():
-        if key == "clock_skew_tolerance_s":
-            top[key] = _positive_ints(path, "", {key: value}, Settings)[key]
+        if key in ("clock_skew_tolerance_s", "ssh_upload_streams"):
+            number = _positive_ints(path, "", {key: value}, Settings)[key]
+            if key == "ssh_upload_streams" and number > MAX_UPLOAD_STREAMS:
+                raise ConfigError(f"{path}: ssh_upload_streams must be at most {MAX_UPLOAD_STREAMS}")
+            top[key] = number
         elif key in ("health_stable_s", "health_timeout_s"):
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{path}: {key} must be a positive number of seconds")

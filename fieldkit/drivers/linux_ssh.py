@@ -39,6 +39,7 @@ from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
 from fieldkit.fsutil import sha256_file
 from fieldkit.transports.ssh import SshSession
+from fieldkit.transports.striped_upload import BLOCK_BYTES, hole_bound_bytes
 
 REASON_WORDS: Final = ("error", "failed", "fail", "refused", "mismatch", "invalid", "denied", "not ")
 
@@ -101,8 +102,10 @@ class LinuxSshDriver:
         vendor_update_command: str = VENDOR_UPDATE_COMMAND,
         profiles: ProfileLibrary | None = None,
         profile_name: str | None = None,
+        upload_streams: int = 1,
     ) -> None:
         self._connect = connect
+        self.upload_streams = upload_streams  # must match the sessions ``connect`` makes (resume looks for holes)
         self.updaters = updaters(vendor_update_command)
         self.default_staging_dir = staging_dir
         self.command_timeout_s = command_timeout_s
@@ -328,14 +331,27 @@ class LinuxSshDriver:
         return total - offset
 
     def _verified_prefix(self, payload: PayloadSource, remote: str, total: int) -> int:
-        """How much of the staged copy can be kept: its size if that prefix hashes right, else 0."""
+        """How much of the staged copy can be kept: the longest candidate prefix that hashes right, else 0.
+
+        Candidates: the whole staged copy, then (for an upload spread over
+        several channels, which may leave holes near its end) the copy less
+        the striped upload's hole bound, cut to a block boundary.
+        """
         size = self._ssh().remote_size(remote)
         if not size or size > total:
             return 0
-        answer = self._run(f"head -c {size} {shlex.quote(remote)} | {remote_sha256()}", name="sha256").split()
-        return (
-            size if answer and hmac.compare_digest(answer[0], sha256_file(payload.path, payload.offset, size)[1]) else 0
-        )
+        candidates = [size]
+        back = hole_bound_bytes(self.upload_streams)
+        if self.upload_streams > 1 and size > back:
+            candidates.append((size - back) // BLOCK_BYTES * BLOCK_BYTES)
+        for length in candidates:
+            if length <= 0:
+                continue
+            command = f"head -c {length} {shlex.quote(remote)} | {remote_sha256()}"
+            answer = self._run(command, name="sha256").split()
+            if answer and hmac.compare_digest(answer[0], sha256_file(payload.path, payload.offset, length)[1]):
+                return length
+        return 0
 
     async def verify(self, component: str, sha256: str) -> None:
         await asyncio.to_thread(self._verify, sha256)

@@ -34,6 +34,7 @@ from fieldkit.errors import (
     LinkLostError,
     UsageError,
 )
+from fieldkit.transports.striped_upload import StripedUpload
 
 MAX_COMMAND_OUTPUT_BYTES: Final = 4 * 1024 * 1024
 # AEAD first: AES-GCM encrypts and authenticates in one OpenSSL pass, where CTR + HMAC costs two
@@ -42,6 +43,10 @@ MAX_COMMAND_OUTPUT_BYTES: Final = 4 * 1024 * 1024
 CIPHERS: Final = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")
 SFTP_CHUNK_BYTES: Final = 1024 * 1024  # read size; paramiko splits it into 32 KiB pipelined SFTP writes
 PROGRESS_SLICE_BYTES: Final = 128 * 1024  # progress (and cancellation) granularity of an upload
+STRIPED_MIN_BYTES: Final = 4 * 1024 * 1024  # below this, one channel: opening more costs more than it saves
+# A peer window below this (dropbear's default is 24 KiB; OpenSSH grants 2 MiB) limits a channel to a window
+# per round trip, so an upload spreads over several channels.
+SMALL_WINDOW_BYTES: Final = 256 * 1024
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -157,8 +162,10 @@ class SshSession:
         confirm_host_key: Callable[[str, str], bool] | None = None,
         connect_timeout_s: float = 10.0,
         keepalive_s: int = 15,
+        upload_streams: int = 1,
     ) -> None:
         self.target = target
+        self.upload_streams = upload_streams
         self.known_hosts = known_hosts
         self.key_file = key_file
         self.password = password
@@ -169,6 +176,7 @@ class SshSession:
         )
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._peer_window_bytes: int | None = None
 
     def __enter__(self) -> SshSession:
         self.connect()
@@ -260,9 +268,20 @@ class SshSession:
         if self._sftp is None:
             try:
                 self._sftp = self._connected().open_sftp()
+                channel = self._sftp.get_channel()
+                # The window the charger grants a fresh channel, read before anything is sent on it.
+                self._peer_window_bytes = int(channel.out_window_size) if channel is not None else None
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 raise LinkLostError(f"cannot open SFTP on {self.target}: {exc}") from exc
         return self._sftp
+
+    def _small_window(self) -> bool:
+        """Does the charger grant a channel a window small enough that more channels pay (dropbear's 24 KiB)?"""
+        return self._peer_window_bytes is not None and self._peer_window_bytes < SMALL_WINDOW_BYTES
+
+    def _open_extra_sftp(self) -> paramiko.SFTPClient:
+        """Another SFTP channel on this connection, for a striped upload (closed by its user)."""
+        return self._connected().open_sftp()
 
     def remote_size(self, path: str) -> int | None:
         """Size of a remote file, or None if it does not exist."""
@@ -289,11 +308,21 @@ class SshSession:
         bundle. The remote file is truncated to ``offset`` first, so a resumed
         transfer continues exactly after the prefix the caller verified.
         Writes are pipelined: SFTP acknowledgements are collected, not awaited one by one.
+        With ``upload_streams`` > 1 the range is spread over that many SFTP
+        channels (see striped_upload.py): a peer with small channel windows
+        (dropbear) then carries several windows per round trip.
         """
         total = length if length is not None else local.stat().st_size - source_start
         sftp = self._sftp_client()
         try:
             mode = "r+b" if offset else "wb"
+            if self.upload_streams > 1 and total - offset > STRIPED_MIN_BYTES and self._small_window():
+                with sftp.open(remote, mode) as handle:
+                    handle.truncate(offset)
+                upload = StripedUpload(
+                    self._open_extra_sftp, local, remote, source_start, offset, total, self.upload_streams
+                )
+                return upload.run(on_progress)
             with sftp.open(remote, mode) as handle, local.open("rb") as source:
                 if offset:
                     handle.truncate(offset)

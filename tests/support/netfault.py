@@ -14,6 +14,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections import deque
 from typing import Final
 
 BUFFER: Final = 16384
@@ -104,3 +105,84 @@ class FaultyProxy:
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+class LatencyProxy:
+    """A TCP proxy on loopback that delays every byte by ``one_way_s`` in each direction: a field link's RTT.
+
+    Order is kept and throughput is not limited, so what a window-bound protocol loses to the round trip
+    shows as it would on a real link. Bounded: sockets time out, and ``close`` stops it.
+    """
+
+    def __init__(self, target_port: int, one_way_s: float) -> None:
+        self.target_port = target_port
+        self.one_way_s = one_way_s
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        self.port: int = self.listener.getsockname()[1]
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+        self.listener.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                queue: deque[tuple[float, bytes]] = deque()
+                ready = threading.Condition()
+                threading.Thread(target=self._read, args=(a, queue, ready), daemon=True).start()
+                threading.Thread(target=self._deliver, args=(b, queue, ready), daemon=True).start()
+
+    def _read(self, source: socket.socket, queue: deque[tuple[float, bytes]], ready: threading.Condition) -> None:
+        source.settimeout(0.5)
+        while not self._closed.is_set():
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                data = b""
+            with ready:
+                queue.append((time.monotonic() + self.one_way_s, data))
+                ready.notify()
+            if not data:
+                return
+
+    def _deliver(self, sink: socket.socket, queue: deque[tuple[float, bytes]], ready: threading.Condition) -> None:
+        while not self._closed.is_set():
+            with ready:
+                while not queue and not self._closed.is_set():
+                    ready.wait(0.5)
+                if not queue:
+                    break
+                due, data = queue.popleft()
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # the link's propagation delay: this is what the proxy is for
+            if not data:
+                break
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)  # half-close: the other direction may still be talking
