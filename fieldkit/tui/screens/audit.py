@@ -112,6 +112,7 @@ class AuditScreen(FieldkitScreen):
                 entry.get("status") or "",
             )
             table.add_row(*(Text(cell) for cell in cells), key=str(entry["seq"]))
+        self.fit_columns()
         self._show_entry()
 
     def on_input_changed(self, _: Input.Changed) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import DataTable
 
@@ -24,6 +25,23 @@ class FieldkitScreen(Screen[None]):
         table = self.query_one(DataTable)
         for column in columns:
             table.add_column(column, key=column)
+
+    def fit_columns(self) -> None:
+        """Size every column to its widest cell now, after a table was filled in one go.
+
+        DataTable measures new rows only when it next goes idle; on a busy
+        laptop that can be much later, and the table shows header-wide columns
+        (a bundle name cut to six letters) until a key is pressed. Widths set
+        here need no measuring pass.
+        """
+        table = self.query_one(DataTable)
+        for key, column in table.columns.items():
+            cells = [table.get_cell(row, key) for row in table.rows]
+            widest = max(
+                [column.label.cell_len, *(Text(c).cell_len if isinstance(c, str) else c.cell_len for c in cells)]
+            )
+            column.width, column.auto_width = widest, False
+        table.refresh(layout=True)
 
     def highlighted_key(self) -> str | None:
         """The row key under the table's cursor, or None for an empty table."""

@@ -85,6 +85,7 @@ class BundlesScreen(FieldkitScreen):
         table.clear()
         for bundle in message.bundles:
             table.add_row(*(Text(cell) for cell in self._cells(bundle)), key=str(bundle.path))
+        self.fit_columns()
         valid = sum(1 for b in message.bundles if b.valid)
         self.query_one("#bundles-status", Static).update(
             f"{len(message.bundles)} bundle(s), {valid} valid · Enter choose · i import · r reload"

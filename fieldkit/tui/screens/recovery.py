@@ -81,6 +81,7 @@ class RecoveryScreen(FieldkitScreen):
             table.add_row(
                 "unreachable", "?", address.removeprefix("ssh://"), problem[:40], "", "b roll back", key=address
             )
+        self.fit_columns()
         self.query_one("#recovery-status", Static).update(
             f"{len(records)} interrupted job(s)" if records else "no interrupted jobs"
         )
