@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fieldkit.drivers import rauc
+from fieldkit.drivers import rauc, swupdate
 from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, PayloadSource, ProgressCallback
 from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load_profiles, transaction_state
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
@@ -211,7 +211,12 @@ class LinuxSshDriver:
 
     def _identify(self) -> ChargerIdentity:
         profile = self.profile()
-        identity = self._identify_helpers() if profile.updater == "helpers" else self._identify_profile(profile)
+        if profile.updater == "helpers":
+            identity = self._identify_helpers()
+        elif profile.updater == "swupdate":
+            identity = self._identify_swupdate(profile)
+        else:
+            identity = self._identify_rauc(profile)
         return dataclasses.replace(identity, **self._staging_facts(), boot_id=self._boot_id(), profile=profile.name)
 
     def _identify_helpers(self) -> ChargerIdentity:
@@ -249,7 +254,43 @@ class LinuxSshDriver:
     def _rauc_status(self) -> rauc.RaucStatus:
         return rauc.RaucStatus.parse(self._run(rauc.STATUS_COMMAND, name="rauc status"))
 
-    def _identify_profile(self, profile: Profile) -> ChargerIdentity:
+    def _swupdate_status(self) -> swupdate.SwupdateStatus:
+        table = self.profile().swupdate
+        layout = swupdate.SwupdateLayout(
+            table.slots, table.slot_var, table.trial_var, table.count_var, table.state_var, table.select, table.key
+        )
+        return swupdate.SwupdateStatus.parse(layout, self._run(swupdate.ENV_COMMAND, name="fw_printenv"))
+
+    def _identify_swupdate(self, profile: Profile) -> ChargerIdentity:
+        facts = self._facts(profile)
+        status = self._swupdate_status()
+        component = ComponentInfo(
+            profile.component,
+            facts.get("version"),
+            status.booted,
+            "pending" if status.trial_running else "committed",
+            status.pending,
+            "swupdate",
+        )
+        return self._identity_from_facts(facts, {profile.component: component}, "")
+
+    def _identity_from_facts(
+        self, facts: dict[str, str], components: dict[str, ComponentInfo], fallback_model: str
+    ) -> ChargerIdentity:
+        floor = facts.get("security_version_floor")
+        return ChargerIdentity(
+            vendor=facts.get("vendor", ""),
+            model=facts.get("model") or fallback_model,
+            hardware_revision=facts.get("hardware_revision", ""),
+            serial=facts.get("serial", ""),
+            address=str(self._ssh().target),
+            components=components,
+            security_version_floor=int(floor) if floor is not None and floor.isdigit() else None,
+            transaction_active=transaction_state(facts.get("transaction")),
+            connector_statuses=tuple(c.strip() for c in facts.get("connectors", "").split(",") if c.strip()),
+        )
+
+    def _identify_rauc(self, profile: Profile) -> ChargerIdentity:
         facts = self._facts(profile)
         status = self._rauc_status()
         components: dict[str, ComponentInfo] = {}
@@ -268,18 +309,7 @@ class LinuxSshDriver:
                 "rauc",
                 pending.bundle_version if pending is not None else None,
             )
-        floor = facts.get("security_version_floor")
-        return ChargerIdentity(
-            vendor=facts.get("vendor", ""),
-            model=facts.get("model") or status.compatible,
-            hardware_revision=facts.get("hardware_revision", ""),
-            serial=facts.get("serial", ""),
-            address=str(self._ssh().target),
-            components=components,
-            security_version_floor=int(floor) if floor is not None and floor.isdigit() else None,
-            transaction_active=transaction_state(facts.get("transaction")),
-            connector_statuses=tuple(c.strip() for c in facts.get("connectors", "").split(",") if c.strip()),
-        )
+        return self._identity_from_facts(facts, components, status.compatible)
 
     def _staging_facts(self) -> dict[str, Any]:
         """Can the login user stage images, and how much room is there? Checked before anything is sent."""
@@ -374,8 +404,15 @@ class LinuxSshDriver:
         return updater
 
     async def activate(self, component: str, sha256: str, install_method: str) -> None:
-        command = self._updater(install_method).install.format(image=shlex.quote(self.staged_path(sha256)))
-        await asyncio.to_thread(self._run, command, None, install_method)
+        await asyncio.to_thread(self._activate, sha256, install_method)
+
+    def _activate(self, sha256: str, install_method: str) -> None:
+        image = shlex.quote(self.staged_path(sha256))
+        if install_method == "swupdate" and self.profile().updater == "swupdate":
+            command = self._swupdate_status().install_command(image)  # into the copy that is not running
+        else:
+            command = self._updater(install_method).install.format(image=image)
+        self._run(command, None, install_method)
 
     async def reboot(self) -> None:
         await asyncio.to_thread(self._reboot)
@@ -503,6 +540,13 @@ class LinuxSshDriver:
         identity = self._identify()
         for method in dict.fromkeys(install_methods.values()):
             owned = [name for name, m in install_methods.items() if m == method]
+            if method == "swupdate" and self.profile().updater == "swupdate":
+                sw_status = self._swupdate_status()
+                for name in owned:
+                    running = identity.components[name].version if name in identity.components else None
+                    for command in swupdate.commit_plan(sw_status, running, expected_versions[name]).commands:
+                        self._run(command, name="fw_setenv")
+                continue
             if method == "rauc":
                 status = self._rauc_status()
                 for name in owned:
@@ -526,8 +570,8 @@ class LinuxSshDriver:
         reboot = False
         for method in dict.fromkeys(install_methods.values()):
             owned = [name for name, m in install_methods.items() if m == method]
-            if method == "rauc":
-                needs_reboot, note = await asyncio.to_thread(self._abandon_rauc, owned, previous_versions)
+            if method == "rauc" or (method == "swupdate" and self.profile().updater == "swupdate"):
+                needs_reboot, note = await asyncio.to_thread(self._abandon, method, owned, previous_versions)
                 reboot = reboot or needs_reboot
                 notes.append(note)
             else:
@@ -538,26 +582,31 @@ class LinuxSshDriver:
             await self.reboot()
         return "; ".join(notes)
 
-    def _abandon_rauc(self, components: list[str], previous: Mapping[str, str | None] | None) -> tuple[bool, str]:
+    def _abandon(
+        self, method: str, components: list[str], previous: Mapping[str, str | None] | None
+    ) -> tuple[bool, str]:
         identity = self._identify()
-        status = self._rauc_status()
+        rauc_status = self._rauc_status() if method == "rauc" else None
         reboot, notes = False, []
         for name in components:
             info = identity.components.get(name)
             running = info.version if info is not None else None
             before = previous.get(name) if previous is not None else None
-            # A trial runs when the job says the version changed, or the charger itself says so (helpers).
+            # A trial runs when the job says the version changed, or the charger itself says so.
             trial = (before is not None and running is not None and running != before) or (
                 info is not None and info.state == "pending"
             )
-            plan = rauc.abandon_plan(status, name, running, trial)
+            if rauc_status is not None:
+                plan = rauc.abandon_plan(rauc_status, name, running, trial)
+            else:
+                plan = swupdate.abandon_plan(self._swupdate_status(), trial)
             if not plan.commands and previous is None:
                 raise DeviceRefusedError(
                     f"nothing to roll back on {identity.serial or 'this charger'}: {plan.note}",
                     "rollback abandons an installed image that has not been committed; this charger has none",
                 )
             for command in plan.commands:
-                self._run(command, name=command.rsplit(" ", 2)[-2] if " " in command else command)
+                self._run(command, name="rauc status" if rauc_status is not None else "fw_setenv")
             reboot = reboot or plan.reboot
             notes.append(plan.note)
         return reboot, "; ".join(notes)

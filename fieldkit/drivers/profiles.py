@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -76,6 +76,25 @@ class FactSource(BaseModel):
         return value or None
 
 
+class SwupdateTable(BaseModel):
+    """``[swupdate]``: where a dual-copy SWUpdate setup keeps its state (see swupdate.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slots: tuple[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,16}$")], Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,16}$")]
+    ] = (
+        "A",
+        "B",
+    )
+    slot_var: str = Field("rootpart", pattern=r"^[A-Za-z0-9_]+$")
+    trial_var: str = Field("upgrade_available", pattern=r"^[A-Za-z0-9_]+$")
+    count_var: str = Field("bootcount", pattern=r"^[A-Za-z0-9_]+$")
+    state_var: str = Field("ustate", pattern=r"^[A-Za-z0-9_]+$")
+    select: str = "stable,copy{slot}"
+    key: str = "/etc/swupdate/public.pem"
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -84,8 +103,10 @@ class Profile(BaseModel):
     extends: str | None = None
     priority: int = 0
     match: str = Field(min_length=1)
-    # "rauc": slots and versions from RAUC; "helpers": everything from charger-identity/charger-status.
-    updater: Literal["rauc", "helpers"] | None = None
+    # "rauc": slots and versions from RAUC; "swupdate": from the bootloader environment (see [swupdate]);
+    # "helpers": everything from charger-identity/charger-status.
+    updater: Literal["rauc", "swupdate", "helpers"] | None = None
+    swupdate: SwupdateTable = SwupdateTable()
     component: str = "rootfs"  # the component the booted system's version belongs to
     staging_dir: str | None = None  # default: the ssh_staging_dir setting
     reboot: str | None = None

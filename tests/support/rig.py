@@ -35,10 +35,11 @@ COMPATIBLE = "Voltiq VQ-AC22-L rev C"
 LOGIN_USER = "charger"  # dropbear chargers often log in as a service user
 LOGIN_UID = 4242
 SLOT_BYTES = 8 * 1024 * 1024
-REQUIRED_TOOLS = ("unshare", "rauc", "fw_printenv", "fw_setenv", "mkenvimage", "mksquashfs", "dbus-daemon",
+REQUIRED_TOOLS = ("unshare", "rauc", "swupdate", "fw_printenv", "fw_setenv", "mkenvimage", "mksquashfs", "dbus-daemon",
                   "dbus-send", "dropbear", "dropbearkey")  # fmt: skip
 
 Server = Literal["sshd", "dropbear"]
+Updater = Literal["rauc", "swupdate"]
 
 
 def rig_missing() -> str | None:
@@ -80,9 +81,12 @@ class UbootEnv:
 
 
 class LinuxRig:
-    def __init__(self, directory: Path, server: Server = "sshd", window_bytes: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, server: Server = "sshd", window_bytes: int | None = None, updater: Updater = "rauc"
+    ) -> None:
         self.dir = directory
         self.server = server
+        self.updater = updater
         self.window_bytes = window_bytes
         self.port = free_port()
         self.user = "root" if server == "sshd" else LOGIN_USER
@@ -100,7 +104,10 @@ class LinuxRig:
         slot_a[: len(image)] = image
         (d / "slots" / "rootfs.A").write_bytes(bytes(slot_a))
         (d / "slots" / "rootfs.B").write_bytes(bytes(SLOT_BYTES))
-        (d / "env.txt").write_text("BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n")
+        if self.updater == "rauc":
+            (d / "env.txt").write_text("BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n")
+        else:  # SWUpdate with U-Boot's bootcount: the copy to boot, and whether it is on trial
+            (d / "env.txt").write_text("rootpart=A\nupgrade_available=0\nbootcount=0\nbootlimit=3\nustate=0\n")
         subprocess.run(["mkenvimage", "-s", "0x4000", "-o", str(d / "uboot.env"), str(d / "env.txt")], check=True)
         self.fw_env_config.write_text(f"{d / 'uboot.env'} 0x0000 0x4000\n")
         etc = d / "etc-upper"
@@ -116,6 +123,9 @@ class LinuxRig:
         )
         if keyring_pem is not None:
             (etc / "rauc" / "keyring.pem").write_bytes(keyring_pem)
+            (etc / "swupdate").mkdir(exist_ok=True)
+            for name in ("ca.pem", "public.pem"):  # public.pem: where the generic SWUpdate profile looks
+                (etc / "swupdate" / name).write_bytes(keyring_pem)
         (etc / "hwrevision").write_text("VQ-AC22-L C\n")
         (etc / "machine-id").write_text("5a1e0c2b9d3f4e6a8b7c0d1e2f3a4b5c\n")
         with (etc / "passwd").open("w") as handle:
@@ -166,7 +176,7 @@ class LinuxRig:
                     "-r", "/etc/dropbear/dropbear_ed25519_host_key", "-P", "/run/dropbear.pid"]  # fmt: skip
             if self.window_bytes is not None:
                 argv += ["-W", str(self.window_bytes)]
-        (d / "rig.json").write_text(json.dumps({"server_argv": argv}))
+        (d / "rig.json").write_text(json.dumps({"server_argv": argv, "updater": self.updater}))
 
     @property
     def fw_env_config(self) -> Path:
@@ -251,9 +261,19 @@ class LinuxRig:
             {slot: int(values.get(f"BOOT_{slot}_LEFT", "0") or 0) for slot in ("A", "B")},
         )
 
+    def slot_devices(self) -> dict[str, str]:
+        """The flash partitions (files) a SWUpdate image names per copy."""
+        return {slot: str(self.dir / "slots" / f"rootfs.{slot}") for slot in ("A", "B")}
+
+    def env_vars(self) -> dict[str, str]:
+        out = subprocess.run(
+            ["fw_printenv", "-c", str(self.fw_env_config)], check=True, capture_output=True, text=True
+        ).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
     def booted_slot(self) -> str:
-        cmdline = (self.dir / "cmdline").read_text()
-        return cmdline.split("rauc.slot=", 1)[1].split()[0]
+        root = (self.dir / "cmdline").read_text().split("root=", 1)[1].split()[0]
+        return "AB"[int(root.rsplit("p", 1)[1]) - 2]
 
     def running_version(self) -> str:
         return self.boots()[-1][1]

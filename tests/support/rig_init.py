@@ -74,7 +74,11 @@ def read_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def bootloader(rig: Path) -> str | None:
+def bootloader(rig: Path, updater: str) -> str | None:
+    return rauc_bootloader(rig) if updater == "rauc" else swupdate_bootloader(rig)
+
+
+def rauc_bootloader(rig: Path) -> str | None:
     """RAUC's U-Boot boot logic: the first slot in BOOT_ORDER with attempts left, one attempt spent."""
     env = read_env()
     for slot in env.get("BOOT_ORDER", "").split():
@@ -85,9 +89,32 @@ def bootloader(rig: Path) -> str | None:
         header = slot_header(rig, slot)
         if header is None:  # the kernel would not start: that attempt is spent, reset and try again
             log(rig, f"slot {slot} does not boot")
-            return bootloader(rig)
+            return rauc_bootloader(rig)
         return slot
     return None
+
+
+def swupdate_bootloader(rig: Path, resets: int = 0) -> str | None:
+    """The U-Boot bootcount scheme SWUpdate setups use: a trial boot counts, past bootlimit altbootcmd switches back."""
+    env = read_env()
+    slot = env.get("rootpart", "A")
+    if env.get("upgrade_available") == "1":
+        count = int(env.get("bootcount", "0") or 0) + 1
+        if count > int(env.get("bootlimit", "3") or 3):
+            slot = "B" if slot == "A" else "A"  # altbootcmd: back to the other copy, the update failed
+            sh_script(f"rootpart={slot}\nupgrade_available=0\nbootcount=0\nustate=3\n")
+        else:
+            sh("fw_setenv", "bootcount", str(count))
+    if slot_header(rig, slot) is None:
+        log(rig, f"slot {slot} does not boot")
+        # The watchdog resets the board; only a trial boot has anywhere else to go.
+        return swupdate_bootloader(rig, resets + 1) if env.get("upgrade_available") == "1" and resets < 10 else None
+    return slot
+
+
+def sh_script(lines: str) -> None:
+    """Several variables in one write of the environment, as `fw_setenv -s` does."""
+    subprocess.run(["fw_setenv", "-s", "/dev/stdin"], input=lines, text=True, check=True, capture_output=True)
 
 
 def slot_header(rig: Path, slot: str) -> dict[str, str] | None:
@@ -102,7 +129,8 @@ def slot_header(rig: Path, slot: str) -> dict[str, str] | None:
 
 
 def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
-    slot = bootloader(rig)
+    updater = str(config.get("updater", "rauc"))
+    slot = bootloader(rig, updater)
     if slot is None:
         (rig / "bricked").write_text("no slot with boot attempts left\n")
         log(rig, "BRICKED: no bootable slot")
@@ -110,7 +138,8 @@ def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
     header = slot_header(rig, slot)
     assert header is not None
     (rig / "boot_id").write_text(f"{uuid.uuid4()}\n")
-    (rig / "cmdline").write_text(f"console=ttyS0 root=/dev/mmcblk0p{'AB'.index(slot) + 2} rauc.slot={slot}\n")
+    marker = f" rauc.slot={slot}" if updater == "rauc" else ""
+    (rig / "cmdline").write_text(f"console=ttyS0 root=/dev/mmcblk0p{'AB'.index(slot) + 2}{marker}\n")
     os_release = "".join(f"{k}={v}\n" for k, v in header.items() if not k.startswith("FIELDKIT_RIG_"))
     # Debian's /etc/os-release is a link into /usr/lib, which is the laptop's: replace the link, never follow it.
     Path("/etc/os-release").unlink(missing_ok=True)
@@ -124,6 +153,18 @@ def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
         handle.write(f"{slot} {header['VERSION_ID']}\n")
     log(rig, f"booted slot {slot} version {header['VERSION_ID']}")
     services: list[subprocess.Popen[bytes]] = []
+    if updater == "rauc":
+        services += start_rauc(rig)
+    Path("/run/sshd").mkdir()
+    server_log = (rig / "server.log").open("ab")
+    argv = [str(a) for a in config["server_argv"]]  # type: ignore[attr-defined]
+    services.append(subprocess.Popen(argv, stdout=server_log, stderr=server_log))
+    return services
+
+
+def start_rauc(rig: Path) -> list[subprocess.Popen[bytes]]:
+    """The system bus and RAUC's service on it, as a RAUC system's init starts them."""
+    services = []
     Path("/run/dbus").mkdir()
     bus_log = (rig / "dbus.log").open("ab")
     services.append(subprocess.Popen(["dbus-daemon", "--system", "--nofork", "--nopidfile"], stderr=bus_log))
@@ -131,9 +172,6 @@ def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
     rauc_log = (rig / "rauc.log").open("ab")
     services.append(subprocess.Popen(["rauc", "service"], stdout=rauc_log, stderr=rauc_log))
     wait_for(rauc_ready, "rauc service")
-    Path("/run/sshd").mkdir()
-    server_log = (rig / "server.log").open("ab")
-    services.append(subprocess.Popen([str(a) for a in config["server_argv"]], stdout=server_log, stderr=server_log))  # type: ignore[attr-defined]
     return services
 
 
