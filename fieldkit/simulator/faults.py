@@ -12,6 +12,7 @@ Specs, as given to `--fault` (repeatable):
     fail-install:component=C  the charger's updater refuses to install component C
     never-available         a newly installed image boots but never brings connectors to Available
     flap-health             connectors alternate Available/Unavailable after an update
+    unknown:fact=F          the charger cannot report F (transaction, security_version_floor): it says null
 
 The device model applies power cuts, corruption, phases and health; the
 protocol front-ends apply link drops, rate limits and hangs, since those
@@ -26,6 +27,7 @@ from typing import Final
 from fieldkit.errors import UsageError
 
 PHASES: Final = ("install", "reboot", "commit")
+UNKNOWABLE: Final = ("transaction", "security_version_floor")  # facts a charger may be unable to report
 
 
 class PowerCut(Exception):
@@ -48,6 +50,7 @@ class FaultPlan:
     never_available: bool = False
     flap_health: bool = False
     failing_installs: set[str] = field(default_factory=set)
+    unknown_facts: set[str] = field(default_factory=set)
 
     @classmethod
     def parse(cls, specs: list[str] | tuple[str, ...]) -> FaultPlan:
@@ -74,6 +77,8 @@ class FaultPlan:
                 self.corrupt_bytes.add(int(value))
             else:
                 self.link_drop_byte = int(value)
+        elif kind == "unknown" and key == "fact" and value in UNKNOWABLE:
+            self.unknown_facts.add(value)
         elif kind == "fail-install" and key == "component" and value:
             self.failing_installs.add(value)
         elif kind in ("power-cut", "hang") and key == "phase" and value in PHASES:
@@ -82,8 +87,8 @@ class FaultPlan:
             raise UsageError(
                 f"--fault {spec!r} is not a fault spec",
                 "use power-cut:byte=N, power-cut:phase=install|reboot|commit, corrupt:byte=N, hang:phase=P, "
-                "hang:byte=N, link-drop:byte=N, rate:BYTES_PER_S, fail-install:component=C, never-available "
-                "or flap-health",
+                "hang:byte=N, link-drop:byte=N, rate:BYTES_PER_S, fail-install:component=C, never-available, "
+                "flap-health or unknown:fact=transaction|security_version_floor",
             )
 
     def power_cut_within(self, offset: int, length: int) -> int | None:

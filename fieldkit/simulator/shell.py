@@ -61,11 +61,12 @@ def _charger() -> SimulatedCharger:
 
 def _identity(charger: SimulatedCharger) -> dict[str, object]:
     status = charger.status()
+    unknown = charger.faults.unknown_facts
     return {
         **charger.identity,
         "components": status["components"],
-        "security_version_floor": status["security_version_floor"],
-        "transaction_active": status["transaction_active"],
+        "security_version_floor": None if "security_version_floor" in unknown else status["security_version_floor"],
+        "transaction_active": None if "transaction" in unknown else status["transaction_active"],
         "meter_wh": status["meter_wh"],
         "connectors": [c["status"] for c in charger.connectors],
     }

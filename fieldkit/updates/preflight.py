@@ -198,8 +198,8 @@ def _unknown_checks(identity: ChargerIdentity, confirmed: frozenset[str]) -> lis
                 "refuse",
                 f"the charger cannot tell {UNKNOWN_FACTS[fact]}; confirmed by the technician"
                 if ok
-                else f"the charger cannot tell {UNKNOWN_FACTS[fact]}: check it, then confirm "
-                f"(--confirm-unknown {fact})",
+                else f"the charger cannot tell {UNKNOWN_FACTS[fact]}: check it on site, then confirm it "
+                f"(CLI: --confirm-unknown {fact}; TUI: type the serial at the confirmation)",
             )
         )
     return checks

@@ -171,3 +171,34 @@ def test_a_vehicle_that_plugs_in_after_preflight_stops_the_start_and_is_audited(
         assert refusal["charger"]["serial"] == "SN-TUI-4"
         assert not [e for e in app.context.audit.entries() if e["action"] == "update.transition"]
         assert SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]["running_version"] == "2.3.0"
+
+
+def test_what_a_charger_cannot_tell_is_confirmed_by_the_typed_serial_and_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    faults = ("unknown:fact=transaction",)
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-TUI-U", faults)]) as site:
+        app = site.app()
+
+        async def flow() -> tuple[str, list[list[str]]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                screen = await _preflighted(pilot, app, AC22_BUNDLE)
+                rows = table_rows(app, "DataTable")
+                await pilot.press("s")
+                await until(pilot, lambda: bool(app.screen.query("#confirm-serials")), what="the confirmation")
+                shown = [str(w.render()) for w in app.screen.query("Static")]
+                assert any("cannot tell" in line and "vehicle is charging" in line for line in shown), shown
+                await pilot.click("#confirm-yes")  # not enough: the serial must be typed
+                await pilot.pause()
+                assert app.screen.query("#confirm-serials"), "started without the typed confirmation"
+                await pilot.click("#confirm-serials")
+                await pilot.press(*"SN-TUI-U", "enter")
+                await until(pilot, lambda: bool(screen.query(JobPanel)), what="job panels")
+                await until(pilot, lambda: all(p.state == "Committed" for p in screen.query(JobPanel)), timeout_s=60)
+                return screen.query_one(JobPanel).state, rows
+
+        state, rows = asyncio.run(flow())
+        assert ["SN-TUI-U", "unknown-transaction", "[yellow]at confirm[/]"] in [row[:3] for row in rows], rows
+        assert state == "Committed"
+        confirmed = [e for e in app.context.audit.entries() if e["action"] == "update.unknown-confirmed"]
+        assert confirmed and "transaction" in confirmed[0]["note"]

@@ -96,19 +96,24 @@ class ConfirmUpdateScreen(ModalScreen[bool]):
     ]
     AUTO_FOCUS = "#confirm-no"
 
-    def __init__(self, summary: list[str], serials_to_type: list[str]) -> None:
+    def __init__(self, summary: list[str], serials_to_type: list[str], unknowns: list[str] | None = None) -> None:
         super().__init__()
         self.summary = summary
         self.serials_to_type = serials_to_type
+        self.unknowns = unknowns or []
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
             yield Label("[b]Start this update?[/b]")
             for line in self.summary:
                 yield Static(escape(line))
+            for line in self.unknowns:
+                yield Static("[yellow]unknown[/yellow] " + escape(line))
             if self.serials_to_type:
+                reason = "Check what is unknown on site. " if self.unknowns else ""
                 yield Label(
-                    "Metrology-relevant: type the serial of each charger, separated by spaces: "
+                    reason
+                    + "Metrology-relevant or unknown: type the serial of each charger, separated by spaces: "
                     + escape(", ".join(self.serials_to_type))
                 )
                 yield Input(placeholder="serial(s)", id="confirm-serials")

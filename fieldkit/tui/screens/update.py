@@ -14,6 +14,7 @@ from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Header, Static
 
+from fieldkit.audit.entry import BundleRef
 from fieldkit.drivers.base import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
@@ -22,15 +23,20 @@ from fieldkit.tui.messages import PreflightFinished, UpdateFailed, UpdateFinishe
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
-from fieldkit.updates.auditing import refusal_entry
+from fieldkit.updates.auditing import charger_ref_of_identity, refusal_entry
 from fieldkit.updates.engine import UpdateJob
-from fieldkit.updates.preflight import PreflightResult
+from fieldkit.updates.preflight import UNKNOWN_FACTS, PreflightResult
 
 if TYPE_CHECKING:
     pass
 
-# Asked for in the confirmation dialog, so not a reason to stop at preflight.
+# Asked for in the confirmation dialog, so not a reason to stop at preflight: the typed serial of a
+# metrology-relevant update, and what the charger cannot tell (unknown-*), which the technician checks on site.
 CONFIRMED_LATER = frozenset({"metrology"})
+
+
+def confirmed_later(check_name: str) -> bool:
+    return check_name in CONFIRMED_LATER or check_name.startswith("unknown-")
 
 
 @dataclass
@@ -43,11 +49,17 @@ class Planned:
     def ok(self) -> bool:
         if self.result is None:
             return False
-        return all(c.passed or c.severity != "refuse" or c.name in CONFIRMED_LATER for c in self.result.checks)
+        return all(c.passed or c.severity != "refuse" or confirmed_later(c.name) for c in self.result.checks)
+
+    @property
+    def unknowns(self) -> list[str]:
+        """What this charger cannot tell, which the technician must check on site before it starts."""
+        return list(self.identity.unknown_safety_facts) if self.identity is not None else []
 
     @property
     def needs_typed_serial(self) -> bool:
-        return self.result is not None and any(c.name == "metrology" for c in self.result.checks)
+        metrology = self.result is not None and any(c.name == "metrology" for c in self.result.checks)
+        return metrology or bool(self.unknowns)
 
 
 class UpdateScreen(FieldkitScreen):
@@ -130,7 +142,7 @@ class UpdateScreen(FieldkitScreen):
             for check in message.result.checks:
                 if check.passed:
                     mark = "[green]ok[/]"
-                elif check.name in CONFIRMED_LATER:
+                elif confirmed_later(check.name):
                     mark = "[yellow]at confirm[/]"
                 else:
                     mark = "[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]"
@@ -164,7 +176,14 @@ class UpdateScreen(FieldkitScreen):
             if p.identity is not None
         ]
         serials = [p.identity.serial for p in ready.values() if p.identity is not None and p.needs_typed_serial]
-        self.app.push_screen(ConfirmUpdateScreen(summary, serials), lambda go: self._confirmed(bool(go), list(ready)))
+        unknowns = [
+            f"{p.identity.serial} cannot tell: " + "; ".join(UNKNOWN_FACTS[f] for f in p.unknowns)
+            for p in ready.values()
+            if p.identity is not None and p.unknowns
+        ]
+        self.app.push_screen(
+            ConfirmUpdateScreen(summary, serials, unknowns), lambda go: self._confirmed(bool(go), list(ready))
+        )
 
     def _confirmed(self, go: bool, addresses: list[str]) -> None:
         if not go:
@@ -196,13 +215,29 @@ class UpdateScreen(FieldkitScreen):
         try:
             # Again, right before acting: a vehicle may have plugged in since the preflight.
             identity = await driver.identify()
+            # The serial typed at the confirmation stands for the metrology check and for the unknown facts
+            # shown there, which the technician has checked on site; both are audited.
+            confirmed = frozenset(identity.unknown_safety_facts)
             result = await asyncio.to_thread(
-                bench.preflight, bundle.path, identity, driver.supported_install_methods, identity.serial
+                bench.preflight,
+                bundle.path,
+                identity,
+                driver.supported_install_methods,
+                identity.serial,
+                None,
+                confirmed,
             )
             if not result.ok or result.report.manifest is None:
                 refusal = refusal_entry(result, identity, address, bundle.path)
                 self.fk.context.audit.record("update.refused", **refusal)
                 raise FieldkitError(f"refused: {refusal['error']}")
+            if confirmed:
+                self.fk.context.audit.record(
+                    "update.unknown-confirmed",
+                    charger=charger_ref_of_identity(identity, address),
+                    bundle=BundleRef(bundle_id=result.report.manifest.bundle_id),
+                    note="the technician confirmed what the charger cannot report: " + ", ".join(sorted(confirmed)),
+                )
             job = bench.create_job(
                 address, bundle.path, identity, result.report.manifest, driver, self.fk.context.audit.hook()
             )
