@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,24 @@ def _audit_hook() -> tuple[Any, Any]:
     return transition_hook(recorder), recorder
 
 
+def _cancel_on_ctrl_c(job: Any) -> None:
+    """The first Ctrl-C cancels the job at its next safe point (before install: stop, resumable; after: roll back).
+
+    A second one interrupts at once, as Ctrl-C always does; the journal resumes it.
+    """
+    loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        job.cancel()
+        click.echo("fieldkit: cancelling at the next safe point (Ctrl-C again to interrupt now)", err=True)
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
+        loop.add_signal_handler(signal.SIGINT, first)
+
+
 async def _run(job: Any, as_json: bool) -> Any:
+    _cancel_on_ctrl_c(job)
     if as_json:
         async for event in job.run():
             click.echo(

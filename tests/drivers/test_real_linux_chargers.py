@@ -29,6 +29,7 @@ from fieldkit.bundles.build import create_bundle, sign_bundle
 from fieldkit.bundles.demo_keys import demo_private_key
 from fieldkit.config import Limits
 from fieldkit.demo import init_demo
+from tests.support.netfault import FaultyProxy
 from tests.support.raucbundle import RaucSigner, build_rauc_bundle, make_signer
 from tests.support.rig import COMPATIBLE, LinuxRig, Server, Updater, rig_image, rig_missing
 from tests.support.swupdatebundle import build_swu
@@ -93,14 +94,19 @@ class Site:
         )
 
     def bundle(
-        self, version: str = NEW, health: str = "ok", compatible: str = COMPATIBLE, signer: RaucSigner | None = None
+        self,
+        version: str = NEW,
+        health: str = "ok",
+        compatible: str = COMPATIBLE,
+        signer: RaucSigner | None = None,
+        size_bytes: int = 1024 * 1024,
     ) -> Path:
         """A fieldkit bundle whose rootfs payload is a real RAUC bundle or a real SWUpdate image."""
-        name = f"{self.updater}-{version}-{health}-{abs(hash((compatible, signer is None)))}"
+        name = f"{self.updater}-{version}-{health}-{size_bytes}-{abs(hash((compatible, signer is None)))}"
         out = self.work / f"voltiq-{name}.fwbundle"
         if out.exists():
             return out
-        image = rig_image(version, health=health)
+        image = rig_image(version, size_bytes, health=health)
         signer = signer or self.keys.signer
         if self.updater == "rauc":
             payload = build_rauc_bundle(self.work / name, image, version, compatible, signer)
@@ -339,6 +345,44 @@ def test_rollback_of_an_installed_image_that_has_not_booted_keeps_the_running_sl
     assert site.rig.boots() == [("A", FACTORY)]
     site.rig.power_cut()
     assert site.rig.boots()[-1] == ("A", FACTORY), "and it does boot"
+
+
+def test_ctrl_c_before_install_stops_resumably_with_the_charger_untouched(site: Site) -> None:
+    proxy = FaultyProxy(site.rig.port)
+    proxy.rate_bytes_per_s = 2 * 1024 * 1024  # a 6 MiB image takes 3 s: Ctrl-C lands mid-transfer
+    address = f"ssh://{site.rig.user}@127.0.0.1:{proxy.port}"
+    argv = site.update_argv(site.bundle(size_bytes=6 * 1024 * 1024), "--accept-new-host-key", *CONFIRM[2:])
+    argv[argv.index("--charger") + 1] = address
+    try:
+        process = subprocess.Popen([FIELDKIT, *argv], env=site.env(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert _wait_for_step(site, "Downloading", process) == "Downloading"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert "before anything was installed" in stderr
+        assert site.rig.boots() == [("A", FACTORY)] and site.boot_target() == "A" and site.slot_good("A")
+        assert site.journal()[-1]["state"] in STEPS[:3], "the job stays resumable"
+        proxy.rate_bytes_per_s = None
+        resumed = site.fieldkit("update", "--resume", "--charger", address, "--ssh-key", str(site.rig.client_key))
+    finally:
+        proxy.close()
+    assert resumed.returncode == 0, resumed.stderr
+    assert site.rig.running_version() == NEW
+
+
+def test_ctrl_c_after_install_began_rolls_back_to_the_running_slot(site: Site) -> None:
+    argv = site.update_argv(site.bundle(size_bytes=6 * 1024 * 1024), "--accept-new-host-key", *CONFIRM[2:])
+    process = subprocess.Popen([FIELDKIT, *argv], env=site.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    assert _wait_for_step(site, "Installing", process) == "Installing"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 14, stderr
+    assert "cancelled by the technician" in stderr
+    assert site.rig.boots() == [("A", FACTORY)], "the install never booted: nothing to reboot for"
+    assert site.boot_target() == "A" and site.slot_good("A"), site.rig.env_vars()
+    assert site.journal()[-1]["state"] == "RolledBack"
 
 
 def _wait_for_step(site: Site, step: str, process: subprocess.Popen[str], timeout_s: float = 60) -> str:

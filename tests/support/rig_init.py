@@ -60,6 +60,11 @@ def mount_namespace(rig: Path) -> None:
         options = f"lowerdir={target},upperdir={rig}/{name}-upper,workdir={rig}/{name}-work"
         sh("mount", "-t", "overlay", "overlay", "-o", options, target)
     sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run")
+    # root's home is the charger's, not the laptop's: no shell start-up files of the machine running the tests
+    # (a pyenv `rehash` in ~/.bashrc runs for every SSH command and can wait on a lock for a minute).
+    (rig / "root-home").mkdir(exist_ok=True)
+    (rig / "root-home").chmod(0o700)
+    sh("mount", "--bind", str(rig / "root-home"), "/root")
     (rig / "var-tmp").mkdir(exist_ok=True)
     (rig / "var-tmp").chmod(0o1777)
     sh("mount", "--bind", str(rig / "var-tmp"), "/var/tmp")
