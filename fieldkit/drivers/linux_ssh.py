@@ -102,10 +102,8 @@ class LinuxSshDriver:
         vendor_update_command: str = VENDOR_UPDATE_COMMAND,
         profiles: ProfileLibrary | None = None,
         profile_name: str | None = None,
-        upload_streams: int = 1,
     ) -> None:
         self._connect = connect
-        self.upload_streams = upload_streams  # must match the sessions ``connect`` makes (resume looks for holes)
         self.updaters = updaters(vendor_update_command)
         self.default_staging_dir = staging_dir
         self.command_timeout_s = command_timeout_s
@@ -210,6 +208,14 @@ class LinuxSshDriver:
         return await asyncio.to_thread(self._identify)
 
     def _identify(self) -> ChargerIdentity:
+        identity = self._identify_components()
+        return dataclasses.replace(identity, **self._staging_facts(), boot_id=self._boot_id())
+
+    def _identify_components(self) -> ChargerIdentity:
+        """Identity, versions and slots only: what the health poll, commit and rollback ask again and again.
+
+        Staging space and boot id (two more round trips) are read by ``_identify`` for preflight.
+        """
         profile = self.profile()
         if profile.updater == "helpers":
             identity = self._identify_helpers()
@@ -217,7 +223,7 @@ class LinuxSshDriver:
             identity = self._identify_swupdate(profile)
         else:
             identity = self._identify_rauc(profile)
-        return dataclasses.replace(identity, **self._staging_facts(), boot_id=self._boot_id(), profile=profile.name)
+        return dataclasses.replace(identity, profile=profile.name)
 
     def _identify_helpers(self) -> ChargerIdentity:
         raw = self._json("charger-identity --json")
@@ -255,11 +261,9 @@ class LinuxSshDriver:
         return rauc.RaucStatus.parse(self._run(rauc.STATUS_COMMAND, name="rauc status"))
 
     def _swupdate_status(self) -> swupdate.SwupdateStatus:
-        table = self.profile().swupdate
-        layout = swupdate.SwupdateLayout(
-            table.slots, table.slot_var, table.trial_var, table.count_var, table.state_var, table.select, table.key
+        return swupdate.SwupdateStatus.parse(
+            self.profile().swupdate, self._run(swupdate.ENV_COMMAND, name="fw_printenv")
         )
-        return swupdate.SwupdateStatus.parse(layout, self._run(swupdate.ENV_COMMAND, name="fw_printenv"))
 
     def _identify_swupdate(self, profile: Profile) -> ChargerIdentity:
         facts = self._facts(profile)
@@ -371,8 +375,9 @@ class LinuxSshDriver:
         if not size or size > total:
             return 0
         candidates = [size]
-        back = hole_bound_bytes(self.upload_streams)
-        if self.upload_streams > 1 and size > back:
+        streams = self._ssh().upload_streams  # what the upload that left this copy used
+        back = hole_bound_bytes(streams)
+        if streams > 1 and size > back:
             candidates.append((size - back) // BLOCK_BYTES * BLOCK_BYTES)
         for length in candidates:
             if length <= 0:
@@ -455,7 +460,7 @@ class LinuxSshDriver:
         health_command = self.profile().health
         while time.monotonic() <= deadline:
             try:
-                identity = self._identify()
+                identity = self._identify_components()
                 running = {n: c.version for n, c in identity.components.items()}
                 wrong = {n: v for n, v in expected_versions.items() if running.get(n) != v}
                 statuses = list(identity.connector_statuses)
@@ -537,7 +542,7 @@ class LinuxSshDriver:
     def _commit(self, install_methods: Mapping[str, str], expected_versions: Mapping[str, str]) -> None:
         # Ask first: after a crash between "commit" and its journal entry, some updaters
         # (mender-update) refuse a second commit, and there is nothing left to commit anyway.
-        identity = self._identify()
+        identity = self._identify_components()
         for method in dict.fromkeys(install_methods.values()):
             owned = [name for name, m in install_methods.items() if m == method]
             if method == "swupdate" and self.profile().updater == "swupdate":
@@ -585,7 +590,7 @@ class LinuxSshDriver:
     def _abandon(
         self, method: str, components: list[str], previous: Mapping[str, str | None] | None
     ) -> tuple[bool, str]:
-        identity = self._identify()
+        identity = self._identify_components()
         rauc_status = self._rauc_status() if method == "rauc" else None
         reboot, notes = False, []
         for name in components:

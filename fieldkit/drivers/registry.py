@@ -35,7 +35,6 @@ def driver_for(
             confirm_host_key=confirm_host_key,
             upload_streams=settings.ssh_upload_streams,
         ),
-        upload_streams=settings.ssh_upload_streams,
         staging_dir=settings.ssh_staging_dir,
         health_stable_s=settings.health_stable_s,
         health_timeout_s=settings.health_timeout_s,

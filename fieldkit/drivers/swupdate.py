@@ -26,6 +26,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Final
 
+from fieldkit.drivers.profiles import SwupdateTable
 from fieldkit.drivers.rauc import Plan
 from fieldkit.errors import DeviceRefusedError
 
@@ -33,27 +34,14 @@ ENV_COMMAND: Final = "fw_printenv"
 
 
 @dataclass(frozen=True)
-class SwupdateLayout:
-    """Where a dual-copy SWUpdate setup keeps its state (profile fields, with meta-swupdate's names)."""
-
-    slots: tuple[str, str] = ("A", "B")
-    slot_var: str = "rootpart"
-    trial_var: str = "upgrade_available"
-    count_var: str = "bootcount"
-    state_var: str = "ustate"
-    select: str = "stable,copy{slot}"  # `swupdate -e`, {slot}: the copy to write
-    key: str = "/etc/swupdate/public.pem"  # `swupdate -k`: the key or CA the image must be signed with
-
-
-@dataclass(frozen=True)
 class SwupdateStatus:
-    layout: SwupdateLayout
+    layout: SwupdateTable  # where the setup keeps its state: the profile's [swupdate] table
     boot_slot: str  # what the bootloader will boot next
     trial: bool  # upgrade_available=1
     boot_count: int
 
     @classmethod
-    def parse(cls, layout: SwupdateLayout, text: str) -> SwupdateStatus:
+    def parse(cls, layout: SwupdateTable, text: str) -> SwupdateStatus:
         env = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
         slot = env.get(layout.slot_var)
         if slot not in layout.slots:

@@ -21,7 +21,9 @@ BUFFER: Final = 16384
 BATCH_UPLOAD_BYTES: Final = 20_000
 
 
-class FaultyProxy:
+class _LoopbackProxy:
+    """Listens on a free loopback port and hands each client to ``_serve`` in a thread, until closed."""
+
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -30,9 +32,6 @@ class FaultyProxy:
         self.listener.listen(16)
         self.listener.settimeout(0.2)
         self.port: int = self.listener.getsockname()[1]
-        self.rate_bytes_per_s: float | None = None  # client -> server throttle
-        self.drop_next_batch_response = False
-        self.dropped_responses = 0
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
@@ -51,6 +50,18 @@ class FaultyProxy:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class FaultyProxy(_LoopbackProxy):
+    def __init__(self, target_port: int) -> None:
+        # Set before the listener starts: a client may arrive at once.
+        self.rate_bytes_per_s: float | None = None  # client -> server throttle
+        self.drop_next_batch_response = False
+        self.dropped_responses = 0
+        super().__init__(target_port)
 
     def _serve(self, client: socket.socket) -> None:
         try:
@@ -107,7 +118,7 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-class LatencyProxy:
+class LatencyProxy(_LoopbackProxy):
     """A TCP proxy on loopback that delays every byte by ``one_way_s`` in each direction: a field link's RTT.
 
     Order is kept and throughput is not limited, so what a window-bound protocol loses to the round trip
@@ -115,42 +126,21 @@ class LatencyProxy:
     """
 
     def __init__(self, target_port: int, one_way_s: float) -> None:
-        self.target_port = target_port
         self.one_way_s = one_way_s
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.listener.settimeout(0.2)
-        self.port: int = self.listener.getsockname()[1]
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._thread.start()
+        super().__init__(target_port)
 
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(timeout=5)
-        self.listener.close()
-
-    def _accept_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
-            except OSError:
-                client.close()
-                continue
-            for a, b in ((client, upstream), (upstream, client)):
-                a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                queue: deque[tuple[float, bytes]] = deque()
-                ready = threading.Condition()
-                threading.Thread(target=self._read, args=(a, queue, ready), daemon=True).start()
-                threading.Thread(target=self._deliver, args=(b, queue, ready), daemon=True).start()
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+        except OSError:
+            client.close()
+            return
+        for a, b in ((client, upstream), (upstream, client)):
+            a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            queue: deque[tuple[float, bytes]] = deque()
+            ready = threading.Condition()
+            threading.Thread(target=self._read, args=(a, queue, ready), daemon=True).start()
+            threading.Thread(target=self._deliver, args=(b, queue, ready), daemon=True).start()
 
     def _read(self, source: socket.socket, queue: deque[tuple[float, bytes]], ready: threading.Condition) -> None:
         source.settimeout(0.5)

@@ -76,7 +76,7 @@ def test_an_interrupted_striped_upload_resumes_from_a_verified_prefix(
             target, tmp_path / "known_hosts", key_file=dropbear.client_key, accept_new_host_key=True, upload_streams=4
         )
 
-    driver = LinuxSshDriver(connect, staging_dir="/var/tmp/fieldkit-staging", upload_streams=4)
+    driver = LinuxSshDriver(connect, staging_dir="/var/tmp/fieldkit-staging")
 
     def break_halfway(position: int) -> None:
         if position >= payload.size_bytes // 2:
