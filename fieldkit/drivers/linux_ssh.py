@@ -7,7 +7,9 @@ identity, status and boot id come from is the charger's *profile* (see
 profiles.py): a stock RAUC system needs nothing fieldkit-specific; chargers
 that ship fieldkit's helpers (``charger-identity --json``,
 ``charger-status --json``) report more. RAUC is driven by what ``rauc
-status`` says (see rauc.py), so no command can mark a good slot bad.
+status`` says (see rauc.py), SWUpdate and Mender by what U-Boot's
+environment says (swupdate.py, mender.py), so no command can mark a good
+slot bad or roll back what is not pending.
 
 A reboot is recognised by the charger's boot id changing, not by the
 ``reboot`` command returning: a real system keeps answering SSH for a moment
@@ -33,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fieldkit.drivers import rauc, swupdate
+from fieldkit.drivers import mender, rauc, swupdate
 from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, PayloadSource, ProgressCallback
 from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load_profiles, transaction_state
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
@@ -41,6 +43,7 @@ from fieldkit.fsutil import sha256_file
 from fieldkit.transports.ssh import SshSession
 from fieldkit.transports.striped_upload import BLOCK_BYTES, hole_bound_bytes
 
+LOGFMT_LINE: Final = re.compile(r'level=(\w+) msg="((?:[^"\\]|\\.)*)"')
 REASON_WORDS: Final = ("error", "failed", "fail", "refused", "mismatch", "invalid", "denied", "not ")
 
 # On the charger. /var/tmp survives a reboot (/tmp is often tmpfs), so a transfer can resume across
@@ -137,11 +140,17 @@ class LinuxSshDriver:
     @staticmethod
     def _reason(stdout: bytes, stderr: bytes) -> str:
         """The updater's own reason, wherever it printed it (RAUC: stdout's LastError; others: stderr)."""
-        lines = [
-            line.strip()
-            for line in (stdout + b"\n" + stderr).decode("utf-8", "replace").splitlines()
-            if line.strip() and not line.strip()[:1].isdigit()  # progress lines ("40% Verifying ...")
-        ]
+        lines = []
+        for raw in (stdout + b"\n" + stderr).decode("utf-8", "replace").splitlines():
+            line = raw.strip()
+            if not line or line[:1].isdigit():  # progress lines ("40% Verifying ...")
+                continue
+            logged = LOGFMT_LINE.search(line)  # Mender's logrus lines: only errors say why, and only their msg
+            if logged is not None:
+                if logged.group(1) in ("error", "fatal", "panic"):
+                    lines.append(logged.group(2).replace('\\"', '"'))
+                continue
+            lines.append(line)
         telling = [line for line in lines if any(word in line.lower() for word in REASON_WORDS)]
         return " / ".join(dict.fromkeys(telling or lines[-3:]))[-600:]
 
@@ -221,6 +230,8 @@ class LinuxSshDriver:
             identity = self._identify_helpers()
         elif profile.updater == "swupdate":
             identity = self._identify_swupdate(profile)
+        elif profile.updater == "mender":
+            identity = self._identify_mender(profile)
         else:
             identity = self._identify_rauc(profile)
         return dataclasses.replace(identity, profile=profile.name)
@@ -275,6 +286,24 @@ class LinuxSshDriver:
             "pending" if status.trial_running else "committed",
             status.pending,
             "swupdate",
+        )
+        return self._identity_from_facts(facts, {profile.component: component}, "")
+
+    def _mender_status(self) -> mender.MenderStatus:
+        return mender.MenderStatus.parse(
+            self.profile().mender.command, self._run(mender.STATUS_COMMAND, name="fw_printenv")
+        )
+
+    def _identify_mender(self, profile: Profile) -> ChargerIdentity:
+        facts = self._facts(profile)
+        status = self._mender_status()
+        component = ComponentInfo(
+            profile.component,
+            facts.get("version"),
+            status.booted,
+            "pending" if status.trial_running else "committed",
+            status.pending,
+            "mender",
         )
         return self._identity_from_facts(facts, {profile.component: component}, "")
 
@@ -415,6 +444,8 @@ class LinuxSshDriver:
         image = shlex.quote(self.staged_path(sha256))
         if install_method == "swupdate" and self.profile().updater == "swupdate":
             command = self._swupdate_status().install_command(image)  # into the copy that is not running
+        elif install_method == "mender" and self.profile().updater == "mender":
+            command = self._mender_status().install_command(image)  # Mender 3's or Mender 4's client
         else:
             command = self._updater(install_method).install.format(image=image)
         self._run(command, None, install_method)
@@ -552,6 +583,13 @@ class LinuxSshDriver:
                     for command in swupdate.commit_plan(sw_status, running, expected_versions[name]).commands:
                         self._run(command, name="fw_setenv")
                 continue
+            if method == "mender" and self.profile().updater == "mender":
+                mender_status = self._mender_status()
+                for name in owned:
+                    running = identity.components[name].version if name in identity.components else None
+                    for command in mender.commit_plan(mender_status, running, expected_versions[name]).commands:
+                        self._run(command, name=f"{mender_status.command} commit")
+                continue
             if method == "rauc":
                 status = self._rauc_status()
                 for name in owned:
@@ -575,7 +613,7 @@ class LinuxSshDriver:
         reboot = False
         for method in dict.fromkeys(install_methods.values()):
             owned = [name for name, m in install_methods.items() if m == method]
-            if method == "rauc" or (method == "swupdate" and self.profile().updater == "swupdate"):
+            if method == "rauc" or (method in ("swupdate", "mender") and self.profile().updater == method):
                 needs_reboot, note = await asyncio.to_thread(self._abandon, method, owned, previous_versions)
                 reboot = reboot or needs_reboot
                 notes.append(note)
@@ -603,6 +641,8 @@ class LinuxSshDriver:
             )
             if rauc_status is not None:
                 plan = rauc.abandon_plan(rauc_status, name, running, trial)
+            elif method == "mender":
+                plan = mender.abandon_plan(self._mender_status(), trial)
             else:
                 plan = swupdate.abandon_plan(self._swupdate_status(), trial)
             if not plan.commands and previous is None:
@@ -610,8 +650,9 @@ class LinuxSshDriver:
                     f"nothing to roll back on {identity.serial or 'this charger'}: {plan.note}",
                     "rollback abandons an installed image that has not been committed; this charger has none",
                 )
+            program = {"rauc": "rauc status", "mender": f"{self.profile().mender.command} rollback"}
             for command in plan.commands:
-                self._run(command, name="rauc status" if rauc_status is not None else "fw_setenv")
+                self._run(command, name=program.get(method, "fw_setenv"))
             reboot = reboot or plan.reboot
             notes.append(plan.note)
         return reboot, "; ".join(notes)

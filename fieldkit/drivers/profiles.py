@@ -95,6 +95,14 @@ class SwupdateTable(BaseModel):
     key: str = "/etc/swupdate/public.pem"
 
 
+class MenderTable(BaseModel):
+    """``[mender]``: which Mender client runs the standalone verbs (see mender.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: Literal["mender", "mender-update"] = "mender"  # Mender 3 / Mender 4
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -103,10 +111,11 @@ class Profile(BaseModel):
     extends: str | None = None
     priority: int = 0
     match: str = Field(min_length=1)
-    # "rauc": slots and versions from RAUC; "swupdate": from the bootloader environment (see [swupdate]);
-    # "helpers": everything from charger-identity/charger-status.
-    updater: Literal["rauc", "swupdate", "helpers"] | None = None
+    # "rauc": slots and versions from RAUC; "swupdate" and "mender": from the bootloader environment (see
+    # [swupdate] and [mender]); "helpers": everything from charger-identity/charger-status.
+    updater: Literal["rauc", "swupdate", "mender", "helpers"] | None = None
     swupdate: SwupdateTable = SwupdateTable()
+    mender: MenderTable = MenderTable()
     component: str = "rootfs"  # the component the booted system's version belongs to
     staging_dir: str | None = None  # default: the ssh_staging_dir setting
     reboot: str | None = None

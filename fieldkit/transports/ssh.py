@@ -211,7 +211,13 @@ class SshSession:
                 f"but {fingerprint(exc.expected_key)} is pinned for it"
             ) from exc
         except paramiko.AuthenticationException as exc:
+            transport = client.get_transport()
+            link_gone = transport is None or not transport.is_active()
             client.close()
+            if link_gone:
+                # The server closed the connection mid-authentication (a charger shutting down for a reboot
+                # does): the link was lost, our credentials were never judged.
+                raise HostUnreachableError(f"{self.target} closed the connection while we logged in: {exc}") from exc
             raise AuthenticationFailedError(f"{self.target} refused our credentials: {exc}") from exc
         except (HostKeyUnknownError, HostKeyChangedError):
             client.close()

@@ -180,6 +180,11 @@ class UpdateJob:
             except DeviceRefusedError as exc:
                 if record.current in (S.INSTALLING, S.INSTALL_REBOOTING, S.DOWNLOADING):
                     self._go(S.INSTALLATION_FAILED, exc.message, error=exc.message)
+                elif record.current == S.INSTALLED and not self._running_expected(await self.driver.identify()):
+                    # The trial ended before the commit (a power cut spent the last boot attempt and the
+                    # bootloader went back): nothing new runs to commit, so the job ends as a rollback.
+                    error = f"the charger went back to its previous image before the commit: {exc.message}"
+                    self._go(S.INSTALLATION_FAILED, error, error=error)
                 else:
                     raise
             yield self._event()

@@ -38,7 +38,7 @@ TRANSITIONS: Final[dict[JobState, frozenset[JobState]]] = {
     S.SIGNATURE_VERIFIED: frozenset({S.INSTALLING}),
     S.INSTALLING: frozenset({S.DOWNLOADING, S.INSTALL_REBOOTING, S.INSTALLATION_FAILED}),
     S.INSTALL_REBOOTING: frozenset({S.INSTALLED, S.INSTALLATION_FAILED}),
-    S.INSTALLED: frozenset({S.COMMITTED}),
+    S.INSTALLED: frozenset({S.COMMITTED, S.INSTALLATION_FAILED}),  # failed: the trial ended before the commit
     S.INSTALLATION_FAILED: frozenset({S.ROLLING_BACK}),
     S.INSTALL_VERIFICATION_FAILED: frozenset({S.ROLLING_BACK}),
     S.ROLLING_BACK: frozenset({S.ROLLED_BACK}),

@@ -1,7 +1,8 @@
-"""fieldkit against Linux chargers built from stock parts: real RAUC or SWUpdate, a real U-Boot environment.
+"""fieldkit against Linux chargers built from stock parts: real RAUC, SWUpdate or Mender, a real U-Boot environment.
 
 The charger is tests/support/rig.py: RAUC 1.8's D-Bus service with
-``bootloader=uboot``, or SWUpdate 2022.12 with U-Boot's bootcount scheme;
+``bootloader=uboot``, SWUpdate 2022.12 with U-Boot's bootcount scheme, or
+Mender 3.4's client in standalone mode with meta-mender's U-Boot logic;
 the environment read and written by u-boot-tools' ``fw_printenv``/
 ``fw_setenv``, slots as files, and a bootloader that boots what that
 environment says; OpenSSH sshd (root) or dropbear (a service user, default
@@ -29,9 +30,10 @@ from fieldkit.bundles.build import create_bundle, sign_bundle
 from fieldkit.bundles.demo_keys import demo_private_key
 from fieldkit.config import Limits
 from fieldkit.demo import init_demo
+from tests.support.menderartifact import build_mender_artifact, verify_key_pem
 from tests.support.netfault import FaultyProxy
 from tests.support.raucbundle import RaucSigner, build_rauc_bundle, make_signer
-from tests.support.rig import COMPATIBLE, LinuxRig, Server, Updater, rig_image, rig_missing
+from tests.support.rig import COMPATIBLE, MENDER_DEVICE_TYPE, LinuxRig, Server, Updater, rig_image, rig_missing
 from tests.support.swupdatebundle import build_swu
 
 pytestmark = pytest.mark.skipif(rig_missing() is not None, reason=rig_missing() or "")
@@ -57,6 +59,8 @@ REFUSALS = {
     ("rauc", "untrusted-signer"): "signature",
     ("swupdate", "wrong-compatible"): "not compatible with hardware",
     ("swupdate", "untrusted-signer"): "Authentication of all signatures failed",
+    ("mender", "wrong-compatible"): "not compatible with device",
+    ("mender", "untrusted-signer"): "invalid signature",
 }
 
 
@@ -110,6 +114,9 @@ class Site:
         signer = signer or self.keys.signer
         if self.updater == "rauc":
             payload = build_rauc_bundle(self.work / name, image, version, compatible, signer)
+        elif self.updater == "mender":
+            device_type = MENDER_DEVICE_TYPE if compatible == COMPATIBLE else "someone-elses-charger"
+            payload = build_mender_artifact(self.work / name, image, version, device_type, signer)
         else:
             revision = "C" if compatible == COMPATIBLE else "Z"  # SWUpdate checks /etc/hwrevision
             payload = build_swu(self.work / name, image, version, revision, self.rig.slot_devices(), signer)
@@ -138,6 +145,10 @@ class Site:
         if self.updater == "rauc":
             payload = build_rauc_bundle(self.work / "by-hand", rig_image(NEW), NEW, COMPATIBLE, self.keys.signer)
             command = "rauc install /var/tmp/pending"
+        elif self.updater == "mender":
+            payload = build_mender_artifact(self.work / "by-hand", rig_image(NEW), NEW, MENDER_DEVICE_TYPE,
+                                            self.keys.signer)  # fmt: skip
+            command = "mender install /var/tmp/pending"
         else:
             payload = build_swu(
                 self.work / "by-hand", rig_image(NEW), NEW, "C", self.rig.slot_devices(), self.keys.signer
@@ -157,15 +168,18 @@ class Site:
         """The slot the bootloader will boot next."""
         if self.updater == "rauc":
             return self.rig.env().order[0]
+        if self.updater == "mender":
+            number = int(self.rig.env_vars()["mender_boot_part"])
+            return next(slot for slot, part in self.rig.partitions.items() if part == number)
         return self.rig.env_vars()["rootpart"]
 
     def slot_good(self, slot: str) -> bool:
         """Would the bootloader still boot this slot, now or as the fallback?"""
         if self.updater == "rauc":
             return self.rig.env().good(slot)
-        env = self.rig.env_vars()
-        committed = env["rootpart"] if env["upgrade_available"] == "0" else ("B" if env["rootpart"] == "A" else "A")
-        return slot == committed or (slot == env["rootpart"] and env["upgrade_available"] == "1")
+        target, trial = self.boot_target(), self.rig.env_vars()["upgrade_available"] == "1"
+        committed = ("B" if target == "A" else "A") if trial else target
+        return slot == committed or (slot == target and trial)
 
     def update_argv(self, bundle: Path, *extra: str) -> list[str]:
         return [
@@ -196,7 +210,9 @@ class Site:
 
 
 def _site(tmp_path: Path, keys: Keys, updater: Updater, server: Server, vendor_profile: bool) -> Iterator[Site]:
-    rig = LinuxRig(tmp_path / "rig", server, updater=updater).prepare(FACTORY, keyring_pem=keys.signer.ca_pem)
+    rig = LinuxRig(tmp_path / "rig", server, updater=updater).prepare(
+        FACTORY, keyring_pem=keys.signer.ca_pem, verify_key_pem=verify_key_pem(keys.signer)
+    )
     (rig.dir / "etc-upper" / "hwrevision").write_text("VQ-AC22 C\n")
     rig.start()
     home = tmp_path / "home"
@@ -216,12 +232,12 @@ def _site(tmp_path: Path, keys: Keys, updater: Updater, server: Server, vendor_p
     try:
         yield site
     finally:
-        rig.power_off()
+        rig.dispose()
 
 
-# RAUC through sshd (root) and through dropbear as a service user; SWUpdate through sshd (it writes the slots
-# and the bootloader environment itself, so it runs as root).
-CHARGERS = [("rauc", "sshd"), ("rauc", "dropbear"), ("swupdate", "sshd")]
+# RAUC through sshd (root) and through dropbear as a service user; SWUpdate and Mender through sshd (they write
+# the slots and the bootloader environment themselves, so they run as root).
+CHARGERS = [("rauc", "sshd"), ("rauc", "dropbear"), ("swupdate", "sshd"), ("mender", "sshd")]
 
 
 @pytest.fixture(params=CHARGERS, ids=["-".join(c) for c in CHARGERS])
@@ -230,20 +246,29 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, keys: Keys) -> Iterator
     yield from _site(tmp_path, keys, updater, server, vendor_profile=True)
 
 
-@pytest.fixture(params=[("rauc", "dropbear"), ("swupdate", "sshd")], ids=["rauc-dropbear", "swupdate-sshd"])
+@pytest.fixture(
+    params=[("rauc", "dropbear"), ("swupdate", "sshd"), ("mender", "sshd")],
+    ids=["rauc-dropbear", "swupdate-sshd", "mender-sshd"],
+)
 def generic_site(request: pytest.FixtureRequest, tmp_path: Path, keys: Keys) -> Iterator[Site]:
     updater, server = request.param
     yield from _site(tmp_path, keys, updater, server, vendor_profile=False)
 
 
 # Interrupting every step is the costliest part: each kind of charger once, each server once per kind of cut.
-@pytest.fixture(params=[("rauc", "dropbear"), ("swupdate", "sshd")], ids=["rauc-dropbear", "swupdate-sshd"])
+@pytest.fixture(
+    params=[("rauc", "dropbear"), ("swupdate", "sshd"), ("mender", "sshd")],
+    ids=["rauc-dropbear", "swupdate-sshd", "mender-sshd"],
+)
 def kill_site(request: pytest.FixtureRequest, tmp_path: Path, keys: Keys) -> Iterator[Site]:
     updater, server = request.param
     yield from _site(tmp_path, keys, updater, server, vendor_profile=True)
 
 
-@pytest.fixture(params=[("rauc", "sshd"), ("swupdate", "sshd")], ids=["rauc-sshd", "swupdate-sshd"])
+@pytest.fixture(
+    params=[("rauc", "sshd"), ("swupdate", "sshd"), ("mender", "sshd")],
+    ids=["rauc-sshd", "swupdate-sshd", "mender-sshd"],
+)
 def power_site(request: pytest.FixtureRequest, tmp_path: Path, keys: Keys) -> Iterator[Site]:
     updater, server = request.param
     yield from _site(tmp_path, keys, updater, server, vendor_profile=True)
@@ -280,9 +305,12 @@ def test_update_to_committed(site: Site) -> None:
         env = site.rig.env()
         assert env.order[0] == "B" and env.left["B"] == 3, f"committed with mark-good: {env}"
         assert env.good("A"), "the previous image stays a good fallback"
-    else:
+    elif site.updater == "swupdate":
         env_vars = site.rig.env_vars()
         assert (env_vars["rootpart"], env_vars["upgrade_available"], env_vars["ustate"]) == ("B", "0", "0"), env_vars
+    else:
+        env_vars = site.rig.env_vars()
+        assert env_vars["upgrade_available"] == "0" and site.boot_target() == "B", f"mender committed: {env_vars}"
     statuses = [e["status"] for e in _audit(site) if e["action"] == "update.transition"]
     assert statuses[-1] == "Committed"
     assert not list((site.rig.dir / "var-tmp" / "fieldkit-staging").glob("*")), "staging emptied"
@@ -321,8 +349,10 @@ def test_an_unhealthy_new_image_is_abandoned_and_the_good_one_boots(site: Site) 
     assert site.slot_good("A") and site.boot_target() == "A"
     if site.updater == "rauc":
         assert not site.rig.env().good("B"), f"only the new, unhealthy slot is marked bad: {site.rig.env()}"
-    else:
+    elif site.updater == "swupdate":
         assert site.rig.env_vars()["ustate"] == "3", "SWUpdate's state says the update failed"
+    else:
+        assert site.rig.env_vars()["upgrade_available"] == "0", "Mender's rollback ended the trial"
 
 
 def test_rollback_with_nothing_pending_refuses_and_changes_nothing(site: Site) -> None:

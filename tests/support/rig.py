@@ -8,8 +8,13 @@ simulated (flash, bootloader, init) and what is stock (everything the
 laptop talks to).
 
 Needs root, ``unshare``, overlayfs and loop devices, and Debian's rauc,
-rauc-service, u-boot-tools, squashfs-tools, dbus, openssh-server and
-dropbear-bin (``.ci/run`` installs them).
+rauc-service, swupdate, mender-client, mender-artifact, u-boot-tools,
+libubootenv-tool, squashfs-tools, dbus, openssh-server and dropbear-bin
+(``.ci/run`` installs them).
+
+Mender writes its slots as block devices (it asks the kernel their size),
+so a Mender rig backs its two slot files with loop devices, attached by
+``prepare`` and detached by ``dispose``.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ LOGIN_USER = "charger"  # dropbear chargers often log in as a service user
 LOGIN_UID = 4242
 SLOT_BYTES = 8 * 1024 * 1024
 REQUIRED_TOOLS = ("unshare", "rauc", "swupdate", "fw_printenv", "fw_setenv", "mkenvimage", "mksquashfs", "dbus-daemon",
-                  "dbus-send", "dropbear", "dropbearkey")  # fmt: skip
+                  "dbus-send", "dropbear", "dropbearkey", "mender", "mender-artifact", "losetup")  # fmt: skip
+MENDER_DEVICE_TYPE = "vq-ac22-l"
 
 Server = Literal["sshd", "dropbear"]
-Updater = Literal["rauc", "swupdate"]
+Updater = Literal["rauc", "swupdate", "mender"]
 
 
 def rig_missing() -> str | None:
@@ -70,6 +76,27 @@ def rig_image(version: str, size_bytes: int = 1024 * 1024, health: str = "ok", n
     return head + filler
 
 
+def _device_number(path: str) -> list[int]:
+    rdev = os.stat(path).st_rdev
+    return [os.major(rdev), os.minor(rdev)]
+
+
+def mender_partition_numbers() -> dict[str, int]:
+    """Partition numbers for the two slots that the laptop's own root device name does not end in.
+
+    Mender matches its environment's partition number against the end of the root device's name; the rig's
+    root is the laptop's, so a number the laptop's root device also ends in would make Mender take it.
+    """
+    root = next(
+        (line.split()[0] for line in Path("/proc/self/mounts").read_text().splitlines() if line.split()[1] == "/"),
+        "",
+    )
+    for pair in ((2, 3), (5, 6), (7, 8)):
+        if not any(root.endswith(str(number)) for number in pair):
+            return {"A": pair[0], "B": pair[1]}
+    raise RuntimeError(f"no slot partition numbers fit beside the root device {root}")
+
+
 @dataclass(frozen=True)
 class UbootEnv:
     order: tuple[str, ...]
@@ -92,10 +119,15 @@ class LinuxRig:
         self.user = "root" if server == "sshd" else LOGIN_USER
         self.process: subprocess.Popen[bytes] | None = None
         self.client_key = self.dir / "client_key"
+        self.partitions: dict[str, int] = {"A": 2, "B": 3}  # the root= partition number of each slot
+        self.loops: dict[str, str] = {}  # Mender: the loop device behind each slot file
 
     # -- making the charger ---------------------------------------------------------
 
-    def prepare(self, factory_version: str = "1.0.0", keyring_pem: bytes | None = None) -> LinuxRig:
+    def prepare(
+        self, factory_version: str = "1.0.0", keyring_pem: bytes | None = None, verify_key_pem: bytes | None = None
+    ) -> LinuxRig:
+        """``keyring_pem``: the CA RAUC and SWUpdate trust; ``verify_key_pem``: the public key Mender checks."""
         d = self.dir
         for sub in ("slots", "rauc-data", "etc-upper/rauc", "etc-upper/dropbear", "usrsbin-upper", "home-upper"):
             (d / sub).mkdir(parents=True, exist_ok=True)
@@ -106,6 +138,13 @@ class LinuxRig:
         (d / "slots" / "rootfs.B").write_bytes(bytes(SLOT_BYTES))
         if self.updater == "rauc":
             (d / "env.txt").write_text("BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n")
+        elif self.updater == "mender":  # meta-mender's U-Boot integration: the partition to boot, and the trial
+            self.partitions = mender_partition_numbers()
+            part = self.partitions["A"]
+            (d / "env.txt").write_text(
+                f"mender_boot_part={part}\nmender_boot_part_hex={part:X}\nupgrade_available=0\nbootcount=0\n"
+                "bootlimit=1\n"
+            )
         else:  # SWUpdate with U-Boot's bootcount: the copy to boot, and whether it is on trial
             (d / "env.txt").write_text("rootpart=A\nupgrade_available=0\nbootcount=0\nbootlimit=3\nustate=0\n")
         subprocess.run(["mkenvimage", "-s", "0x4000", "-o", str(d / "uboot.env"), str(d / "env.txt")], check=True)
@@ -126,6 +165,8 @@ class LinuxRig:
             (etc / "swupdate").mkdir(exist_ok=True)
             for name in ("ca.pem", "public.pem"):  # public.pem: where the generic SWUpdate profile looks
                 (etc / "swupdate" / name).write_bytes(keyring_pem)
+        if self.updater == "mender":
+            self._prepare_mender(etc, verify_key_pem)
         (etc / "hwrevision").write_text("VQ-AC22-L C\n")
         (etc / "machine-id").write_text("5a1e0c2b9d3f4e6a8b7c0d1e2f3a4b5c\n")
         with (etc / "passwd").open("w") as handle:
@@ -176,7 +217,42 @@ class LinuxRig:
                     "-r", "/etc/dropbear/dropbear_ed25519_host_key", "-P", "/run/dropbear.pid"]  # fmt: skip
             if self.window_bytes is not None:
                 argv += ["-W", str(self.window_bytes)]
-        (d / "rig.json").write_text(json.dumps({"server_argv": argv, "updater": self.updater}))
+        (d / "rig.json").write_text(json.dumps({
+            "server_argv": argv, "updater": self.updater, "partitions": self.partitions,
+            "loops": {slot: _device_number(path) for slot, path in self.loops.items()},
+        }))  # fmt: skip
+
+    def _prepare_mender(self, etc: Path, verify_key_pem: bytes | None) -> None:
+        """Mender 3 in standalone mode: its configuration, device type, data store, and block-device slots."""
+        d = self.dir
+        for slot in ("A", "B"):
+            attached = subprocess.run(
+                ["losetup", "--find", "--show", str(d / "slots" / f"rootfs.{slot}")],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            self.loops[slot] = attached.stdout.strip()
+        (d / "loops").write_text("\n".join(self.loops.values()) + "\n")
+        (etc / "mender").mkdir(exist_ok=True)
+        settings: dict[str, object] = {
+            "RootfsPartA": f"/dev/mmcblk0p{self.partitions['A']}",
+            "RootfsPartB": f"/dev/mmcblk0p{self.partitions['B']}",
+            "UpdatePollIntervalSeconds": 1800,
+            "InventoryPollIntervalSeconds": 28800,
+            "RetryPollIntervalSeconds": 300,
+        }
+        if verify_key_pem is not None:
+            (etc / "mender" / "artifact-verify-key.pem").write_bytes(verify_key_pem)
+            settings["ArtifactVerifyKey"] = "/etc/mender/artifact-verify-key.pem"
+        (etc / "mender" / "mender.conf").write_text(json.dumps(settings, indent=2))
+        (d / "varlib-upper" / "mender").mkdir(parents=True, exist_ok=True)
+        (d / "varlib-upper" / "mender" / "device_type").write_text(f"device_type={MENDER_DEVICE_TYPE}\n")
+
+    def dispose(self) -> None:
+        """Power off for good and give the loop devices back."""
+        self.power_off()
+        for device in self.loops.values():
+            subprocess.run(["losetup", "--detach", device], check=False, capture_output=True)
+        self.loops = {}
 
     @property
     def fw_env_config(self) -> Path:
@@ -273,7 +349,8 @@ class LinuxRig:
 
     def booted_slot(self) -> str:
         root = (self.dir / "cmdline").read_text().split("root=", 1)[1].split()[0]
-        return "AB"[int(root.rsplit("p", 1)[1]) - 2]
+        number = int(root.rsplit("p", 1)[1])
+        return next(slot for slot, part in self.partitions.items() if part == number)
 
     def running_version(self) -> str:
         return self.boots()[-1][1]

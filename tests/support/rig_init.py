@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ def log(rig: Path, line: str) -> None:
         handle.write(f"{time.time():.3f} {line}\n")
 
 
-def mount_namespace(rig: Path) -> None:
+def mount_namespace(rig: Path, config: dict[str, object]) -> None:
     """The charger's own /etc (its root file system), /usr/bin (reboot), RAM, staging, boot id and cmdline."""
     for name, target in OVERLAYS.items():
         (rig / f"{name}-upper").mkdir(exist_ok=True)
@@ -72,6 +73,38 @@ def mount_namespace(rig: Path) -> None:
         (rig / name).touch()
     sh("mount", "--bind", str(rig / "boot_id"), "/proc/sys/kernel/random/boot_id")
     sh("mount", "--bind", str(rig / "cmdline"), "/proc/cmdline")
+    if config.get("updater") == "mender":
+        # Mender's data store: Debian links /var/lib/mender to a /data partition the rig has not got; the
+        # charger's /var/lib has a real directory there instead, kept in the rig directory (flash).
+        options = f"lowerdir=/var/lib,upperdir={rig}/varlib-upper,workdir={rig}/varlib-work"
+        (rig / "varlib-work").mkdir(exist_ok=True)
+        sh("mount", "-t", "overlay", "overlay", "-o", options, "/var/lib")
+        charger_dev(rig, config)
+
+
+def charger_dev(rig: Path, config: dict[str, object]) -> None:
+    """The charger's own /dev: the usual character devices, and its flash partitions (the rig's loop devices).
+
+    Without it Mender would find the laptop's root disk among the devices and take it for the booted slot.
+    """
+    dev = rig / "dev"
+    dev.mkdir(exist_ok=True)
+    sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(dev))
+    for name in ("null", "zero", "full", "random", "urandom", "tty", "ptmx"):
+        (dev / name).touch()
+        sh("mount", "--bind", f"/dev/{name}", str(dev / name))
+    for name in ("pts", "shm"):
+        (dev / name).mkdir()
+    sh("mount", "--rbind", "/dev/pts", str(dev / "pts"))
+    sh("mount", "-t", "tmpfs", "tmpfs", str(dev / "shm"))
+    for target, link in (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
+                         ("/proc/self/fd/2", "stderr")):  # fmt: skip
+        (dev / link).symlink_to(target)
+    partitions: dict[str, int] = config["partitions"]  # type: ignore[assignment]
+    loops: dict[str, list[int]] = config["loops"]  # type: ignore[assignment]
+    for slot, (major, minor) in loops.items():
+        os.mknod(dev / f"mmcblk0p{partitions[slot]}", 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+    sh("mount", "--move", str(dev), "/dev")
 
 
 def read_env() -> dict[str, str]:
@@ -79,8 +112,13 @@ def read_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def bootloader(rig: Path, updater: str) -> str | None:
-    return rauc_bootloader(rig) if updater == "rauc" else swupdate_bootloader(rig)
+def bootloader(rig: Path, config: dict[str, object]) -> str | None:
+    updater = config.get("updater", "rauc")
+    if updater == "rauc":
+        return rauc_bootloader(rig)
+    if updater == "mender":
+        return mender_bootloader(rig, config["partitions"])  # type: ignore[arg-type]
+    return swupdate_bootloader(rig)
 
 
 def rauc_bootloader(rig: Path) -> str | None:
@@ -117,6 +155,27 @@ def swupdate_bootloader(rig: Path, resets: int = 0) -> str | None:
     return slot
 
 
+def mender_bootloader(rig: Path, partitions: dict[str, int], resets: int = 0) -> str | None:
+    """meta-mender's U-Boot logic: boot ``mender_boot_part``; a trial past ``bootlimit`` runs altbootcmd."""
+    env = read_env()
+    slot_of = {str(number): slot for slot, number in partitions.items()}
+    slot = slot_of.get(env.get("mender_boot_part", ""), "A")
+    if env.get("upgrade_available") == "1":
+        count = int(env.get("bootcount", "0") or 0) + 1
+        if count > int(env.get("bootlimit", "1") or 1):
+            slot = "B" if slot == "A" else "A"  # altbootcmd: the other partition, and the trial is over
+            part = partitions[slot]
+            sh_script(f"mender_boot_part={part}\nmender_boot_part_hex={part:X}\nupgrade_available=0\nbootcount=0\n")
+        else:
+            sh("fw_setenv", "bootcount", str(count))
+    if slot_header(rig, slot) is None:
+        log(rig, f"slot {slot} does not boot")
+        if env.get("upgrade_available") == "1" and resets < 10:  # the watchdog resets the board
+            return mender_bootloader(rig, partitions, resets + 1)
+        return None
+    return slot
+
+
 def sh_script(lines: str) -> None:
     """Several variables in one write of the environment, as `fw_setenv -s` does."""
     subprocess.run(["fw_setenv", "-s", "/dev/stdin"], input=lines, text=True, check=True, capture_output=True)
@@ -135,7 +194,7 @@ def slot_header(rig: Path, slot: str) -> dict[str, str] | None:
 
 def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
     updater = str(config.get("updater", "rauc"))
-    slot = bootloader(rig, updater)
+    slot = bootloader(rig, config)
     if slot is None:
         (rig / "bricked").write_text("no slot with boot attempts left\n")
         log(rig, "BRICKED: no bootable slot")
@@ -144,11 +203,16 @@ def boot(rig: Path, config: dict[str, object]) -> list[subprocess.Popen[bytes]]:
     assert header is not None
     (rig / "boot_id").write_text(f"{uuid.uuid4()}\n")
     marker = f" rauc.slot={slot}" if updater == "rauc" else ""
-    (rig / "cmdline").write_text(f"console=ttyS0 root=/dev/mmcblk0p{'AB'.index(slot) + 2}{marker}\n")
+    partitions: dict[str, int] = config.get("partitions") or {"A": 2, "B": 3}  # type: ignore[assignment]
+    (rig / "cmdline").write_text(f"console=ttyS0 root=/dev/mmcblk0p{partitions[slot]}{marker}\n")
     os_release = "".join(f"{k}={v}\n" for k, v in header.items() if not k.startswith("FIELDKIT_RIG_"))
     # Debian's /etc/os-release is a link into /usr/lib, which is the laptop's: replace the link, never follow it.
     Path("/etc/os-release").unlink(missing_ok=True)
     Path("/etc/os-release").write_text(os_release)
+    if updater == "swupdate":  # what the image says it installed, as SWUpdate-built images carry it
+        Path("/etc/sw-versions").write_text(f"rootfs {header['VERSION_ID']}\n")
+    if updater == "mender":  # what Mender reports until its first commit: the name the image was built as
+        Path("/etc/mender/artifact_info").write_text(f"artifact_name={header['VERSION_ID']}\n")
     Path("/run/charger").mkdir()
     if header.get("FIELDKIT_RIG_HEALTH") == "fail":
         Path("/run/charger/failed").write_text("charger application failed to start\n")
@@ -232,7 +296,7 @@ def main() -> None:
         raise SystemExit("rig_init.py mounts over /etc: run it only under `unshare --mount --propagation private`")
     config = json.loads((rig / "rig.json").read_text())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    mount_namespace(rig)
+    mount_namespace(rig, config)
     fifo = Path(REBOOT_FIFO)
     while True:
         boot(rig, config)

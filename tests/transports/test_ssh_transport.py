@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from fieldkit.errors import (
@@ -127,3 +130,40 @@ def test_concurrent_pins_all_survive(tmp_path: Path) -> None:
         thread.join()
     pinned = paramiko.HostKeys(str(known))
     assert all(pinned.lookup(f"[127.0.0.1]:{2200 + i}") for i in range(8))
+
+
+class _ShutsDownDuringLogin(paramiko.ServerInterface):
+    """An SSH server that goes away while judging the login, as a charger shutting down for a reboot does."""
+
+    def __init__(self) -> None:
+        self.transport: paramiko.Transport | None = None
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        assert self.transport is not None
+        self.transport.close()
+        return paramiko.AUTH_FAILED
+
+
+def test_a_server_closing_mid_login_is_a_lost_link_not_refused_credentials(sshd: Sshd, tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    host_key = paramiko.Ed25519Key.from_private_key_file(str(keygen(tmp_path / "host")))
+
+    def serve() -> None:
+        with listener:
+            connection, _ = listener.accept()
+            server = _ShutsDownDuringLogin()
+            transport = paramiko.Transport(connection)
+            server.transport = transport
+            transport.add_server_key(host_key)
+            transport.start_server(server=server)
+            transport.join(timeout=30)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    target = SshTarget("root", "127.0.0.1", listener.getsockname()[1])
+    with pytest.raises(HostUnreachableError, match="closed the connection while we logged in"):
+        SshSession(target, tmp_path / "known", key_file=sshd.client_key, accept_new_host_key=True).connect()
+    thread.join(timeout=30)
