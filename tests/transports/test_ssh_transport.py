@@ -11,6 +11,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from paramiko.common import AUTH_FAILED
 
 from fieldkit.errors import (
     AuthenticationFailedError,
@@ -144,7 +145,7 @@ class _ShutsDownDuringLogin(paramiko.ServerInterface):
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         assert self.transport is not None
         self.transport.close()
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
 
 def test_a_server_closing_mid_login_is_a_lost_link_not_refused_credentials(sshd: Sshd, tmp_path: Path) -> None:
