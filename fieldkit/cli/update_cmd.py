@@ -208,8 +208,14 @@ def update(
     """Update a charger from a bundle: preflight, transfer, verify, install, reboot, health, commit.
 
     Exit 0 only when the update is Committed; 14 when it was rolled back; 13
-    when preflight refused it. Every step is journaled: after any
+    when preflight refused it; 10 when the link to the charger was lost; 11
+    when the charger refused a command. Every step is journaled: after any
     interruption, `fieldkit update --resume` continues where it stopped.
+
+    Ctrl-C: before anything is installed, the job stops at the next safe
+    point with the charger untouched (exit 130; resume it later); once
+    installing has begun, it is rolled back instead (exit 14). A second
+    Ctrl-C stops at once; the journal still lets `--resume` finish the job.
     """
     if resume:
         _resume(address, job_id, trust_store, as_json)

@@ -540,8 +540,11 @@ class LinuxSshDriver:
             running = {n: c["running_version"] for n, c in raw["components"].items()}
             meter = int(raw["meter_wh"])
             wrong = {n: v for n, v in expected_versions.items() if running.get(n) != v}
-            if wrong:
-                return HealthReport(False, f"running {running}, expected {expected_versions}", statuses, running, meter)
+            if wrong:  # still booting, or the bootloader went back: "not yet" until the timeout says which
+                last, stable_since = HealthReport(False, f"running {running}, expected {expected_versions}",
+                                                  statuses, running, meter), None  # fmt: skip
+                time.sleep(self.poll_s)
+                continue
             if meter < baseline_meter_wh:
                 return HealthReport(
                     False, f"meter register went back from {baseline_meter_wh} to {meter} Wh", statuses, running, meter
