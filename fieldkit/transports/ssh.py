@@ -34,6 +34,7 @@ from fieldkit.errors import (
     LinkLostError,
     UsageError,
 )
+from fieldkit.transports.sftp_window import WindowedWriter
 from fieldkit.transports.striped_upload import StripedUpload
 
 MAX_COMMAND_OUTPUT_BYTES: Final = 4 * 1024 * 1024
@@ -41,7 +42,7 @@ MAX_COMMAND_OUTPUT_BYTES: Final = 4 * 1024 * 1024
 # (measured here: ~111 vs ~88 MiB/s over SFTP). CTR stays for controllers without GCM (older dropbear);
 # CBC and 3DES are not offered at all.
 CIPHERS: Final = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")
-SFTP_CHUNK_BYTES: Final = 1024 * 1024  # read size; paramiko splits it into 32 KiB pipelined SFTP writes
+SFTP_CHUNK_BYTES: Final = 1024 * 1024  # read size; sent as 32 KiB SFTP writes, a window of them in flight
 PROGRESS_SLICE_BYTES: Final = 128 * 1024  # progress (and cancellation) granularity of an upload
 STRIPED_MIN_BYTES: Final = 4 * 1024 * 1024  # below this, one channel: opening more costs more than it saves
 # A peer window below this (dropbear's default is 24 KiB; OpenSSH grants 2 MiB) limits a channel to a window
@@ -313,7 +314,7 @@ class SshSession:
         (the whole file by default), so a payload streams straight out of its
         bundle. The remote file is truncated to ``offset`` first, so a resumed
         transfer continues exactly after the prefix the caller verified.
-        Writes are pipelined: SFTP acknowledgements are collected, not awaited one by one.
+        Writes are pipelined: a window of them in flight, each answer checked (see sftp_window.py).
         With ``upload_streams`` > 1 the range is spread over that many SFTP
         channels (see striped_upload.py): a peer with small channel windows
         (dropbear) then carries several windows per round trip.
@@ -332,9 +333,8 @@ class SshSession:
             with sftp.open(remote, mode) as handle, local.open("rb") as source:
                 if offset:
                     handle.truncate(offset)
-                handle.seek(offset)
                 source.seek(source_start + offset)
-                handle.set_pipelined(True)
+                writer = WindowedWriter(handle)
                 position = offset
                 while position < total and (chunk := source.read(min(SFTP_CHUNK_BYTES, total - position))):
                     view = memoryview(chunk)
@@ -342,10 +342,11 @@ class SshSession:
                     # whole read can take seconds.
                     for start in range(0, len(view), PROGRESS_SLICE_BYTES):
                         piece = view[start : start + PROGRESS_SLICE_BYTES]
-                        handle.write(piece)
+                        writer.write(position, piece)
                         position += len(piece)
                         if on_progress is not None:
                             on_progress(position)
+                writer.flush()
             return position
         except PermissionError as exc:
             # The charger said no (SFTP's permission denied): retrying the link would repeat it forever.

@@ -23,17 +23,18 @@ from typing import Final
 
 import paramiko
 
+from fieldkit.transports.sftp_window import DEPTH, REQUEST_BYTES, WindowedWriter
+
 BLOCK_BYTES: Final = 1024 * 1024
-SLICE_BYTES: Final = 32 * 1024  # one SFTP write request
 
 
 def hole_bound_bytes(streams: int, block_bytes: int = BLOCK_BYTES) -> int:
     """How far before the end of an interrupted striped upload a hole may lie.
 
-    The block window, plus what paramiko may still have unacknowledged per
-    channel (it drains pipelined writes past 100 requests).
+    The block window, plus what may still be unanswered per channel (the
+    writer's window of requests in flight, see sftp_window.py).
     """
-    return (2 * streams) * block_bytes + streams * 101 * SLICE_BYTES
+    return (2 * streams) * block_bytes + streams * (DEPTH + 1) * REQUEST_BYTES
 
 
 class StripedUpload:
@@ -93,16 +94,14 @@ class StripedUpload:
             sftp = self.open_sftp()
             try:
                 with sftp.open(self.remote, "r+b") as handle, self.local.open("rb") as source:
-                    handle.set_pipelined(True)
+                    writer = WindowedWriter(handle)
                     while (block := self._take()) is not None:
                         start = self.offset + block * self.block_bytes
                         length = min(self.block_bytes, self.total - start)
                         source.seek(self.source_start + start)
-                        data = memoryview(source.read(length))
-                        handle.seek(start)
-                        for at in range(0, len(data), SLICE_BYTES):
-                            handle.write(data[at : at + SLICE_BYTES])
+                        writer.write(start, source.read(length))
                         self._finish(block)
+                    writer.flush()
             finally:
                 sftp.close()
         except BaseException as exc:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Final
 
 BUFFER: Final = 16384
@@ -176,3 +179,36 @@ class LatencyProxy(_LoopbackProxy):
                 break
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)  # half-close: the other direction may still be talking
+
+
+class LatencyProxyProcess:
+    """A LatencyProxy in a process of its own: in the measuring process it would take the GIL from the client.
+
+    Benchmarks use this one, so the proxy costs fieldkit (a Python client) no more than it costs `scp`.
+    Stops when closed, or when the process that started it goes away (its stdin closes).
+    """
+
+    def __init__(self, target_port: int, one_way_s: float) -> None:
+        code = (
+            "import sys; from tests.support.netfault import LatencyProxy; "
+            f"p = LatencyProxy({target_port}, {one_way_s!r}); print(p.port, flush=True); sys.stdin.read(); p.close()"
+        )
+        root = Path(__file__).resolve().parents[2]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.strip().isdigit():
+            self.close()
+            raise RuntimeError("the latency proxy process did not start")
+        self.port = int(line)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
