@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from fieldkit.bundles.safejson import JsonShapeError, nesting_depth, parse_bounded
@@ -27,6 +29,49 @@ def test_hostile_json_is_refused(data: bytes, code: str) -> None:
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
     assert nesting_depth(b'{"a": "[[[[[[\\"]]]"}') == 1
     assert parse_bounded(b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', 1000, 2) == {"a": "[" * 35}
+
+
+@pytest.mark.parametrize(
+    ("data", "depth"),
+    [
+        (b"", 0),
+        (b"{}", 1),
+        (b'[{"a": [1, "]]]"]}]', 3),
+        (b'["unterminated [[[', 1),  # an unterminated string hides its brackets: the parser refuses it anyway
+        (b'["ends in a backslash \\', 1),
+    ],
+)
+def test_nesting_depth(data: bytes, depth: int) -> None:
+    assert nesting_depth(data) == depth
+
+
+HOSTILE = {  # (prefix, repeated unit, suffix): what made the old scan quadratic, and the worst cases for this one
+    "unterminated escaped quotes": (b'"', b'\\"', b""),
+    "... ending in a lone backslash": (b'"', b'\\"', b"\\"),
+    "strings opened in arrays": (b"", b'["', b""),
+    "brackets only": (b"", b"[", b""),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_the_depth_scan_is_linear_in_the_input(case: str) -> None:
+    """Four times the input may take about four times as long, never sixteen (quadratic).
+
+    Timed against itself in the same run, best of several, so a slow or loaded machine does not decide it.
+    """
+    prefix, unit, suffix = HOSTILE[case]
+
+    def best_time(size_bytes: int) -> float:
+        data = prefix + unit * (size_bytes // len(unit)) + suffix
+        timings = []
+        for _ in range(5):
+            start = time.perf_counter()
+            nesting_depth(data)
+            timings.append(time.perf_counter() - start)
+        return min(timings)
+
+    small, large = best_time(64 * 1024), best_time(256 * 1024)
+    assert large / small < 9, f"{case}: 4x the input took {large / small:.1f}x as long"
 
 
 @pytest.mark.parametrize(
