@@ -8,8 +8,15 @@ port, sharing one client key:
 - a Kestrel KS-DC60 (SWUpdate) that updates cleanly,
 - a Nordvolt NV-AC7 (Mender) whose new image never becomes healthy, so it rolls back.
 
-The chargers start afresh every time; the laptop home (identity, audit trail)
-and the back office's SQLite database persist, so synced entries accumulate.
+The chargers start afresh every time; the demo's laptop home (identity, audit
+trail) and the back office's SQLite database persist, so synced entries
+accumulate.
+
+The demo never touches the laptop's real fieldkit home: ``use_demo_home``
+points ``FIELDKIT_HOME`` at ``DIR/home`` for this process and everything it
+starts, before anything is read or written. Its identity, job journals,
+known hosts and back-office credential live there; a ``config.toml`` placed
+there tunes the demo.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pathlib import Path
 from typing import Final
 
 from fieldkit.audit.identity import PASSPHRASE_ENV, identity_dir, init_identity
-from fieldkit.config import data_dir
+from fieldkit.config import HOME_ENV, data_dir
 from fieldkit.demo import INDEX_NAME, init_demo
 from fieldkit.errors import FieldkitError
 from fieldkit.simulator.catalog import model_named
@@ -147,8 +154,24 @@ def _start_backoffice(site: DemoSite) -> None:
     )
 
 
+def demo_home(directory: Path) -> Path:
+    return (directory / "home").resolve()
+
+
+def use_demo_home(directory: Path) -> Path:
+    """Make ``DIR/home`` fieldkit's home for this process and its children; returns it."""
+    home = demo_home(directory)
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ[HOME_ENV] = str(home)
+    return home
+
+
 def start_site(directory: Path) -> DemoSite:
-    """Demo material if missing, an identity, the back office and the chargers; stop() ends them all."""
+    """Demo material if missing, an identity, the back office and the chargers; stop() ends them all.
+
+    Runs in the demo's own home (``use_demo_home``), whatever ``FIELDKIT_HOME`` said before.
+    """
+    use_demo_home(directory)
     if not (directory / INDEX_NAME).exists():
         init_demo(directory)
     ensure_identity(directory / "home-secret" / "passphrase")

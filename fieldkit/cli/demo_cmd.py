@@ -94,11 +94,17 @@ def run(directory: Path) -> None:
     Four chargers: a VQ-AC22 and a KS-DC60 (SWUpdate) that update cleanly, a
     VQ-DC150 with a vehicle charging (refused), and an NV-AC7 (Mender) whose
     new image never becomes healthy (rolled back). This is `make demo`.
+
+    The demo runs in its own fieldkit home, DIR/home (identity, journals,
+    audit trail, known hosts, settings: put a config.toml there to tune it),
+    never in the laptop's real one.
     """
     import sys
 
-    from fieldkit.demo_site import start_site
+    from fieldkit.demo_site import start_site, use_demo_home
     from fieldkit.errors import UsageError
+
+    use_demo_home(directory)  # before any setting is read: the demo never touches the real fieldkit home
 
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         raise UsageError(

@@ -25,10 +25,13 @@ FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
     init_demo(demo, 128 * 1024)
-    home = tmp_path / "home"
+    home = demo / "home"  # the demo's own home: settings placed there tune it
     home.mkdir()
     write_laptop_config(home, tmp_path / "staging", 0.5, 20)
-    env = {**os.environ, "FIELDKIT_HOME": str(home), "TERM": "xterm-256color", "COLUMNS": str(COLUMNS)}
+    real_home = tmp_path / "real-home"  # the technician's own fieldkit home, which the demo must not touch
+    (real_home / "data" / "jobs").mkdir(parents=True)
+    (real_home / "data" / "jobs" / "unfinished.json").write_text("{}")
+    env = {**os.environ, "FIELDKIT_HOME": str(real_home), "TERM": "xterm-256color", "COLUMNS": str(COLUMNS)}
     terminal = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env)
     try:
         terminal.wait_for("4 charger(s) found")
@@ -54,3 +57,5 @@ def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> 
     status = SimulatedCharger(demo / "sims" / "ac22").status()["components"]["rootfs"]
     assert (status["running_version"], status["state"]) == ("2.4.0", "committed")
     assert terminal.child.exitstatus == 0
+    untouched = sorted(str(p.relative_to(real_home)) for p in real_home.rglob("*"))
+    assert untouched == ["data", "data/jobs", "data/jobs/unfinished.json"], f"the demo wrote the real home: {untouched}"
