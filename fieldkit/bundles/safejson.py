@@ -3,16 +3,18 @@
 Refused: more than ``max_bytes``, nesting deeper than ``max_depth`` (checked by
 a scan before the parser runs, so a hostile file cannot exhaust the stack),
 invalid UTF-8, a byte-order mark, duplicate object keys (two parsers could
-read two different documents), and NaN/Infinity (not JSON).
+read two different documents), NaN/Infinity (not JSON), integers of more
+than 20 digits and numbers too large for a float.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import operator
 import re
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -31,6 +33,8 @@ class JsonShapeError(ValueError):
 # a quote succeeds, so the scan is linear: a pattern that had to find the closing quote would, on a long
 # unterminated string of escaped quotes, try again from each quote to the end (quadratic: 13 s for 32 KB).
 _STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+MAX_INTEGER_DIGITS: Final = 20  # a 64-bit integer, signed or not
+MAX_FLOAT_CHARS: Final = 64
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # opening: +1, closing: -1 (after subtracting 1)
 
@@ -59,6 +63,25 @@ def _no_constants(name: str) -> Any:
     raise JsonShapeError("invalid-json", f"{name} is not valid JSON")
 
 
+def _bounded_int(text: str) -> int:
+    # Checked before int() runs: Python refuses over 4,300 digits with a ValueError no caller expects,
+    # and far fewer already mean an attack (no field of any fieldkit document needs more than int64).
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise JsonShapeError(
+            "number-too-long", f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INTEGER_DIGITS})"
+        )
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    if len(text) > MAX_FLOAT_CHARS:
+        raise JsonShapeError("number-too-long", f"a number written with {len(text)} characters")
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonShapeError("invalid-json", f"{text} is out of range for a number")
+    return value
+
+
 def parse_bounded(data: bytes, max_bytes: int, max_depth: int) -> Any:
     """Parse JSON bytes under the bounds above; raise JsonShapeError otherwise."""
     if len(data) > max_bytes:
@@ -73,7 +96,13 @@ def parse_bounded(data: bytes, max_bytes: int, max_depth: int) -> Any:
     except UnicodeDecodeError as exc:
         raise JsonShapeError("invalid-json", f"not UTF-8: {exc.reason}") from exc
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
     except json.JSONDecodeError as exc:
         raise JsonShapeError("invalid-json", f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     except RecursionError as exc:  # unreachable after the depth scan; kept as a backstop

@@ -327,6 +327,28 @@ def non_canonical_signatures(w: World) -> Path:
     )
 
 
+def _hostile_signatures(w: World, text: bytes) -> Path:
+    members = _members(w.bundle())
+    return _rebuild(
+        w,
+        [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", text),
+        ],
+    )
+
+
+def signatures_huge_integer(w: World) -> Path:
+    """A 5,000-digit number: Python's own int() limit raised an error nobody caught (exit 70)."""
+    return _hostile_signatures(w, b'{"schema": "fieldkit-signatures", "schema_version": ' + b"7" * 5000 + b"}")
+
+
+def signatures_escaped_quotes(w: World) -> Path:
+    """256 KB of escaped quotes in an unterminated string: the depth scan took minutes on it."""
+    return _hostile_signatures(w, b'{"a": "' + b'\\"' * (128 * 1024 - 8))
+
+
 def manifest_too_large(w: World) -> Path:
     payloads = {"rootfs": b"x" * 10}
     document = w.manifest(payloads, release_notes="A" * (1024 * 1024 + 10))
@@ -444,6 +466,10 @@ ATTACKS: dict[str, Attack] = {
     "trailing data": Attack(trailing_data, "container", "trailing-data"),
     "prepended data": Attack(prepended_data, "container", "prepended-data"),
     "non-canonical signatures.json": Attack(non_canonical_signatures, "signatures", "signatures-non-canonical"),
+    "5,000-digit number in signatures.json": Attack(
+        signatures_huge_integer, "signatures", "signatures-number-too-long"
+    ),
+    "escaped quotes in signatures.json": Attack(signatures_escaped_quotes, "signatures", "signatures-invalid-json"),
     "manifest too large": Attack(manifest_too_large, "manifest", "manifest-too-large"),
     "deeply nested JSON": Attack(deeply_nested, "manifest", "manifest-too-deep"),
     "duplicate JSON key": Attack(duplicate_json_key, "manifest", "manifest-duplicate-key"),

@@ -18,12 +18,23 @@ from fieldkit.bundles.semver import Version
         (b"[" * 40 + b"]" * 40, "too-deep"),
         (b"x" * 2000, "too-large"),
         (b"{", "invalid-json"),
+        (b'{"n": ' + b"9" * 500 + b"}", "number-too-long"),  # 5,000 digits would end in Python's own ValueError
+        (b'{"n": -' + b"1" * 21 + b"}", "number-too-long"),
+        (b'{"n": 1e999}', "invalid-json"),  # infinity, spelt as a number
+        (b'{"n": 0.' + b"1" * 80 + b"}", "number-too-long"),
     ],
 )
 def test_hostile_json_is_refused(data: bytes, code: str) -> None:
     with pytest.raises(JsonShapeError) as caught:
         parse_bounded(data, max_bytes=1000, max_depth=32)
     assert caught.value.code == code
+
+
+def test_numbers_a_document_needs_still_parse() -> None:
+    document = b'{"max": 18446744073709551615, "min": -9223372036854775808, "ratio": 0.5, "big": 1e300}'
+    assert parse_bounded(document, 1000, 4) == {
+        "max": 2**64 - 1, "min": -(2**63), "ratio": 0.5, "big": 1e300
+    }  # fmt: skip
 
 
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
