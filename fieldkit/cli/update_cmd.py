@@ -137,6 +137,14 @@ def _finish(record: Any, as_json: bool) -> None:
         )
         return
     if record.state == "RolledBack":
+        states = [step["state"] for step in record.history]
+        refused = "Installing" in states and states[states.index("Installing") + 1 :][:1] == ["InstallationFailed"]
+        if refused and record.component_index == 0 and "InstallRebooting" not in states:
+            # The first install was refused: nothing on the charger changed, so nothing was rolled back.
+            raise RolledBackError(
+                f"the charger refused the update of {record.charger_serial}: {record.error or 'see the audit trail'}",
+                "nothing was installed; the charger runs what it ran before",
+            )
         raise RolledBackError(f"update of {record.charger_serial} rolled back: {record.error or 'see the audit trail'}")
     raise FieldkitError(
         f"job {record.job_id} stopped in state {record.state}", "continue it with `fieldkit update --resume`"

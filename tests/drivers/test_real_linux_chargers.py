@@ -217,7 +217,7 @@ def _site(tmp_path: Path, keys: Keys, updater: Updater, server: Server, vendor_p
     rig.start()
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text("health_stable_s = 0.5\nhealth_timeout_s = 20\n")
+    (home / "config.toml").write_text("health_stable_s = 0.5\nhealth_timeout_s = 10\n")
     (home / "pass").write_text("technician passphrase\n")
     if vendor_profile:
         (home / "profiles").mkdir()
@@ -335,6 +335,7 @@ def test_an_image_the_updater_refuses_is_a_refusal_with_its_own_reason(site: Sit
     assert result.returncode == 14, result.stderr
     reason = REFUSALS[(site.updater, case)]
     assert reason.lower() in result.stderr.lower(), result.stderr
+    assert "the charger refused the update" in result.stderr and "nothing was installed" in result.stderr
     assert site.rig.boots() == [("A", FACTORY)], "no reboot: there was nothing to go back from"
     assert site.boot_target() == "A" and site.slot_good("A"), f"the running slot stays good: {site.rig.env_vars()}"
     if site.updater == "rauc":
