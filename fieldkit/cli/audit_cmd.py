@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from fieldkit.cli.common import EXISTING_FILE, console_out, print_json, trusted_state
+from fieldkit.cli.common import EXISTING_FILE, console_out, print_json, shown, trusted_state
 from fieldkit.errors import UsageError
 
 
@@ -165,12 +165,12 @@ def audit_list(action: str | None, charger: str | None, since: str | None, limit
         versions = f"{e.get('from_version') or ''} → {e.get('to_version') or ''}" if e.get("to_version") else ""
         table.add_row(
             str(e["seq"]),
-            e["time"]["wall_utc"][:19].replace("T", " "),
-            e["action"],
-            (e.get("charger") or {}).get("serial", ""),
-            e.get("status") or "",
-            versions,
-            (e.get("error") or e.get("note") or "")[:40],
+            shown(e["time"]["wall_utc"][:19].replace("T", " ")),
+            shown(e["action"]),
+            shown((e.get("charger") or {}).get("serial", "")),
+            shown(e.get("status") or ""),
+            shown(versions),
+            shown((e.get("error") or e.get("note") or "")[:40]),
         )
     console_out().print(table)
 

@@ -13,8 +13,10 @@ from fieldkit.cli.common import (
     console_out,
     passphrase_for,
     print_json,
+    printable,
     resolve_trust_store,
     settings,
+    shown,
     trust_store_option,
     trusted_state,
 )
@@ -169,10 +171,10 @@ def verify(
     out = console_out()
     warnings = [c for c in report.checks if c.status == "warning"]
     for warning in warnings:
-        out.print(f"[yellow]warning:[/] {warning.message} — {warning.hint}")
+        out.print(f"[yellow]warning:[/] {shown(warning.message)} — {shown(warning.hint)}")
     out.print(
-        f"[green]valid[/]: {bundle.name} — {manifest.vendor} {manifest.version}, security version "
-        f"{manifest.security_version}, signed by {', '.join(s.name for s in report.signers if s.usable)}"
+        f"[green]valid[/]: {shown(bundle.name)} — {shown(manifest.vendor)} {shown(manifest.version)}, security "
+        f"version {manifest.security_version}, signed by {shown(', '.join(s.name for s in report.signers if s.usable))}"
     )
 
 
@@ -210,16 +212,18 @@ def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
         return
     out = console_out()
     failure = report.failure
-    verdict = "[green]valid[/]" if failure is None else f"[bold red]invalid[/] ({failure.name}: {failure.message})"
-    out.print(f"[bold]{bundle.name}[/]  {verdict}")
+    verdict = (
+        "[green]valid[/]" if failure is None else f"[bold red]invalid[/] ({failure.name}: {shown(failure.message)})"
+    )
+    out.print(f"[bold]{shown(bundle.name)}[/]  {verdict}")
     signers = Table("signer", "kind", "roles", "key id", "status", title="Signatures")
     for signer in report.signers:
         signers.add_row(
-            signer.name or "?",
-            signer.kind,
-            ", ".join(signer.roles) or "-",
-            signer.key_id[:16],
-            signer.problem or "ok",
+            shown(signer.name or "?"),
+            shown(signer.kind),
+            shown(", ".join(signer.roles) or "-"),
+            shown(signer.key_id[:16]),
+            shown(signer.problem or "ok"),
         )
     out.print(signers)
     manifest = report.manifest
@@ -227,13 +231,15 @@ def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
         out.print("[dim]the manifest is not shown: it could not be authenticated[/]")
         return
     out.print(
-        f"{manifest.vendor} {manifest.version}  bundle {manifest.bundle_id}  security version "
+        f"{shown(manifest.vendor)} {shown(manifest.version)}  bundle {shown(manifest.bundle_id)}  security version "
         f"{manifest.security_version}"
     )
     out.print(f"created {manifest.created_at:%Y-%m-%d %H:%M} UTC, expires {manifest.expires_at:%Y-%m-%d %H:%M} UTC")
     compat = Table("model", "hardware revisions", "min installed", title="Compatibility")
     for row in manifest.compatibility:
-        compat.add_row(row.model, ", ".join(row.hardware_revisions), row.min_installed_version or "-")
+        compat.add_row(
+            shown(row.model), shown(", ".join(row.hardware_revisions)), shown(row.min_installed_version or "-")
+        )
     out.print(compat)
     components = Table(
         "#",
@@ -257,17 +263,17 @@ def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
         )
         components.add_row(
             str(component.order),
-            component.name,
-            component.target,
-            component.install_method,
-            component.version,
+            shown(component.name),
+            shown(component.target),
+            shown(component.install_method),
+            shown(component.version),
             f"{component.size_bytes:,}",
             component.sha256[:16] + "…",
             flags or "-",
         )
     out.print(components)
     if manifest.release_notes:
-        out.print(Markdown(manifest.release_notes))
+        out.print(Markdown(printable(manifest.release_notes)))
 
 
 @bundle_group.command("import-ocpp")

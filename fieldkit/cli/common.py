@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -25,6 +26,23 @@ def console_out() -> Any:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
+
+
+# C0 and C1 controls (ESC among them) except tab and newline: a bundle, a certificate or a charger must not
+# be able to move the cursor, retitle the window or hide text on the technician's terminal.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> str:
+    """Text from outside (a bundle, a charger, a file) with its control characters shown escaped (``\\x1b``)."""
+    return _CONTROL_CHARACTERS.sub(lambda found: f"\\x{ord(found.group()):02x}", str(value))
+
+
+def shown(value: object) -> str:
+    """Outside text for a rich console: control characters escaped and ``[...]`` never read as markup."""
+    from rich.markup import escape
+
+    return escape(printable(value))
 
 
 def settings() -> config.Settings:

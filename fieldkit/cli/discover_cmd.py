@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fieldkit.cli.common import console_out, settings
+from fieldkit.cli.common import console_out, settings, shown
 from fieldkit.errors import UsageError
 
 
@@ -87,15 +87,15 @@ def discover(
         out.print("no SSH service found" + (" (none announced over mDNS either)" if mdns else ""))
     for r in results:
         if r.identity is not None:
-            versions = ", ".join(f"{n} {c.version}" for n, c in r.identity.components.items())
+            versions = shown(", ".join(f"{n} {c.version}" for n, c in r.identity.components.items()))
             charging = (
                 "  [yellow]vehicle charging[/]"
                 if r.identity.transaction_active
                 else ("  [yellow]charging: unknown[/]" if r.identity.transaction_active is None else "")
             )
             out.print(
-                f"[green]charger[/] {r.address}  {r.identity.vendor} {r.identity.model} rev "
-                f"{r.identity.hardware_revision}  serial {r.identity.serial}  {versions}{charging}"
+                f"[green]charger[/] {shown(r.address)}  {shown(r.identity.vendor)} {shown(r.identity.model)} rev "
+                f"{shown(r.identity.hardware_revision)}  serial {shown(r.identity.serial)}  {versions}{charging}"
             )
         else:
-            out.print(f"[dim]{r.outcome:<16}[/] {r.address}  {r.detail}")
+            out.print(f"[dim]{r.outcome:<16}[/] {shown(r.address)}  {shown(r.detail)}")

@@ -17,6 +17,7 @@ from fieldkit import __version__
 from fieldkit.cli.audit_cmd import audit_group, identity_group
 from fieldkit.cli.backoffice_cmd import backoffice_group
 from fieldkit.cli.bundle_cmd import bundle_group
+from fieldkit.cli.common import printable
 from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.discover_cmd import discover
 from fieldkit.cli.keys_cmd import keys_group
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except FieldkitError as exc:
         if _debugging(args):
             raise
-        click.echo(f"fieldkit: error: {exc.one_line()}", err=True)
+        click.echo(f"fieldkit: error: {printable(exc.one_line())}", err=True)
         return exc.exit_code
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if _debugging(args):
             raise
         click.echo(
-            f"fieldkit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            f"fieldkit: internal error: {type(exc).__name__}: {printable(' '.join(str(exc).split()))} "
             "— run again with --debug and report it",
             err=True,
         )

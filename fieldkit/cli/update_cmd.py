@@ -17,6 +17,7 @@ from fieldkit.cli.common import (
     console_out,
     resolve_trust_store,
     settings,
+    shown,
     trust_store_option,
     trusted_state,
 )
@@ -132,8 +133,8 @@ def _finish(record: Any, as_json: bool) -> None:
         if as_json:  # the last progress line already says Committed; scripts read JSON lines only
             return
         console_out().print(
-            f"[green]Committed[/]: {record.charger_serial} now runs "
-            + ", ".join(f"{n} {v}" for n, v in record.to_versions.items())
+            f"[green]Committed[/]: {shown(record.charger_serial)} now runs "
+            + shown(", ".join(f"{n} {v}" for n, v in record.to_versions.items()))
         )
         return
     if record.state == "RolledBack":
@@ -177,7 +178,7 @@ def _print_checks(checks: Any, as_json: bool) -> None:
     out = console_out()
     for check in checks:
         mark = "[green]ok[/]" if check.passed else ("[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]")
-        out.print(f"  {mark} {check.name}: {check.reason}")
+        out.print(f"  {mark} {check.name}: {shown(check.reason)}")
 
 
 @click.command("update")
@@ -289,7 +290,7 @@ def _resume(address: str | None, job_id: str | None, trust_store: Path | None, a
     bench = _workbench(trust_store)
     records = bench.unfinished_for(address, job_id)
     if not records:
-        console_out().print("no interrupted update jobs" + (f" for {address}" if address else ""))
+        console_out().print("no interrupted update jobs" + (f" for {shown(address)}" if address else ""))
         return
     if len(records) > 1:
         listed = "; ".join(f"{r.job_id} ({r.charger_serial} at {r.charger_address}, {r.state})" for r in records)
@@ -299,7 +300,7 @@ def _resume(address: str | None, job_id: str | None, trust_store: Path | None, a
         )
     record = records[0]
     if not as_json:
-        console_out().print(f"resuming job {record.job_id} ({record.charger_serial}) from {record.state}")
+        console_out().print(f"resuming job {record.job_id} ({shown(record.charger_serial)}) from {record.state}")
     hook, recorder = _audit_hook()
     try:
         # The bundle may have changed since the job began: it is authenticated again before more is sent.
@@ -327,4 +328,4 @@ def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> N
 
     before, after = asyncio.run(_workbench(None, ssh_key, accept_new_host_key).rollback(address))
     record_event("rollback", **rollback_entry(before, after, address))
-    console_out().print(f"rolled back {after.serial}: now running {running_versions(after)}")
+    console_out().print(f"rolled back {shown(after.serial)}: now running {shown(running_versions(after))}")

@@ -67,7 +67,7 @@ class Site:
         return sorted((self.home.parent / "staging").glob("*.img"))
 
 
-def _site(tmp_path: Path, faults: str = "", payload_bytes: int = 256 * 1024) -> Iterator[Site]:
+def _site(tmp_path: Path, faults: str = "", payload_bytes: int = 256 * 1024, serial: str = "SN-E2E") -> Iterator[Site]:
     home = tmp_path / "home"
     home.mkdir()
     write_laptop_config(home, tmp_path / "staging", 1, 8)
@@ -75,7 +75,7 @@ def _site(tmp_path: Path, faults: str = "", payload_bytes: int = 256 * 1024) -> 
     demo = tmp_path / "demo"
     init_demo(demo, payload_bytes)
     state = tmp_path / "charger"
-    SimulatedCharger.create(state, model_named("VQ-AC22"), "SN-E2E")
+    SimulatedCharger.create(state, model_named("VQ-AC22"), serial)
     shims = write_shims(tmp_path / "shims", sys.executable)
     server = Sshd(
         tmp_path / "sshd",
@@ -118,6 +118,19 @@ def test_update_to_committed(site: Site) -> None:
     ]
     assert site.fieldkit(FIELDKIT, "audit", "verify").returncode == 0
     assert site.staged_images() == [], "a finished job leaves nothing in the charger's staging space"
+
+
+def test_text_from_the_charger_is_shown_as_text_not_as_markup_or_terminal_codes(tmp_path: Path) -> None:
+    """A serial with Rich markup and an escape sequence: the update commits, and every listing shows it inert."""
+    serial = "SN[/][bold]\x1b]0;owned\x07"
+    for site in _site(tmp_path, serial=serial):
+        result = site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key"))
+        assert result.returncode == 0, result.stderr
+        assert "Committed: SN[/][bold]\\x1b]0;owned\\x07 now runs rootfs 2.4.0" in result.stdout
+        listing = site.fieldkit(FIELDKIT, "audit", "list", "--limit", "3")
+        assert listing.returncode == 0, listing.stderr
+        assert "\x1b" not in listing.stdout and "\x07" not in listing.stdout
+        assert "SN[/]" in listing.stdout
 
 
 def test_an_image_that_never_becomes_available_is_rolled_back(tmp_path: Path) -> None:
