@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -24,6 +24,8 @@ from fieldkit.audit.wire import (
 )
 from fieldkit.backoffice import reports
 from fieldkit.backoffice.db import (
+    POOL_OVERFLOW,
+    POOL_SIZE,
     Credential,
     Laptop,
     TrustStoreRelease,
@@ -31,8 +33,12 @@ from fieldkit.backoffice.db import (
     make_engine,
     session_factory,
 )
-from fieldkit.backoffice.ingest import AuthError, SyncConflict, authenticate, ingest_batch
+from fieldkit.backoffice.guard import MISS_LANES, ConcurrencyLimit, KnownTokens, read_body_limited
+from fieldkit.backoffice.ingest import AuthError, SyncConflict, authenticate, ingest_batch, token_digest
 from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
+
+HEALTH_PATH: Final = f"{API_PREFIX}/health"
+SLOT_WAIT_S: Final = 2.0  # how long a request may wait for a free slot before it is told 503
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -54,10 +60,19 @@ def create_app(database_url: str) -> FastAPI:
     )
     app.state.sessions = session_factory(engine)
     app.state.engine = engine
+    known_tokens = KnownTokens(app.state.sessions)
+    app.add_middleware(
+        ConcurrencyLimit,
+        limit=POOL_SIZE + POOL_OVERFLOW - MISS_LANES,  # the lanes keep their connections
+        wait_s=SLOT_WAIT_S,
+        exempt=frozenset({HEALTH_PATH}),
+    )
 
     @app.exception_handler(AuthError)
     async def _auth_error(_request: Request, exc: AuthError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        # A refused request's body is left unread, so the server drops the connection: say so, so that a
+        # client does not send its next request on a connection that is about to close.
+        headers = {"Connection": "close", **({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {})}
         return JSONResponse(
             {"code": "unauthorized" if exc.status == 401 else "forbidden", "detail": exc.detail},
             status_code=exc.status,
@@ -69,14 +84,30 @@ def create_app(database_url: str) -> FastAPI:
         body = SyncRefusal(code=exc.code, detail=exc.detail, high_water_mark=exc.high_water_mark)
         return JSONResponse(body.model_dump(), status_code=409)
 
+    def checked(s: Session, authorization: str | None, kind: str) -> Credential:
+        # A token whose digest the service has never seen is refused without a database connection.
+        bearer = (
+            authorization[len("Bearer ") :].strip() if authorization and authorization.startswith("Bearer ") else None
+        )
+        if bearer is not None:
+            seen = known_tokens.check(token_digest(bearer))
+            if seen == "unknown":
+                raise AuthError(401, "unknown or revoked credential")
+            if seen == "busy":
+                raise HTTPException(
+                    503, "the back office is busy; retry shortly", headers={"Retry-After": "1", "Connection": "close"}
+                )
+        return authenticate(s, authorization, kind)
+
     def laptop(s: Session, authorization: str | None) -> Credential:
-        return authenticate(s, authorization, "laptop")
+        return checked(s, authorization, "laptop")
 
     def operator(s: Session, authorization: str | None) -> Credential:
-        return authenticate(s, authorization, "operator")
+        return checked(s, authorization, "operator")
 
-    @app.get(f"{API_PREFIX}/health")
-    def health() -> dict[str, str]:
+    @app.get(HEALTH_PATH)
+    async def health() -> dict[str, str]:
+        # async and without I/O: answered on the event loop even while every worker thread is busy.
         return {"status": "ok", "version": __version__}
 
     @app.get(f"{API_PREFIX}/sync/status", response_model=SyncStatus)
@@ -93,11 +124,9 @@ def create_app(database_url: str) -> FastAPI:
         responses={409: {"model": SyncRefusal}, 401: {}, 403: {}, 413: {}},
     )
     async def sync_batch(request: Request, s: SessionDep, authorization: AuthHeader = None) -> BatchResponse:
-        credential = laptop(s, authorization)  # before reading the body: strangers send nothing big
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > MAX_BATCH_BYTES:
-            raise HTTPException(413, f"a batch may hold at most {MAX_BATCH_BYTES} bytes")
-        body = await request.body()
+        # Before reading the body (strangers send nothing big), and off the event loop: it may query.
+        credential = await run_in_threadpool(laptop, s, authorization)
+        body = await read_body_limited(request, MAX_BATCH_BYTES)
         try:
             document = parse_bounded(body, MAX_BATCH_BYTES, 32)
             batch = BatchRequest.model_validate(document)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, create_engine, event
 from sqlalchemy.engine import Engine
@@ -104,11 +104,20 @@ def sqlite_url(path: str) -> str:
     return f"sqlite+pysqlite:///{path}"
 
 
+# Connections the service may hold; the ASGI concurrency limit (guard.py) is sized from the same numbers, so a
+# request that got a slot does not then wait for a connection.
+POOL_SIZE: Final = 8
+POOL_OVERFLOW: Final = 8
+POOL_TIMEOUT_S: Final = 10
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; tables are created if missing."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql") or (url.startswith("sqlite:///") and ":memory:" not in url):
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_timeout=POOL_TIMEOUT_S)
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     engine = create_engine(url, **kwargs)

@@ -28,7 +28,7 @@ from fieldkit.audit.entry import GENESIS_HASH, BundleRef, ChargerRef, entry_hash
 from fieldkit.audit.identity import Profile, init_identity, load_profile, unlock
 from fieldkit.audit.store import AuditStore
 from fieldkit.audit.sync import BackofficeClient, Credential, SyncError, sync_round, sync_with_retries
-from fieldkit.audit.wire import BatchResponse, SyncRefusal
+from fieldkit.audit.wire import MAX_BATCH_BYTES, BatchResponse, SyncRefusal
 from fieldkit.backoffice.db import Entry, make_engine, session_factory, sqlite_url
 from fieldkit.backoffice.ingest import create_operator, enroll_laptop
 from tests.support.backoffice import (
@@ -37,6 +37,7 @@ from tests.support.backoffice import (
     make_tls,
     postgres_database,
 )
+from tests.support.crowd import Crowd
 from tests.support.netfault import FaultyProxy
 
 PASS = b"laptop-pass-123"
@@ -435,3 +436,60 @@ def test_unreachable_back_office_backs_off_with_growing_jittered_delays(
     status = json.loads(capsys.readouterr().out)
     assert (status["entries"], status["pending"], status["last_success_at"]) == (3, 3, None)
     assert "not reachable" in status["last_error"]
+
+
+def test_a_hostile_crowd_stops_neither_health_nor_the_honest_sync(
+    laptop: Laptop, credential: Credential, db_url: str, server: BackofficeProcess, tls: tuple[Path, Path, Path]
+) -> None:
+    """Invented tokens and a busy laptop token in flight throughout; the honest laptop's sync still lands once.
+
+    Sized for the suite; tests/bench/test_bench_backoffice_crowd.py runs the full 500 + 200 against 10k entries.
+    """
+    laptop.append(1000)
+    crowd = Crowd(server.url, ssl.create_default_context(cafile=str(tls[0])), credential.token, 100, 40)
+    crowd.start()
+    try:
+        deadline = time.monotonic() + 60
+        while sum(crowd.report.statuses.values()) < 300:  # the crowd is at work before the honest laptop starts
+            assert time.monotonic() < deadline, f"the crowd got no answers: {crowd.report}"
+            time.sleep(0.05)
+        with BackofficeClient(credential) as client:
+            result = sync_with_retries(laptop.store, client, max_attempts=60, delay=lambda _attempt: 0.2)
+    finally:
+        report = crowd.stop()
+    assert result.pending == 0
+    assert_exactly_once(db_url, laptop)
+    assert report.health_samples >= 5 and report.health_failures == 0 and report.slowest_health_s < 1.0, report
+    assert crowd.answered("member") <= {"200", "503"}, f"members: done, or busy and retry: {report}"
+    assert crowd.answered("stranger") <= {"401", "503", "ReadError", "RemoteProtocolError", "WriteError"}, report
+    assert report.statuses["stranger 401"] > 0 and report.statuses["member 200"] > 0, report
+
+
+def _peak_memory_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc")
+
+
+def test_a_chunked_body_over_the_limit_is_refused_without_being_buffered(
+    laptop: Laptop, credential: Credential, server: BackofficeProcess, tls: tuple[Path, Path, Path]
+) -> None:
+    """No Content-Length to check up front: the body is counted as it arrives, refused past the limit, not kept."""
+    assert server.process is not None
+    before = _peak_memory_bytes(server.process.pid)
+    chunk = b" " * (1024 * 1024)
+    body = (chunk for _ in range(MAX_BATCH_BYTES // len(chunk) + 64))  # 80 MiB, sent chunked
+    try:
+        response = httpx.post(
+            f"{server.url}/api/v1/sync/batches",
+            content=body,
+            headers={"Authorization": f"Bearer {credential.token}"},
+            verify=ssl.create_default_context(cafile=str(tls[0])),
+            timeout=60,
+        )
+        assert response.status_code == 413, response.text
+    except httpx.WriteError:
+        pass  # the server answered 413 and closed while the rest was still being sent: refused either way
+    grown = _peak_memory_bytes(server.process.pid) - before
+    assert grown < 32 * 1024 * 1024, f"the server's peak memory grew by {grown / 2**20:.0f} MiB for a refused body"
