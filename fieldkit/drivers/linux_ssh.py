@@ -228,10 +228,8 @@ class LinuxSshDriver:
         profile = self.profile()
         if profile.updater == "helpers":
             identity = self._identify_helpers()
-        elif profile.updater == "swupdate":
-            identity = self._identify_swupdate(profile)
-        elif profile.updater == "mender":
-            identity = self._identify_mender(profile)
+        elif profile.updater in ("swupdate", "mender"):
+            identity = self._identify_from_boot_environment(profile)
         else:
             identity = self._identify_rauc(profile)
         return dataclasses.replace(identity, profile=profile.name)
@@ -276,34 +274,22 @@ class LinuxSshDriver:
             self.profile().swupdate, self._run(swupdate.ENV_COMMAND, name="fw_printenv")
         )
 
-    def _identify_swupdate(self, profile: Profile) -> ChargerIdentity:
-        facts = self._facts(profile)
-        status = self._swupdate_status()
-        component = ComponentInfo(
-            profile.component,
-            facts.get("version"),
-            status.booted,
-            "pending" if status.trial_running else "committed",
-            status.pending,
-            "swupdate",
-        )
-        return self._identity_from_facts(facts, {profile.component: component}, "")
-
     def _mender_status(self) -> mender.MenderStatus:
         return mender.MenderStatus.parse(
             self.profile().mender.command, self._run(mender.STATUS_COMMAND, name="fw_printenv")
         )
 
-    def _identify_mender(self, profile: Profile) -> ChargerIdentity:
+    def _identify_from_boot_environment(self, profile: Profile) -> ChargerIdentity:
+        """SWUpdate and Mender: the running version from the profile's facts, slots from U-Boot's environment."""
         facts = self._facts(profile)
-        status = self._mender_status()
+        status = self._mender_status() if profile.updater == "mender" else self._swupdate_status()
         component = ComponentInfo(
             profile.component,
             facts.get("version"),
             status.booted,
             "pending" if status.trial_running else "committed",
             status.pending,
-            "mender",
+            profile.updater,
         )
         return self._identity_from_facts(facts, {profile.component: component}, "")
 
