@@ -35,6 +35,10 @@ MAX_ENTRY_BYTES: Final = 96 * 1024
 ClockTrust = Literal["trusted", "laptop-clock", "went-backwards"]
 
 
+MAX_ERROR_CHARS: Final = 2000
+MAX_NOTE_CHARS: Final = 4000
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,8 +85,8 @@ class AuditEntry(_Strict):
     to_version: str | None = Field(default=None, max_length=64)
     status: str | None = Field(default=None, max_length=64)
     device_responses: list[str] = Field(default_factory=list, max_length=MAX_DEVICE_RESPONSES)
-    error: str | None = Field(default=None, max_length=2000)
-    note: str | None = Field(default=None, max_length=4000)
+    error: str | None = Field(default=None, max_length=MAX_ERROR_CHARS)
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
     signature: str = Field(min_length=1, max_length=128)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fieldkit.audit.entry import ClockTrust
+from fieldkit.audit.entry import MAX_ERROR_CHARS, MAX_NOTE_CHARS, ClockTrust
 from fieldkit.audit.identity import load_profile, unlock
 from fieldkit.audit.store import AuditStore
 from fieldkit.bundles.clock import ClockReading, TrustedState
@@ -35,6 +35,8 @@ class AuditRecorder:
 
     def record(self, action: str, **fields: Any) -> dict[str, Any]:
         reading = self._state.read()
+        for name, limit in (("error", MAX_ERROR_CHARS), ("note", MAX_NOTE_CHARS)):
+            fields[name] = fitted(fields.get(name), limit)
         return self.store.append(
             self._key, self.profile, action, wall_utc=reading.now, clock_trust=clock_trust(reading), **fields
         )
@@ -47,3 +49,11 @@ class AuditRecorder:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def fitted(text: str | None, limit: int) -> str | None:
+    """Free text cut to ``limit`` characters, saying so: a long refusal is still recorded, marked as cut."""
+    if text is None or len(text) <= limit:
+        return text
+    marker = f" … [cut: {len(text)} characters in all]"
+    return text[: limit - len(marker)] + marker

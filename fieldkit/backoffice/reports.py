@@ -10,6 +10,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fieldkit import csvcells
 from fieldkit.backoffice.db import Entry
 
 # OCPP 2.0.1 FirmwareStatus names (and fieldkit's own) that end an update attempt.
@@ -121,17 +122,19 @@ def chargers_csv(session: Session) -> str:
     )
     for c in chargers(session):
         writer.writerow(
-            [
-                c["serial"],
-                c["vendor"],
-                c["model"],
-                c["hardware_revision"],
-                c["site"],
-                c["current_version"] or "",
-                c["last_update_at"] or "",
-                c["last_event"]["action"],
-                c["last_event"]["status"] or "",
-                c["last_event"]["technician"],
-            ]
+            csvcells.row(
+                [
+                    c["serial"],
+                    c["vendor"],
+                    c["model"],
+                    c["hardware_revision"],
+                    c["site"],
+                    c["current_version"] or "",
+                    c["last_update_at"] or "",
+                    c["last_event"]["action"],
+                    c["last_event"]["status"] or "",
+                    c["last_event"]["technician"],
+                ]
+            )
         )
     return buffer.getvalue()

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from fieldkit import csvcells
 from fieldkit.cli.common import EXISTING_FILE, console_out, print_json, shown, trusted_state
 from fieldkit.errors import UsageError
 
@@ -240,25 +241,27 @@ def audit_export(action: str | None, charger: str | None, since: str | None, fmt
         for e in entries:
             charger_ref, bundle = e.get("charger") or {}, e.get("bundle") or {}
             writer.writerow(
-                [
-                    e["seq"],
-                    e["id"],
-                    e["time"]["wall_utc"],
-                    e["time"]["clock_trust"],
-                    e["technician"]["id"],
-                    e.get("site") or "",
-                    e["action"],
-                    charger_ref.get("vendor", ""),
-                    charger_ref.get("model", ""),
-                    charger_ref.get("hardware_revision", ""),
-                    charger_ref.get("serial", ""),
-                    bundle.get("bundle_id", ""),
-                    e.get("from_version") or "",
-                    e.get("to_version") or "",
-                    e.get("status") or "",
-                    e.get("error") or "",
-                    e.get("note") or "",
-                ]
+                csvcells.row(
+                    [
+                        e["seq"],
+                        e["id"],
+                        e["time"]["wall_utc"],
+                        e["time"]["clock_trust"],
+                        e["technician"]["id"],
+                        e.get("site") or "",
+                        e["action"],
+                        charger_ref.get("vendor", ""),
+                        charger_ref.get("model", ""),
+                        charger_ref.get("hardware_revision", ""),
+                        charger_ref.get("serial", ""),
+                        bundle.get("bundle_id", ""),
+                        e.get("from_version") or "",
+                        e.get("to_version") or "",
+                        e.get("status") or "",
+                        e.get("error") or "",
+                        e.get("note") or "",
+                    ]
+                )
             )
         text = buffer.getvalue()
     if out is None:

@@ -108,7 +108,7 @@ def parse_thresholds(values: tuple[str, ...]) -> dict[Role, int]:
                 f"--threshold {value!r} is not ROLE=N",
                 "use e.g. --threshold release=2 (roles: trust-root, release, metrology, dispatch)",
             )
-        result[cast(Role, role)] = int(count)
+        result[cast("Role", role)] = int(count)
     return result
 
 

@@ -125,3 +125,42 @@ def test_wrong_identity_passphrase_warns_instead_of_recording(
     )
     err = capsys.readouterr().err
     assert "warning: audit entry for bundle.refused not recorded" in err and "wrong passphrase" in err
+
+
+def test_a_refusal_longer_than_an_entry_allows_is_still_recorded(
+    identity: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its message carries outside text (here a 3,000-character model name); the entry keeps a marked cut."""
+    demo = identity / "demo"
+    main(["demo", "init", "--dir", str(demo), "--payload-size", "1024"])
+    bundle = str(demo / "demo-vq-ac22-2.4.0.fwbundle")
+    model = "M" * 3000
+    code = main(["bundle", "verify", bundle, "--trust-store", str(demo / "trust-store.json"), "--model", model,
+                 "--hw-rev", "C"])  # fmt: skip
+    _, err = capsys.readouterr()
+    assert code == 3, err
+    assert "internal error" not in err and "not recorded" not in err
+    assert main(["audit", "list", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["action"] for e in entries] == ["bundle.refused"]
+    assert len(entries[0]["error"]) == 2000 and "characters in all]" in entries[0]["error"]
+
+
+def test_csv_export_never_hands_a_spreadsheet_a_formula(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("a long passphrase\n")
+    site = '=HYPERLINK("http://198.51.100.7/x","open")'
+    init = ["identity", "init", "--technician-id", "T-1", "--name", "@SUM(A1)", "--site", site]
+    assert main([*init, "--passphrase-file", str(secret)]) == 0
+    monkeypatch.setenv("FIELDKIT_PASSPHRASE_FILE", str(secret))
+    demo = tmp_path / "demo"
+    main(["demo", "init", "--dir", str(demo), "--payload-size", "1024"])
+    main(["bundle", "verify", str(demo / "demo-vq-ac22-2.2.0-EXPIRED.fwbundle"), "--trust-store",
+          str(demo / "trust-store.json")])  # fmt: skip
+    capsys.readouterr()
+    assert main(["audit", "export", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["site"] == "'" + site, "shown as text, not run as a formula"
+    assert all(not value.startswith(("=", "+", "-", "@")) for row in rows for value in row.values())

@@ -259,3 +259,15 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path:
 
     with pytest.raises(TrustStoreError):
         main(["--debug", "bundle", "verify", str(tmp_path / "x"), "--trust-store", str(tmp_path / "none.json")])
+
+
+def test_thresholds_can_be_set_from_the_cli(keyring: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """M-of-N from the command line: this ended in a NameError (exit 70) before."""
+    store = ["--trust-store", str(keyring / "ts.json")]
+    signing = ["--signing-key", str(keyring / "k/root.key"), "--passphrase-file", str(keyring / "pass")]
+    code, _, err = run(capsys, "trust", "add-key", *store, "--public-key", str(keyring / "k/rel.pub"), *signing,
+                       "--threshold", "release=2")  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "trust", "show", *store)
+    assert code == 0, err
+    assert "release=2" in out
