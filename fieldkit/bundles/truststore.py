@@ -27,6 +27,7 @@ import rfc8785
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fieldkit.bundles import keys
+from fieldkit.bundles.demo_keys import is_demo_key
 from fieldkit.bundles.roles import Role
 from fieldkit.bundles.safejson import JsonShapeError, first_validation_error, parse_bounded
 from fieldkit.config import Limits
@@ -256,9 +257,20 @@ def _split(data: bytes, limits: Limits) -> tuple[dict[str, Any], list[EnvelopeSi
 
 def _parse_body(signed_raw: dict[str, Any]) -> TrustStoreBody:
     try:
-        return TrustStoreBody.model_validate(signed_raw)
+        body = TrustStoreBody.model_validate(signed_raw)
     except ValidationError as exc:
         raise TrustStoreError(f"the trust store content is invalid: {first_validation_error(exc, 'document')}") from exc
+    if not body.demo:
+        # However it was signed: a key anyone can derive from fieldkit's source is no trust at all.
+        derivable = [k.name for k in body.keys if is_demo_key(k.key_id)] + [
+            r.name for r in body.x509_roots if is_demo_key(r.key_id)
+        ]
+        if derivable:
+            raise TrustStoreError(
+                f"this trust store trusts fieldkit demo key(s) {', '.join(derivable)}, which anyone can derive",
+                "demo keys belong only in the demo's own trust store; ask the back office for a store without them",
+            )
+    return body
 
 
 def load_trust_store(path: Path, limits: Limits, now: dt.datetime) -> TrustStore:

@@ -53,6 +53,14 @@ def test_root_rotation_needs_old_and_new_roots(world: World, tmp_path: Path) -> 
     assert trustops.install_update(path, _successor(world, 2, [world.root, new_root], rotated), state, Limits())
 
 
+def _with_demo_release_key(world: World) -> TrustStoreBody:
+    """A real store's body that also trusts the demo release key: `add-key` refuses it, a forged update may not."""
+    from fieldkit.bundles.demo_keys import demo_private_key
+
+    demo = world.trusted(demo_private_key("demo-release"), "demo release", ["release"])
+    return world.store_body.model_copy(update={"keys": [*world.store_body.keys, demo]})
+
+
 TRUST_ATTACKS: dict[str, tuple[Callable[[World], bytes], str]] = {
     "rollback to an older version": (lambda w: _successor(w, 1, [w.root]), "not newer"),
     "unsigned update": (
@@ -70,6 +78,10 @@ TRUST_ATTACKS: dict[str, tuple[Callable[[World], bytes], str]] = {
     "tampered body after signing": (
         lambda w: _successor(w, 2, [w.root]).replace(b'"version": 2', b'"version": 7'),
         "current trust-root",
+    ),
+    "signed by the real root, trusting a demo key": (
+        lambda w: _successor(w, 2, [w.root], _with_demo_release_key(w)),
+        "anyone can derive",
     ),
     "not JSON": (lambda w: b"\x00\x01binary", "malformed"),
     "extra top-level field": (
