@@ -319,22 +319,23 @@ class SimulatedSshCharger:
         else:
             outcome = self._run_in_shell(command)
         if outcome is None:  # hung past the timeout, or could not start
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, EOFError):
                 channel.send_exit_status(1)
-            channel.close()
+                channel.close()
             return
         status, stdout, stderr = outcome
         if status == POWER_CUT_STATUS:
             self.stop()  # the charger lost power: no answer, every link goes with it
             return
-        try:
-            channel.sendall(stdout)
-            channel.sendall_stderr(stderr)
-            channel.send_exit_status(status)
-        except OSError:
-            pass  # the client went away before the answer (a reboot it did not wait for): nobody to tell
-        finally:
-            channel.close()
+        # paramiko says "the client went away" (before the answer: a reboot it did not wait for) with OSError or
+        # EOFError, also from close: there is nobody to tell either way.
+        with contextlib.suppress(OSError, EOFError):
+            try:
+                channel.sendall(stdout)
+                channel.sendall_stderr(stderr)
+                channel.send_exit_status(status)
+            finally:
+                channel.close()
 
     def _run_in_shell(self, command: str) -> CommandOutcome | None:
         """The charger's own shell runs what the SSH client asked for, exactly as sshd does."""
