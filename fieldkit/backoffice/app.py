@@ -33,8 +33,8 @@ from fieldkit.backoffice.db import (
     make_engine,
     session_factory,
 )
-from fieldkit.backoffice.guard import MISS_LANES, ConcurrencyLimit, KnownTokens, read_body_limited
-from fieldkit.backoffice.ingest import AuthError, SyncConflict, authenticate, ingest_batch, token_digest
+from fieldkit.backoffice.guard import MISS_LANES, ConcurrencyLimit, KnownTokens, busy_error, read_body_limited
+from fieldkit.backoffice.ingest import AuthError, SyncConflict, authenticate, bearer_digest, ingest_batch
 from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
 
 HEALTH_PATH: Final = f"{API_PREFIX}/health"
@@ -85,19 +85,14 @@ def create_app(database_url: str) -> FastAPI:
         return JSONResponse(body.model_dump(), status_code=409)
 
     def checked(s: Session, authorization: str | None, kind: str) -> Credential:
+        digest = bearer_digest(authorization)
         # A token whose digest the service has never seen is refused without a database connection.
-        bearer = (
-            authorization[len("Bearer ") :].strip() if authorization and authorization.startswith("Bearer ") else None
-        )
-        if bearer is not None:
-            seen = known_tokens.check(token_digest(bearer))
-            if seen == "unknown":
-                raise AuthError(401, "unknown or revoked credential")
-            if seen == "busy":
-                raise HTTPException(
-                    503, "the back office is busy; retry shortly", headers={"Retry-After": "1", "Connection": "close"}
-                )
-        return authenticate(s, authorization, kind)
+        seen = known_tokens.check(digest)
+        if seen == "unknown":
+            raise AuthError(401, "unknown or revoked credential")
+        if seen == "busy":
+            raise busy_error()
+        return authenticate(s, digest, kind)
 
     def laptop(s: Session, authorization: str | None) -> Credential:
         return checked(s, authorization, "laptop")

@@ -20,6 +20,7 @@ batch posts stopped ``/health`` for minutes):
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, Literal
@@ -93,18 +94,27 @@ class ConcurrencyLimit:
             self._slots.release()
 
 
+BUSY_DETAIL: Final = "the back office is busy; retry shortly"
+# The request body was never read, so the server closes this connection: say so, or a client reusing it
+# would find it gone.
+BUSY_HEADERS: Final = {"Retry-After": "1", "Connection": "close"}
+
+
+def busy_error() -> HTTPException:
+    """The 503 a handler raises when a lane is taken: the same answer ``ConcurrencyLimit`` gives."""
+    return HTTPException(503, BUSY_DETAIL, headers=dict(BUSY_HEADERS))
+
+
 async def _busy(send: Send) -> None:
-    body = b'{"code":"busy","detail":"the back office is busy; retry shortly"}'
+    body = json.dumps({"code": "busy", "detail": BUSY_DETAIL}, separators=(",", ":")).encode()
+    headers = [(name.lower().encode(), value.encode()) for name, value in BUSY_HEADERS.items()]
     await send(
         {
             "type": "http.response.start",
             "status": 503,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"retry-after", b"1"),
-                # The request body was never read, so the server closes this connection: say so, or a client
-                # reusing it would find it gone.
-                (b"connection", b"close"),
+                *headers,
                 (b"content-length", str(len(body)).encode()),
             ],
         }

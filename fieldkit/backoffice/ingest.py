@@ -67,11 +67,15 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def authenticate(session: Session, authorization: str | None, kind: str) -> Credential:
+def bearer_digest(authorization: str | None) -> str:
+    """The digest of an ``Authorization: Bearer`` token; 401 when there is none."""
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthError(401, "missing bearer credential")
-    token = authorization[len("Bearer ") :].strip()
-    digest = token_digest(token)
+    return token_digest(authorization[len("Bearer ") :].strip())
+
+
+def authenticate(session: Session, digest: str, kind: str) -> Credential:
+    """The live credential whose token has ``digest`` (see ``bearer_digest``), of ``kind``; 401 or 403 otherwise."""
     credential = session.get(Credential, digest)
     # The lookup is by a hash of the secret; compare again in constant time anyway.
     if credential is None or not hmac.compare_digest(credential.token_sha256, digest) or credential.revoked:

@@ -66,10 +66,9 @@ def _no_constants(name: str) -> Any:
 def _bounded_int(text: str) -> int:
     # Checked before int() runs: Python refuses over 4,300 digits with a ValueError no caller expects,
     # and far fewer already mean an attack (no field of any fieldkit document needs more than int64).
-    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
-        raise JsonShapeError(
-            "number-too-long", f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INTEGER_DIGITS})"
-        )
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise JsonShapeError("number-too-long", f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})")
     return int(text)
 
 

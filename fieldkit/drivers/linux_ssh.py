@@ -565,30 +565,24 @@ class LinuxSshDriver:
         identity = self._identify_components()
         for method in dict.fromkeys(install_methods.values()):
             owned = [name for name, m in install_methods.items() if m == method]
-            if method == "swupdate" and self.profile().updater == "swupdate":
-                sw_status = self._swupdate_status()
+            if self._decided_from_status(method):
+                status = self._updater_status(method)
                 for name in owned:
                     running = identity.components[name].version if name in identity.components else None
-                    for command in swupdate.commit_plan(sw_status, running, expected_versions[name]).commands:
-                        self._run(command, name="fw_setenv")
-                continue
-            if method == "mender" and self.profile().updater == "mender":
-                mender_status = self._mender_status()
-                for name in owned:
-                    running = identity.components[name].version if name in identity.components else None
-                    for command in mender.commit_plan(mender_status, running, expected_versions[name]).commands:
-                        self._run(command, name=f"{mender_status.command} commit")
-                continue
-            if method == "rauc":
-                status = self._rauc_status()
-                for name in owned:
-                    running = identity.components[name].version if name in identity.components else None
-                    plan = rauc.commit_plan(status, name, running, expected_versions[name])
-                    for command in plan.commands:
-                        self._run(command, name="rauc status mark-good")
+                    for command in _commit_plan(status, name, running, expected_versions[name]).commands:
+                        self._run(command, name=_step_name(status, "commit"))
                 continue
             if any(name in identity.components and identity.components[name].state == "pending" for name in owned):
                 self._run(self._updater(method).commit)
+
+    def _decided_from_status(self, method: str) -> bool:
+        """Are this method's commit and rollback decided from the charger's own status (rauc, swupdate, mender)?"""
+        return method == "rauc" or (method in ("swupdate", "mender") and self.profile().updater == method)
+
+    def _updater_status(self, method: str) -> UpdaterStatus:
+        if method == "rauc":
+            return self._rauc_status()
+        return self._mender_status() if method == "mender" else self._swupdate_status()
 
     async def discard(self, sha256s: Sequence[str]) -> None:
         paths = " ".join(shlex.quote(self.staged_path(sha256)) for sha256 in sha256s)
@@ -602,7 +596,7 @@ class LinuxSshDriver:
         reboot = False
         for method in dict.fromkeys(install_methods.values()):
             owned = [name for name, m in install_methods.items() if m == method]
-            if method == "rauc" or (method in ("swupdate", "mender") and self.profile().updater == method):
+            if self._decided_from_status(method):
                 needs_reboot, note = await asyncio.to_thread(self._abandon, method, owned, previous_versions)
                 reboot = reboot or needs_reboot
                 notes.append(note)
@@ -618,7 +612,7 @@ class LinuxSshDriver:
         self, method: str, components: list[str], previous: Mapping[str, str | None] | None
     ) -> tuple[bool, str]:
         identity = self._identify_components()
-        rauc_status = self._rauc_status() if method == "rauc" else None
+        status = self._updater_status(method)
         reboot, notes = False, []
         for name in components:
             info = identity.components.get(name)
@@ -628,20 +622,43 @@ class LinuxSshDriver:
             trial = (before is not None and running is not None and running != before) or (
                 info is not None and info.state == "pending"
             )
-            if rauc_status is not None:
-                plan = rauc.abandon_plan(rauc_status, name, running, trial)
-            elif method == "mender":
-                plan = mender.abandon_plan(self._mender_status(), trial)
-            else:
-                plan = swupdate.abandon_plan(self._swupdate_status(), trial)
+            plan = _abandon_plan(status, name, running, trial)
             if not plan.commands and previous is None:
                 raise DeviceRefusedError(
                     f"nothing to roll back on {identity.serial or 'this charger'}: {plan.note}",
                     "rollback abandons an installed image that has not been committed; this charger has none",
                 )
-            program = {"rauc": "rauc status", "mender": f"{self.profile().mender.command} rollback"}
             for command in plan.commands:
-                self._run(command, name=program.get(method, "fw_setenv"))
+                self._run(command, name=_step_name(status, "rollback"))
             reboot = reboot or plan.reboot
             notes.append(plan.note)
         return reboot, "; ".join(notes)
+
+
+# What each updater's status is read into; its module decides commit and abandon from it.
+UpdaterStatus = rauc.RaucStatus | swupdate.SwupdateStatus | mender.MenderStatus
+
+
+def _commit_plan(status: UpdaterStatus, component: str, running: str | None, expected: str) -> rauc.Plan:
+    if isinstance(status, rauc.RaucStatus):
+        return rauc.commit_plan(status, component, running, expected)
+    if isinstance(status, mender.MenderStatus):
+        return mender.commit_plan(status, running, expected)
+    return swupdate.commit_plan(status, running, expected)
+
+
+def _abandon_plan(status: UpdaterStatus, component: str, running: str | None, trial: bool) -> rauc.Plan:
+    if isinstance(status, rauc.RaucStatus):
+        return rauc.abandon_plan(status, component, running, trial)
+    if isinstance(status, mender.MenderStatus):
+        return mender.abandon_plan(status, trial)
+    return swupdate.abandon_plan(status, trial)
+
+
+def _step_name(status: UpdaterStatus, verb: str) -> str:
+    """How a failed command is named to the technician: the updater's own command, not a shell script."""
+    if isinstance(status, rauc.RaucStatus):
+        return "rauc status mark-good" if verb == "commit" else "rauc status"
+    if isinstance(status, mender.MenderStatus):
+        return status.verb(verb)
+    return "fw_setenv"

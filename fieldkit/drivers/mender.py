@@ -71,12 +71,12 @@ class MenderStatus:
     def device(self, number: str) -> str:
         """The partition's device name where Mender's configuration names it (``mmcblk0p2``), else its number."""
         for device in self.partitions:
-            if device[len(device.rstrip("0123456789")) :] == number:
+            if _partition_number(device) == number:
                 return device.rsplit("/", 1)[-1]
         return f"partition {number}"
 
     def other(self, number: str) -> str | None:
-        numbers = [d[len(d.rstrip("0123456789")) :] for d in self.partitions]
+        numbers = [_partition_number(d) for d in self.partitions]
         rest = [n for n in numbers if n and n != number]
         return rest[0] if len(numbers) == 2 and len(rest) == 1 else None
 
@@ -104,7 +104,12 @@ class MenderStatus:
         return f"{self.command} {name}"
 
     def install_command(self, image: str) -> str:
-        return f"{self.command} install {image}"
+        return f"{self.verb('install')} {image}"
+
+
+def _partition_number(device: str) -> str:
+    """The trailing digits of a device name, as Mender reads them (``/dev/mmcblk0p2`` -> ``2``)."""
+    return device[len(device.rstrip("0123456789")) :]
 
 
 def _partitions(config_text: str) -> tuple[str, ...]:

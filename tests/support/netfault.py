@@ -52,9 +52,17 @@ class _LoopbackProxy:
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
-    def _serve(self, client: socket.socket) -> None:
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+        except OSError:
+            client.close()
+            return
+        self._serve(client, upstream)
+
+    def _serve(self, client: socket.socket, upstream: socket.socket) -> None:
         raise NotImplementedError
 
 
@@ -66,12 +74,7 @@ class FaultyProxy(_LoopbackProxy):
         self.dropped_responses = 0
         super().__init__(target_port)
 
-    def _serve(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
-        except OSError:
-            client.close()
-            return
+    def _serve(self, client: socket.socket, upstream: socket.socket) -> None:
         for s in (client, upstream):
             s.settimeout(30)
         state = {"uploaded": 0}
@@ -132,12 +135,7 @@ class LatencyProxy(_LoopbackProxy):
         self.one_way_s = one_way_s
         super().__init__(target_port)
 
-    def _serve(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
-        except OSError:
-            client.close()
-            return
+    def _serve(self, client: socket.socket, upstream: socket.socket) -> None:
         for a, b in ((client, upstream), (upstream, client)):
             a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             queue: deque[tuple[float, bytes]] = deque()
