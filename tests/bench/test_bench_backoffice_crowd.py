@@ -47,7 +47,7 @@ def _sync(tmp_path: Path, label: str, crowd_size: tuple[int, int] | None) -> tup
             crowd = Crowd(server.url, ssl.create_default_context(cafile=str(tls[0])), token, *crowd_size)
             crowd.start(max_s=600)
             deadline = time.monotonic() + 120
-            while sum(crowd.report.statuses.values()) < 1000:
+            while sum(crowd.report.statuses.values()) < 1000 or crowd.report.health_samples < 10:
                 assert time.monotonic() < deadline, f"the crowd got no answers: {crowd.report}"
                 time.sleep(0.05)
         with (

@@ -450,7 +450,8 @@ def test_a_hostile_crowd_stops_neither_health_nor_the_honest_sync(
     crowd.start()
     try:
         deadline = time.monotonic() + 60
-        while sum(crowd.report.statuses.values()) < 300:  # the crowd is at work before the honest laptop starts
+        # The crowd is at work, and the probe has answers to show, before the honest laptop starts.
+        while sum(crowd.report.statuses.values()) < 300 or crowd.report.health_samples < 5:
             assert time.monotonic() < deadline, f"the crowd got no answers: {crowd.report}"
             time.sleep(0.05)
         with BackofficeClient(credential) as client:
