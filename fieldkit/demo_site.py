@@ -133,7 +133,7 @@ def _start_backoffice(site: DemoSite) -> None:
         document["backoffice_url"] = site.backoffice_url
         credential.write_text(json.dumps(document, indent=2), encoding="utf-8")
         return
-    subprocess.run(  # noqa: S603 - our own program
+    enrolled = subprocess.run(  # noqa: S603 - our own program
         [
             *_fieldkit(),
             "backoffice",
@@ -149,9 +149,13 @@ def _start_backoffice(site: DemoSite) -> None:
             "--out",
             str(credential),
         ],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
     )
+    if enrolled.returncode != 0:
+        reason = (enrolled.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise FieldkitError(f"demo: enrolling the laptop at its back office failed: {reason}", "run it again")
 
 
 def demo_home(directory: Path) -> Path:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from typing import Any, Final
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, create_engine, event
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -111,6 +113,28 @@ POOL_OVERFLOW: Final = 8
 POOL_TIMEOUT_S: Final = 10
 
 
+SQLITE_BUSY_TIMEOUT_S: Final = 30
+
+
+def _use_write_ahead_log(cursor: Any) -> None:
+    """WAL, so readers do not block the ingest writer; the mode is stored in the file, so set once.
+
+    Switching is refused at once (no busy wait) while another process holds the database, as when two
+    back-office processes open a fresh one together: wait for it, bounded by the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")  # an in-memory database stays in memory: fine
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return  # the other process switched it
+        time.sleep(0.02)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; tables are created if missing."""
     if url.startswith("postgresql://"):
@@ -119,20 +143,39 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql") or (url.startswith("sqlite:///") and ":memory:" not in url):
         kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_timeout=POOL_TIMEOUT_S)
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the ingest writer
+            _use_write_ahead_log(cursor)
             cursor.execute("PRAGMA synchronous=FULL")  # a stored entry survives a power cut
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-    Base.metadata.create_all(engine)
+    _create_missing_tables(engine)
     return engine
+
+
+# Any fixed number: it names the lock that serialises schema creation among back-office processes.
+_SCHEMA_LOCK_KEY: Final = 0x6669656C64  # "field"
+
+
+def _create_missing_tables(engine: Engine) -> None:
+    """Create what is missing, holding the database's write lock from the check to the last CREATE.
+
+    Two processes often start on a fresh database together (``serve`` and ``enroll-laptop``, or several
+    workers); without the lock both see a table missing and the second CREATE fails.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # waits (the connect timeout) for another writer
+        elif engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        Base.metadata.create_all(connection)
+        connection.commit()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

@@ -7,6 +7,7 @@ signatures recomputed from what it stored).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -494,3 +495,40 @@ def test_a_chunked_body_over_the_limit_is_refused_without_being_buffered(
         pass  # the server answered 413 and closed while the rest was still being sent: refused either way
     grown = _peak_memory_bytes(server.process.pid) - before
     assert grown < 32 * 1024 * 1024, f"the server's peak memory grew by {grown / 2**20:.0f} MiB for a refused body"
+
+
+def test_back_office_processes_starting_together_on_a_fresh_database_all_open_it(db_url: str) -> None:
+    """`serve` and `enroll-laptop` (or several workers) often start together on an empty database.
+
+    Each creates the missing tables; they must take turns, or the second CREATE of a table fails
+    (it did, in most runs of two processes).
+    """
+    opener = (
+        "import sys\n"
+        "from sqlalchemy import inspect\n"
+        "from fieldkit.backoffice.db import make_engine\n"
+        "print(sorted(inspect(make_engine(sys.argv[1])).get_table_names()))\n"
+    )
+    with contextlib.ExitStack() as stack:
+        urls = [db_url, *(stack.enter_context(_another_empty_database(db_url, n)) for n in range(1, 6))]
+        for url in urls:
+            openers = [
+                subprocess.Popen(
+                    [sys.executable, "-c", opener, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+                for _ in range(3)
+            ]
+            for process in openers:
+                out, err = process.communicate(timeout=120)
+                assert process.returncode == 0, (err.strip().splitlines() or ["?"])[-1]
+                assert "entries" in out and "laptops" in out
+
+
+@contextlib.contextmanager
+def _another_empty_database(db_url: str, number: int) -> Iterator[str]:
+    if db_url.startswith("sqlite"):
+        yield db_url.replace(".sqlite3", f"-{number}.sqlite3")
+        return
+    with postgres_database() as url:
+        assert url is not None
+        yield url

@@ -37,6 +37,12 @@ class Terminal:
                 self.stream.feed(self.child.read_nonblocking(65536, timeout=0.002))
             except pexpect.TIMEOUT:
                 continue
+            except pexpect.EOF:
+                self.child.close()
+                raise AssertionError(
+                    f"{text!r} never appeared: the program ended (exit {self.child.exitstatus}, "
+                    f"signal {self.child.signalstatus}); the screen was:\n{self.text()}"
+                ) from None
         return time.perf_counter() - start
 
     def keys(self, *keys: str, pause_s: float = 0.15) -> None:
