@@ -115,9 +115,9 @@ def run(directory: Path) -> None:
     try:
         from fieldkit.tui.app import FieldkitApp
         from fieldkit.tui.services import AuditService, TuiContext
-        from fieldkit.updates.workbench import Workbench
+        from fieldkit.updates.service import UpdateService
 
-        bench = Workbench(settings(), directory / "trust-store.json", directory, site.client_key, True)
+        bench = UpdateService(settings(), directory / "trust-store.json", directory, site.client_key, True)
         FieldkitApp(TuiContext(bench, AuditService(bench), list(site.addresses))).run()
     finally:
         site.stop()

@@ -44,9 +44,9 @@ def tui(
     """
     from fieldkit.tui.app import FieldkitApp
     from fieldkit.tui.services import AuditService, TuiContext
-    from fieldkit.updates.workbench import Workbench, default_bundles_dir
+    from fieldkit.updates.service import UpdateService, default_bundles_dir
 
-    bench = Workbench(
+    bench = UpdateService(
         settings(), resolve_trust_store(trust_store), bundles_dir or default_bundles_dir(), ssh_key, accept_new_host_key
     )
     context = TuiContext(bench, AuditService(bench), list(chargers), user, mdns)

@@ -8,13 +8,14 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from fieldkit.cli.common import (
     EXISTING_FILE,
     console_out,
+    printable,
     resolve_trust_store,
     settings,
     shown,
@@ -23,9 +24,12 @@ from fieldkit.cli.common import (
 )
 from fieldkit.errors import FieldkitError, UsageError
 
-
-class PreflightRefusedError(FieldkitError):
-    exit_code = 13
+if TYPE_CHECKING:  # imported where used: `fieldkit --help` loads no update machinery
+    from fieldkit.audit.recorder import AuditRecorder
+    from fieldkit.updates.engine import AuditHook, UpdateJob
+    from fieldkit.updates.journal import JobRecord
+    from fieldkit.updates.preflight import PreflightCheck
+    from fieldkit.updates.service import UpdateService
 
 
 class RolledBackError(FieldkitError):
@@ -33,15 +37,15 @@ class RolledBackError(FieldkitError):
     default_hint = "the charger runs its previous version; see `fieldkit audit list` for what happened"
 
 
-def _workbench(trust_store: Path | None, ssh_key: Path | None = None, accept_new: bool = False) -> Any:
-    from fieldkit.updates.workbench import Workbench, default_bundles_dir
+def _service(trust_store: Path | None, ssh_key: Path | None = None, accept_new: bool = False) -> UpdateService:
+    from fieldkit.updates.service import UpdateService, default_bundles_dir
 
     def confirm(host: str, fingerprint: str) -> bool:
         if not sys.stdin.isatty():
             return False
         return click.confirm(f"{host} is new; its host key is {fingerprint}. Trust it?", default=False)
 
-    return Workbench(
+    return UpdateService(
         settings(),
         resolve_trust_store(trust_store),
         default_bundles_dir(),
@@ -52,7 +56,7 @@ def _workbench(trust_store: Path | None, ssh_key: Path | None = None, accept_new
     )
 
 
-def _audit_hook() -> tuple[Any, Any]:
+def _audit_hook() -> tuple[AuditHook | None, AuditRecorder | None]:
     """(hook, recorder) writing one entry per transition, or (None, None) without an identity."""
     from fieldkit.audit.identity import identity_dir
     from fieldkit.audit.recorder import AuditRecorder
@@ -65,7 +69,7 @@ def _audit_hook() -> tuple[Any, Any]:
     return transition_hook(recorder), recorder
 
 
-def _cancel_on_ctrl_c(job: Any) -> None:
+def _cancel_on_ctrl_c(job: UpdateJob) -> None:
     """The first Ctrl-C cancels the job at its next safe point (before install: stop, resumable; after: roll back).
 
     A second one interrupts at once, as Ctrl-C always does; the journal resumes it.
@@ -81,7 +85,7 @@ def _cancel_on_ctrl_c(job: Any) -> None:
         loop.add_signal_handler(signal.SIGINT, first)
 
 
-async def _run(job: Any, as_json: bool) -> Any:
+async def _run(job: UpdateJob, as_json: bool) -> JobRecord:
     _cancel_on_ctrl_c(job)
     if as_json:
         async for event in job.run():
@@ -128,7 +132,7 @@ async def _run(job: Any, as_json: bool) -> Any:
     return job.record
 
 
-def _finish(record: Any, as_json: bool) -> None:
+def _finish(record: JobRecord, as_json: bool) -> None:
     if record.state == "Committed":
         if as_json:  # the last progress line already says Committed; scripts read JSON lines only
             return
@@ -152,7 +156,7 @@ def _finish(record: Any, as_json: bool) -> None:
     )
 
 
-def _execute(job: Any, recorder: Any, as_json: bool) -> None:
+def _execute(job: UpdateJob, recorder: AuditRecorder | None, as_json: bool) -> None:
     from fieldkit.errors import TransportError
 
     try:
@@ -165,11 +169,11 @@ def _execute(job: Any, recorder: Any, as_json: bool) -> None:
     finally:
         if recorder is not None:
             recorder.close()
-        job.driver.close()
+        job.close()
     _finish(record, as_json)
 
 
-def _print_checks(checks: Any, as_json: bool) -> None:
+def _print_checks(checks: list[PreflightCheck], as_json: bool) -> None:
     if as_json:  # JSON lines need no rich console (nor its import time)
         for check in checks:
             payload = {"preflight": check.name, "passed": check.passed, "severity": check.severity}
@@ -231,64 +235,42 @@ def update(
         return
     if not address or bundle is None:
         raise UsageError("--charger and --bundle are required", "or pass --resume to continue interrupted jobs")
-    from fieldkit.audit.entry import BundleRef
     from fieldkit.cli.audit_cmd import record_event
-    from fieldkit.updates.auditing import charger_ref_of_identity, refusal_entry
+    from fieldkit.updates.auditing import refusal_entry
+    from fieldkit.updates.service import Confirmations, PreflightRefusedError
 
-    bench = _workbench(trust_store, ssh_key, accept_new_host_key)
-    driver = bench.driver(address)
-    try:
-        identity = asyncio.run(driver.identify())
-        result = bench.preflight(
-            bundle,
-            identity,
-            driver.supported_install_methods,
-            confirm_serial,
-            override_reason,
-            frozenset(confirm_unknown),
+    service = _service(trust_store, ssh_key, accept_new_host_key)
+    confirmations = Confirmations(confirm_serial, override_reason, frozenset(confirm_unknown))
+    check = asyncio.run(service.check(address, bundle, confirmations))
+    _print_checks(check.preflight.checks, as_json)
+    manifest = check.preflight.report.manifest
+    if not check.ok or manifest is None:
+        refusal = refusal_entry(check.preflight, check.identity, address, bundle)
+        record_event("update.refused", **refusal)
+        raise PreflightRefusedError(f"preflight refused the update: {refusal['error']}", check.preflight)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("the update needs confirmation and there is no terminal", "pass --yes")
+        identity = check.identity
+        summary = ", ".join(
+            f"{c.name} {identity.components[c.name].version} -> {c.version}" for c in manifest.components_in_order()
         )
-        _print_checks(result.checks, as_json)
-        manifest = result.report.manifest
-        if not result.ok or manifest is None:
-            refusal = refusal_entry(result, identity, address, bundle)
-            record_event("update.refused", **refusal)
-            raise PreflightRefusedError(
-                f"preflight refused the update: {refusal['error']}", "fix what it names, then retry"
-            )
-        confirmed = [f for f in identity.unknown_safety_facts if f in confirm_unknown]
-        if confirmed:
-            record_event(
-                "update.unknown-confirmed",
-                charger=charger_ref_of_identity(identity, address),
-                bundle=BundleRef(bundle_id=manifest.bundle_id),
-                note="the technician confirmed what the charger cannot report: " + ", ".join(confirmed),
-            )
-        if override_reason:
-            record_event(
-                "workorder.override",
-                charger=charger_ref_of_identity(identity, address),
-                bundle=BundleRef(bundle_id=manifest.bundle_id),
-                note=override_reason,
-            )
-        if not yes:
-            if not sys.stdin.isatty():
-                raise UsageError("the update needs confirmation and there is no terminal", "pass --yes")
-            summary = ", ".join(
-                f"{c.name} {identity.components[c.name].version} -> {c.version}" for c in manifest.components_in_order()
-            )
-            if not click.confirm(f"Update {identity.serial}: {summary}?", default=False):
-                raise click.Abort
-        hook, recorder = _audit_hook()
-        job = bench.create_job(address, bundle, identity, manifest, driver, hook)
+        if not click.confirm(f"Update {printable(identity.serial)}: {printable(summary)}?", default=False):
+            raise click.Abort
+    hook, recorder = _audit_hook()
+    try:
+        # Checked again as it starts (the charger may have changed while the technician read the checks).
+        job = asyncio.run(service.start(address, bundle, confirmations, record_event, hook))
     except BaseException:
-        driver.close()
+        if recorder is not None:
+            recorder.close()
         raise
     _execute(job, recorder, as_json)
 
 
 def _resume(address: str | None, job_id: str | None, trust_store: Path | None, as_json: bool) -> None:
-    bench = _workbench(trust_store)
-    records = bench.unfinished_for(address, job_id)
+    service = _service(trust_store)
+    records = service.unfinished_for(address, job_id)
     if not records:
         console_out().print("no interrupted update jobs" + (f" for {shown(address)}" if address else ""))
         return
@@ -304,7 +286,7 @@ def _resume(address: str | None, job_id: str | None, trust_store: Path | None, a
     hook, recorder = _audit_hook()
     try:
         # The bundle may have changed since the job began: it is authenticated again before more is sent.
-        job = bench.resume_job(record, hook)
+        job = service.resume_job(record, hook)
     except BaseException:
         if recorder is not None:
             recorder.close()
@@ -326,6 +308,6 @@ def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> N
     from fieldkit.cli.audit_cmd import record_event
     from fieldkit.updates.auditing import rollback_entry, running_versions
 
-    before, after = asyncio.run(_workbench(None, ssh_key, accept_new_host_key).rollback(address))
+    before, after = asyncio.run(_service(None, ssh_key, accept_new_host_key).rollback(address))
     record_event("rollback", **rollback_entry(before, after, address))
     console_out().print(f"rolled back {shown(after.serial)}: now running {shown(running_versions(after))}")

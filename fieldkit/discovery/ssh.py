@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Final, Literal
 
 from fieldkit.config import Settings
-from fieldkit.drivers.base import ChargerIdentity, Driver
-from fieldkit.drivers.registry import driver_for
+from fieldkit.domain import ChargerIdentity
+from fieldkit.drivers.base import Driver
+from fieldkit.drivers.registry import DriverOptions, driver_for
 from fieldkit.errors import (
     AuthenticationFailedError,
     DeviceRefusedError,
@@ -156,6 +157,6 @@ def discover_chargers(
     """Discovery with the same drivers an update uses."""
 
     def factory(candidate: Candidate) -> Driver:
-        return driver_for(candidate.ssh_address(user), settings, ssh_key, accept_new_host_key)
+        return driver_for(candidate.ssh_address(user), settings, DriverOptions(ssh_key, accept_new_host_key))
 
     return asyncio.run(discover(targets, factory, default_port))

@@ -35,8 +35,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from fieldkit.domain import (
+    Capabilities,
+    ChargerIdentity,
+    ComponentInfo,
+    HealthReport,
+    PayloadSource,
+    ProgressCallback,
+    Resume,
+    Revert,
+    Verification,
+)
 from fieldkit.drivers import mender, rauc, swupdate
-from fieldkit.drivers.base import ChargerIdentity, ComponentInfo, HealthReport, PayloadSource, ProgressCallback
 from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load_profiles, transaction_state
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
 from fieldkit.fsutil import sha256_file
@@ -90,8 +100,22 @@ def updaters(vendor_command: str = VENDOR_UPDATE_COMMAND) -> dict[str, Updater]:
     }
 
 
+# A charger's network link is rarely the limit; its flash and CPU are. A conservative figure for estimates.
+LINUX_LINK_RATE_BYTES_PER_S: Final = 5_000_000
+
+
 class LinuxSshDriver:
-    supported_install_methods: frozenset[str] = frozenset(updaters())
+    """A Linux charger over SSH: images staged as files, installed by the charger's own updater."""
+
+    capabilities: Final = Capabilities(
+        install_methods=frozenset(updaters()),
+        resume=Resume.STAGED_PREFIX,
+        verification=Verification.SHA256_READBACK,
+        trial_boot=True,
+        revert=Revert.SLOT_FALLBACK,
+        health_check=True,
+        link_rate_bytes_per_s=LINUX_LINK_RATE_BYTES_PER_S,
+    )
 
     def __init__(
         self,
@@ -403,8 +427,9 @@ class LinuxSshDriver:
                 return length
         return 0
 
-    async def verify(self, component: str, sha256: str) -> None:
+    async def verify(self, component: str, sha256: str) -> str:
         await asyncio.to_thread(self._verify, sha256)
+        return f"{component}: {Verification.SHA256_READBACK.value} ({self.staged_path(sha256)})"
 
     def _verify(self, sha256: str) -> None:
         answer = self._run(remote_sha256(shlex.quote(self.staged_path(sha256))), name="sha256").split()
@@ -423,6 +448,14 @@ class LinuxSshDriver:
             )
         return updater
 
+    async def installed(self, component: str, version: str) -> bool | None:
+        info = (await self.identify()).components.get(component)
+        if info is None or info.pending_slot is None:
+            return False
+        # An updater that does not name the version it installed (None) installed what this job sent:
+        # fieldkit refuses a second job on a charger with an unfinished one.
+        return info.pending_version in (None, version)
+
     async def activate(self, component: str, sha256: str, install_method: str) -> None:
         await asyncio.to_thread(self._activate, sha256, install_method)
 
@@ -436,8 +469,9 @@ class LinuxSshDriver:
             command = self._updater(install_method).install.format(image=image)
         self._run(command, None, install_method)
 
-    async def reboot(self) -> None:
+    async def reboot(self) -> str | None:
         await asyncio.to_thread(self._reboot)
+        return None  # the same system answers at the same address
 
     def _reboot(self) -> None:
         """Reboot and return once the charger is back: its boot id changed (or, without one, it answers again)."""

@@ -1,38 +1,57 @@
-"""From a charger address to a driver: the one place a protocol is picked for an address."""
+"""From a charger address to a driver: the one place a protocol is picked for an address.
+
+An address starts with its scheme (``ssh://USER@HOST[:PORT]``); each scheme
+has one factory. fieldkit's own drivers are listed here; a vendor adds one by
+naming a factory in the ``fieldkit.drivers`` entry point group of its
+package (``scheme = "package.module:factory"``), with the signature of
+``DriverFactory``. The simulator's in-memory driver (``sim://``) is added that
+way too, so the path third-party drivers take is exercised by the tests.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Final, Protocol, cast
 
 from fieldkit.config import Settings, data_dir
-from fieldkit.drivers.linux_ssh import LinuxSshDriver
+from fieldkit.drivers.base import Driver
 from fieldkit.errors import UsageError
-from fieldkit.transports.ssh import SshSession, SshTarget
+
+ENTRY_POINT_GROUP: Final = "fieldkit.drivers"
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """What the technician chose for this session's links (each driver takes what applies to it)."""
+
+    ssh_key: Path | None = None
+    accept_new_host_key: bool = False
+    confirm_host_key: Callable[[str, str], bool] | None = None
+
+
+class DriverFactory(Protocol):
+    def __call__(self, address: str, settings: Settings, options: DriverOptions) -> Driver: ...
 
 
 def known_hosts_path() -> Path:
     return data_dir() / "known_hosts"
 
 
-def driver_for(
-    address: str,
-    settings: Settings,
-    ssh_key: Path | None = None,
-    accept_new_host_key: bool = False,
-    confirm_host_key: Callable[[str, str], bool] | None = None,
-) -> LinuxSshDriver:
-    """A driver for ``address``; only ssh:// chargers exist so far (serial and USB drivers come next)."""
-    if not address.startswith("ssh://"):
-        raise UsageError(f"{address!r} is not a charger address fieldkit can update yet", "use ssh://USER@HOST[:PORT]")
+def _linux_ssh(address: str, settings: Settings, options: DriverOptions) -> Driver:
+    from fieldkit.drivers.linux_ssh import LinuxSshDriver  # paramiko loads only when an SSH charger is used
+    from fieldkit.transports.ssh import SshSession, SshTarget
+
     target = SshTarget.parse(address)
     return LinuxSshDriver(
         lambda: SshSession(
             target,
             known_hosts_path(),
-            key_file=ssh_key,
-            accept_new_host_key=accept_new_host_key,
-            confirm_host_key=confirm_host_key,
+            key_file=options.ssh_key,
+            accept_new_host_key=options.accept_new_host_key,
+            confirm_host_key=options.confirm_host_key,
             upload_streams=settings.ssh_upload_streams,
         ),
         staging_dir=settings.ssh_staging_dir,
@@ -40,3 +59,33 @@ def driver_for(
         health_timeout_s=settings.health_timeout_s,
         vendor_update_command=settings.vendor_update_command,
     )
+
+
+BUILT_IN: Final[dict[str, DriverFactory]] = {"ssh": _linux_ssh}
+
+
+def scheme_of(address: str) -> str:
+    scheme, separator, _ = address.partition("://")
+    return scheme.lower() if separator else ""
+
+
+def factories() -> dict[str, DriverFactory]:
+    """Every scheme fieldkit can reach: its own, then those packages add (never replacing its own)."""
+    found: dict[str, DriverFactory] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in BUILT_IN:
+            found[entry.name] = cast(DriverFactory, entry.load())
+    return {**found, **BUILT_IN}
+
+
+def driver_for(address: str, settings: Settings, options: DriverOptions | None = None) -> Driver:
+    """A driver for ``address``, by its scheme."""
+    scheme = scheme_of(address)
+    factory = BUILT_IN.get(scheme) or (factories().get(scheme) if scheme else None)
+    if factory is None:
+        known = ", ".join(f"{name}://" for name in sorted(factories()))
+        raise UsageError(
+            f"{address!r} is not a charger address fieldkit can reach",
+            f"addresses start with one of: {known} (ssh://USER@HOST[:PORT] for a Linux charger)",
+        )
+    return factory(address, settings, options or DriverOptions())

@@ -18,7 +18,7 @@ from textual.app import App
 from textual.binding import BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.domain import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import ACTIONS, bindings_for
 from fieldkit.tui.messages import AuditSynced
@@ -30,7 +30,7 @@ from fieldkit.tui.screens.recovery import RecoveryScreen
 from fieldkit.tui.screens.settings import SettingsScreen
 from fieldkit.tui.screens.update import UpdateScreen
 from fieldkit.tui.services import TuiContext
-from fieldkit.updates.workbench import BundleSummary
+from fieldkit.updates.service import BundleSummary
 
 
 class ActionCommands(Provider):
@@ -94,7 +94,7 @@ class FieldkitApp(App[None]):
                 self.push_screen(PassphraseScreen(), self._unlocked)
         if audit.can_sync:
             self.set_interval(SYNC_INTERVAL_S, self.sync_in_background)
-        unfinished = self.context.workbench.unfinished()
+        unfinished = self.context.service.unfinished()
         if unfinished:
             self.push_screen(ResumeOfferScreen(unfinished), self._resume_offer_answered)
 

@@ -10,7 +10,7 @@ from fieldkit.updates.engine import JobCancelledError, UpdateJob
 
 
 async def drive(job: UpdateJob, address: str, target: MessagePump) -> None:
-    """Run ``job`` to its end, posting every event to ``target``; the driver is closed afterwards."""
+    """Run ``job`` to its end, posting every event to ``target``; the job lets go of its charger afterwards."""
     try:
         async for event in job.run():
             target.post_message(TransferProgressed(address, event))
@@ -24,4 +24,4 @@ async def drive(job: UpdateJob, address: str, target: MessagePump) -> None:
     except FieldkitError as exc:
         target.post_message(UpdateFailed(address, exc.one_line(), resumable=False))
     finally:
-        job.driver.close()
+        job.close()

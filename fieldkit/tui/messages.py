@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.domain import ChargerIdentity
 from fieldkit.updates.engine import ProgressEvent
 from fieldkit.updates.journal import JobRecord
 from fieldkit.updates.preflight import PreflightResult
-from fieldkit.updates.workbench import BundleSummary
+from fieldkit.updates.service import BundleSummary
 
 
 class ChargerFound(Message):

@@ -1,4 +1,4 @@
-"""What the TUI's screens call: the workbench and the audit trail, wrapped for a long-running app.
+"""What the TUI's screens call: the update service and the audit trail, wrapped for a long-running app.
 
 No Textual here: this is the glue between the UI and the core, kept thin so
 screens stay about presentation. The audit trail is opened once for the
@@ -24,7 +24,7 @@ from fieldkit.errors import FieldkitError
 from fieldkit.updates.auditing import transition_hook
 from fieldkit.updates.engine import AuditHook
 from fieldkit.updates.journal import JobRecord
-from fieldkit.updates.workbench import Workbench
+from fieldkit.updates.service import UpdateService
 
 
 @dataclass
@@ -40,8 +40,8 @@ class SyncStatus:
 class AuditService:
     """The session's audit trail: recording, reading, verifying and syncing."""
 
-    def __init__(self, workbench: Workbench, credential_path: Path | None = None) -> None:
-        self.workbench = workbench
+    def __init__(self, service: UpdateService, credential_path: Path | None = None) -> None:
+        self.service = service
         self.credential_path = credential_path or identity_dir() / "backoffice-credential.json"
         self._recorder: AuditRecorder | None = None
         self._lock = threading.Lock()
@@ -58,7 +58,7 @@ class AuditService:
     def unlock(self, passphrase: bytes) -> None:
         """Open the trail for writing with the laptop key (raises on a wrong passphrase)."""
         if self._recorder is None:
-            self._recorder = AuditRecorder(passphrase, self.workbench.state)
+            self._recorder = AuditRecorder(passphrase, self.service.state)
 
     def unlock_from_environment(self) -> bool:
         passphrase = passphrase_from_environment()
@@ -131,7 +131,7 @@ class AuditService:
                 return Credential.load(self.credential_path).backoffice_url
             except FieldkitError as exc:
                 return f"(credential unreadable: {exc.message})"
-        return self.workbench.settings.backoffice_url or "(not enrolled)"
+        return self.service.settings.backoffice_url or "(not enrolled)"
 
     def sync_now(self) -> str:
         """One delivery attempt; the result in words. Blocking: call from a worker thread."""
@@ -162,9 +162,9 @@ class AuditService:
 
 @dataclass
 class TuiContext:
-    """What the app was started with: the workbench, the audit trail, where to look for chargers."""
+    """What the app was started with: the update service, the audit trail, where to look for chargers."""
 
-    workbench: Workbench
+    service: UpdateService
     audit: AuditService
     targets: list[str] = field(default_factory=list)  # ssh:// addresses, HOST[:PORT] or CIDR to scan
     user: str = "root"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fieldkit.audit.entry import BundleRef, ChargerRef
 from fieldkit.audit.recorder import AuditRecorder
-from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.domain import ChargerIdentity
 from fieldkit.updates.engine import AuditHook
 from fieldkit.updates.journal import JobRecord
 from fieldkit.updates.preflight import PreflightResult
 
 FAILURE_STATES = frozenset({"InstallationFailed", "InstallVerificationFailed"})
+AuditFields = str | ChargerRef | BundleRef | None  # the values of an audit entry's fields, as passed to record()
 
 
 def charger_ref_of_record(record: JobRecord) -> ChargerRef:
@@ -58,7 +58,7 @@ def running_versions(identity: ChargerIdentity) -> str:
     return ", ".join(f"{name} {c.version}" for name, c in identity.components.items())
 
 
-def rollback_entry(before: ChargerIdentity, after: ChargerIdentity, address: str) -> dict[str, Any]:
+def rollback_entry(before: ChargerIdentity, after: ChargerIdentity, address: str) -> dict[str, AuditFields]:
     """The fields of the `rollback` audit entry for a rollback asked for by hand (CLI or TUI)."""
     return {
         "status": "RolledBack",
@@ -69,7 +69,9 @@ def rollback_entry(before: ChargerIdentity, after: ChargerIdentity, address: str
     }
 
 
-def refusal_entry(result: PreflightResult, identity: ChargerIdentity, address: str, bundle: Path) -> dict[str, Any]:
+def refusal_entry(
+    result: PreflightResult, identity: ChargerIdentity, address: str, bundle: Path
+) -> dict[str, AuditFields]:
     """The fields of the `update.refused` audit entry when preflight stops an update (CLI or TUI)."""
     manifest = result.report.manifest
     reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.refused)

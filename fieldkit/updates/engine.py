@@ -9,11 +9,19 @@ what is true before acting again.
 Progress is an async iterator of events; the CLI renders them as a progress
 bar, the TUI as messages. Components install in manifest order; a failure in
 a later component rolls back the earlier ones on that charger.
+
+The engine branches on what the driver declares it can do (its
+``Capabilities``): the verification it runs is what the audit trail records;
+without a trial boot there is nothing to commit; without a health check the
+running versions are the only proof; a reboot may hand the job to another
+driver at a new address (a recovery bootloader handing over to the system it
+wrote). The job owns its driver and closes it when ``run`` ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,7 +31,8 @@ from typing import Any
 from fieldkit.bundles.container import BundleContainer
 from fieldkit.bundles.manifest import Manifest
 from fieldkit.config import Limits
-from fieldkit.drivers.base import ChargerIdentity, Driver, PayloadSource
+from fieldkit.domain import Capabilities, ChargerIdentity, PayloadSource
+from fieldkit.drivers.base import Driver
 from fieldkit.errors import DeviceRefusedError, FieldkitError, TransportError
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.states import JobState
@@ -58,6 +67,9 @@ class ProgressEvent:
 AuditHook = Callable[[JobRecord, str, str], None]  # (job, status, note)
 
 
+DriverOpener = Callable[[str], Driver]  # a charger address -> a driver for it (the registry)
+
+
 class UpdateJob:
     def __init__(
         self,
@@ -67,10 +79,12 @@ class UpdateJob:
         journal: Journal,
         audit: AuditHook | None = None,
         limits: Limits | None = None,
+        open_driver: DriverOpener | None = None,
     ) -> None:
         self.record = record
         self.manifest = manifest
         self.driver = driver
+        self.open_driver = open_driver  # for a hand-over to another address after a reboot
         self.journal = journal
         self.audit = audit
         self.limits = limits or Limits()
@@ -140,7 +154,23 @@ class UpdateJob:
         if self.audit is not None:
             self.audit(self.record, target.value, note)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.driver.capabilities
+
+    def close(self) -> None:
+        """Let go of the charger's link; safe to call twice."""
+        self.driver.close()
+
     async def run(self) -> AsyncIterator[ProgressEvent]:
+        """Run the job to its end (or to the next interruption); the driver is closed afterwards."""
+        try:
+            async for event in self._run():
+                yield event
+        finally:
+            self.close()
+
+    async def _run(self) -> AsyncIterator[ProgressEvent]:
         record = self.record
         if record.current == S.PLANNED:
             self._go(S.DOWNLOADING, bytes_total=sum(c.size_bytes for c in self.components))
@@ -159,11 +189,13 @@ class UpdateJob:
                     self._go(S.DOWNLOADED, component.name, {"bytes_sent": self._last_sent})
                 elif step == S.DOWNLOADED:
                     try:
-                        await self.driver.verify(component.name, component.sha256)
+                        checked = await self.driver.verify(component.name, component.sha256)
                     except DeviceRefusedError as exc:
                         self._go(S.INSTALL_VERIFICATION_FAILED, exc.message, error=exc.message)
                         continue
-                    self._go(S.SIGNATURE_VERIFIED, component.name)
+                    # The audit trail names the verification that actually ran, not the state's name.
+                    verification = {"verification": self.capabilities.verification.name.lower()}
+                    self._go(S.SIGNATURE_VERIFIED, checked, verification)
                 elif step == S.SIGNATURE_VERIFIED:
                     self._go(S.INSTALLING, component.name)
                 elif step == S.INSTALLING:
@@ -171,8 +203,7 @@ class UpdateJob:
                 elif step == S.INSTALL_REBOOTING:
                     await self._reboot_and_check()
                 elif step == S.INSTALLED:
-                    await self.driver.commit(self._install_methods(), {c.name: c.version for c in self.components})
-                    self._go(S.COMMITTED, "committed" + await self._discard_staged())
+                    await self._commit()
                 elif step in (S.INSTALLATION_FAILED, S.INSTALL_VERIFICATION_FAILED):
                     self._go(S.ROLLING_BACK, record.error or "")
                 elif step == S.ROLLING_BACK:
@@ -217,13 +248,10 @@ class UpdateJob:
 
     async def _install(self, index: int) -> None:
         component = self.components[index]
-        installed = False
+        installed: bool | None = False
         if not self._state_is_ours:  # resumed: the earlier run may have installed it already
-            info = (await self.driver.identify()).components.get(component.name)
-            installed = (
-                info is not None and info.pending_slot is not None and info.pending_version in (None, component.version)
-            )
-        if not installed:
+            installed = await self.driver.installed(component.name, component.version)
+        if not installed:  # no, or the charger cannot tell: install (again), which every driver allows
             await self.driver.activate(component.name, component.sha256, component.install_method)
         if index + 1 < len(self.components):
             self._go(S.DOWNLOADING, f"{component.name} installed", component_index=index + 1)
@@ -239,14 +267,57 @@ class UpdateJob:
     async def _reboot_and_check(self) -> None:
         # Resumed: the earlier run may have rebooted already; a second reboot would cost a boot attempt.
         if self._state_is_ours or not self._running_expected(await self.driver.identify()):
-            await self.driver.reboot()
-        report = await self.driver.health(
-            {c.name: c.version for c in self.components}, baseline_meter_wh=self.record.baseline_meter_wh
-        )
+            handed_to = await self.driver.reboot()
+            if handed_to is not None and handed_to != self.record.charger_address:
+                self._hand_over(handed_to)
+        expected = {c.name: c.version for c in self.components}
+        if not self.capabilities.health_check:
+            await self._check_versions_only(expected)
+            return
+        report = await self.driver.health(expected, baseline_meter_wh=self.record.baseline_meter_wh)
         if report.healthy:
             self._go(S.INSTALLED, report.detail)
         else:
             self._go(S.INSTALLATION_FAILED, report.detail, error=f"health check failed: {report.detail}")
+
+    def _hand_over(self, address: str) -> None:
+        """Continue the job through the driver for ``address`` (journaled first, so a resume goes there too)."""
+        if self.open_driver is None:
+            raise FieldkitError(
+                f"the charger now answers at {address}, and this job cannot open a driver there",
+                f"resume the job: `fieldkit update --resume --job {self.record.job_id}`",
+            )
+        record = self.record
+        at = dt.datetime.now(dt.UTC).isoformat()
+        record.history.append(
+            {"state": record.state, "at": at, "handed_over": {"from": record.charger_address, "to": address}}
+        )
+        record.charger_address = address
+        self.journal.save(record)
+        self.driver.close()
+        self.driver = self.open_driver(address)
+
+    async def _check_versions_only(self, expected: dict[str, str]) -> None:
+        """No health check on this charger: the versions it runs are the only proof, and say so."""
+        identity = await self.driver.identify()
+        running = {
+            name: identity.components[name].version if name in identity.components else None for name in expected
+        }
+        if all(version is None for version in running.values()):
+            self._go(S.INSTALLED, "no health check on this charger, and it does not report versions: unconfirmed")
+        elif running == expected:
+            self._go(S.INSTALLED, f"no health check on this charger; it runs {expected}")
+        else:
+            error = f"the charger runs {running} after the reboot, not {expected}"
+            self._go(S.INSTALLATION_FAILED, error, error=error)
+
+    async def _commit(self) -> None:
+        if self.capabilities.trial_boot:
+            await self.driver.commit(self._install_methods(), {c.name: c.version for c in self.components})
+            note = "committed"
+        else:
+            note = "committed: this charger has no trial boot, the image was permanent once installed"
+        self._go(S.COMMITTED, note + await self._discard_staged())
 
     def _install_methods(self) -> dict[str, str]:
         return {c.name: c.install_method for c in self.components}

@@ -20,9 +20,10 @@ from fieldkit.bundles.truststore import TrustStoreBody
 from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bundle
 from fieldkit.bundles.workorder import WorkOrderBody, authorize
 from fieldkit.config import Settings
-from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.domain import Capabilities, ChargerIdentity
 
-ASSUMED_RATE_BYTES_PER_S: Final = 1_000_000  # a pessimistic field link, for the battery estimate
+# Installing, rebooting and the health check, on top of the transfer, in a time estimate.
+FIXED_STEPS_S: Final = 120
 MIN_BATTERY_PERCENT: Final = 30
 # What each unknown safety fact means to the technician, and what confirming it asserts.
 UNKNOWN_FACTS: Final = {
@@ -44,6 +45,7 @@ class PreflightCheck:
 class PreflightResult:
     checks: list[PreflightCheck]
     report: VerificationReport
+    estimate_s: float | None = None  # how long the update should take over this driver's link
 
     @property
     def refused(self) -> list[PreflightCheck]:
@@ -113,12 +115,14 @@ def preflight(
     confirm_serial: str | None = None,
     override_reason: str | None = None,
     battery: tuple[bool, int] | None = None,
-    supported_install_methods: frozenset[str] | None = None,
+    capabilities: Capabilities | None = None,
     confirmed_unknowns: frozenset[str] = frozenset(),
 ) -> PreflightResult:
+    """``capabilities``: the driver's, for the install methods it can carry out and its link rate."""
     facts = charger_facts(identity)
     report = verify_bundle(bundle, store, state, settings, facts)
     failure = report.failure
+    estimate_s: float | None = None
     checks = [
         PreflightCheck(
             "bundle",
@@ -140,7 +144,7 @@ def preflight(
                 else "every component exists on the charger",
             )
         )
-        checks.append(_install_method_check(manifest, identity, supported_install_methods))
+        checks.append(_install_method_check(manifest, identity, capabilities.install_methods if capabilities else None))
         now = state.read().now
         decision = authorize(
             work_orders, identity.serial, manifest.bundle_id, now, settings.require_work_order, override_reason
@@ -158,7 +162,7 @@ def preflight(
                     else f"metrology-relevant: type the charger serial ({identity.serial}) to confirm",
                 )
             )
-        estimate_s = sum(c.size_bytes for c in manifest.components) / ASSUMED_RATE_BYTES_PER_S + 120
+        estimate_s = estimated_duration_s(manifest, capabilities)
         battery = battery if battery is not None else laptop_battery()
         if battery is not None and battery[0] and battery[1] < MIN_BATTERY_PERCENT:
             checks.append(
@@ -183,7 +187,17 @@ def preflight(
             )
         )
     checks.extend(_unknown_checks(identity, confirmed_unknowns))
-    return PreflightResult(checks, report)
+    return PreflightResult(checks, report, estimate_s)
+
+
+# Without a driver to ask, a pessimistic field link (a serial console is slower, and its driver says so).
+UNKNOWN_LINK_RATE_BYTES_PER_S: Final = 1_000_000
+
+
+def estimated_duration_s(manifest: Manifest, capabilities: Capabilities | None) -> float:
+    """Seconds an update should take: the transfer at the driver's expected link rate, plus the fixed steps."""
+    rate = capabilities.link_rate_bytes_per_s if capabilities else UNKNOWN_LINK_RATE_BYTES_PER_S
+    return sum(c.size_bytes for c in manifest.components) / max(rate, 1) + FIXED_STEPS_S
 
 
 def _unknown_checks(identity: ChargerIdentity, confirmed: frozenset[str]) -> list[PreflightCheck]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldkit.drivers.base import PayloadSource
+from fieldkit.domain import PayloadSource
 from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import DeviceRefusedError
 from fieldkit.simulator.catalog import SimulatedModel, model_named

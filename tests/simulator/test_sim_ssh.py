@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldkit.drivers.base import PayloadSource
+from fieldkit.domain import PayloadSource
 from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import LinkLostError, TransportError
 from fieldkit.simulator.device import SimulatedCharger

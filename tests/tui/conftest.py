@@ -15,7 +15,7 @@ from fieldkit.demo import init_demo
 from fieldkit.tui.app import FieldkitApp
 from fieldkit.tui.services import AuditService, TuiContext
 from fieldkit.updates.journal import Journal
-from fieldkit.updates.workbench import Workbench
+from fieldkit.updates.service import UpdateService
 from tests.support.simssh import RunningSim, running_sim
 
 PASSPHRASE = "technician passphrase"
@@ -30,7 +30,7 @@ class TuiSite:
     settings: Settings
 
     def app(self, targets: list[str] | None = None) -> FieldkitApp:
-        bench = Workbench(
+        bench = UpdateService(
             self.settings,
             self.demo / "trust-store.json",
             self.demo,

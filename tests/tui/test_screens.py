@@ -13,7 +13,7 @@ from fieldkit.tui.app import FieldkitApp
 from fieldkit.tui.screens.dialogs import HelpScreen, ResumeOfferScreen, help_markdown
 from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.engine import JobCancelledError
-from fieldkit.updates.workbench import Workbench
+from fieldkit.updates.service import Confirmations, UpdateService
 from tests.support.backoffice import free_port
 from tests.tui.conftest import TuiSite, tui_site
 from tests.tui.pilot import discovered, highlight_row, table_rows, until
@@ -94,7 +94,7 @@ def test_importing_a_bundle_verifies_it_first(
         library = tmp_path / "library"
         library.mkdir()
         app = site.app([])
-        app.context.workbench.bundles_dir = library
+        app.context.service.bundles_dir = library
 
         async def import_two() -> list[list[str]]:
             async with app.run_test(size=(120, 40)) as pilot:
@@ -114,21 +114,14 @@ def test_importing_a_bundle_verifies_it_first(
 def _interrupted_job(site: TuiSite) -> None:
     """A job cancelled mid-transfer, as a closed laptop would leave it."""
     sim = site.sims[0]
-    bench = Workbench(site.settings, site.demo / "trust-store.json", site.demo, site.key, accept_new_host_key=True)
+    bench = UpdateService(site.settings, site.demo / "trust-store.json", site.demo, site.key, accept_new_host_key=True)
     bundle = site.demo / "demo-vq-ac22-2.4.0.fwbundle"
 
     async def start_and_cancel() -> None:
-        driver = bench.driver(sim.address)
-        identity = await driver.identify()
-        result = bench.preflight(bundle, identity, driver.supported_install_methods)
-        assert result.report.manifest is not None
-        job = bench.create_job(sim.address, bundle, identity, result.report.manifest, driver, None)
-        try:
-            async for event in job.run():
-                if event.bytes_done > 0:
-                    job.cancel()
-        finally:
-            driver.close()
+        job = await bench.start(sim.address, bundle, Confirmations(), lambda action, **fields: None, None)
+        async for event in job.run():
+            if event.bytes_done > 0:
+                job.cancel()
 
     with pytest.raises(JobCancelledError):
         asyncio.run(start_and_cancel())

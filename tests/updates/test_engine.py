@@ -17,7 +17,7 @@ from fieldkit.bundles.manifest import Manifest
 from fieldkit.bundles.verify import verify_bundle
 from fieldkit.config import Settings
 from fieldkit.demo import init_demo
-from fieldkit.drivers.base import PayloadSource
+from fieldkit.domain import PayloadSource
 from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import LinkLostError
 from fieldkit.simulator.device import SimulatedCharger

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fieldkit.bundles.clock import TrustedState
-from fieldkit.drivers.base import ChargerIdentity, ComponentInfo
+from fieldkit.domain import Capabilities, ChargerIdentity, ComponentInfo, Resume, Revert, Verification
 from fieldkit.updates.preflight import laptop_battery, preflight
 from tests.support.world import NOW, World
 
@@ -29,13 +31,45 @@ def _run(world: World, **kwargs: Any) -> list[tuple[str, bool, str]]:
     return [(c.name, c.passed, c.severity) for c in result.checks]
 
 
+def _capabilities(install_methods: set[str], link_rate_bytes_per_s: int = 5_000_000) -> Capabilities:
+    return Capabilities(
+        frozenset(install_methods),
+        Resume.RESTART,
+        Verification.STREAMED_HASH,
+        trial_boot=False,
+        revert=Revert.NONE,
+        health_check=False,
+        link_rate_bytes_per_s=link_rate_bytes_per_s,
+    )
+
+
 def test_a_clean_preflight_passes_every_check(world: World) -> None:
-    assert all(passed for _, passed, _ in _run(world, supported_install_methods=frozenset({"rauc"})))
+    assert all(passed for _, passed, _ in _run(world, capabilities=_capabilities({"rauc"})))
 
 
 def test_an_install_method_the_driver_cannot_carry_out_is_refused(world: World) -> None:
-    checks = _run(world, supported_install_methods=frozenset({"swupdate"}))
+    checks = _run(world, capabilities=_capabilities({"swupdate"}))
     assert ("install-method", False, "refuse") in checks
+
+
+def test_the_time_estimate_follows_the_drivers_link_rate(world: World) -> None:
+    bundle = world.bundle(payloads={"rootfs": b"R" * 1_000_000})
+
+    def estimate(rate: int) -> float:
+        result = preflight(
+            bundle,
+            IDENTITY,
+            world.store_body,
+            TrustedState.in_memory(NOW),
+            world.settings,
+            [],
+            capabilities=_capabilities({"rauc"}, rate),
+        )
+        assert result.estimate_s is not None
+        return result.estimate_s
+
+    serial_console, ethernet = estimate(10_000), estimate(10_000_000)
+    assert serial_console - ethernet == pytest.approx(1_000_000 / 10_000 - 1_000_000 / 10_000_000)
 
 
 def test_low_battery_only_warns(world: World) -> None:

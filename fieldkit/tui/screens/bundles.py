@@ -18,7 +18,7 @@ from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import BundlesLoaded
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
-from fieldkit.updates.workbench import BundleSummary
+from fieldkit.updates.service import BundleSummary
 
 if TYPE_CHECKING:
     pass
@@ -67,13 +67,13 @@ class BundlesScreen(FieldkitScreen):
         self.action_reload()
 
     def action_reload(self) -> None:
-        self.query_one("#bundles-status", Static).update(f"verifying {self.fk.context.workbench.bundles_dir} ...")
+        self.query_one("#bundles-status", Static).update(f"verifying {self.fk.context.service.bundles_dir} ...")
         self.load()
 
     @work(exclusive=True, group="bundles", thread=True)
     def load(self) -> None:
         try:
-            bundles = self.fk.context.workbench.list_bundles()
+            bundles = self.fk.context.service.list_bundles()
         except FieldkitError as exc:
             self.app.call_from_thread(self.notify, escape(exc.one_line()), severity="error")
             bundles = []
@@ -118,7 +118,7 @@ class BundlesScreen(FieldkitScreen):
     def _show_detail(self) -> None:
         bundle = self._highlighted_bundle()
         notes = self.query_one("#bundle-notes", Markdown)
-        notes.update(describe(bundle) if bundle else f"No bundles in {self.fk.context.workbench.bundles_dir}.")
+        notes.update(describe(bundle) if bundle else f"No bundles in {self.fk.context.service.bundles_dir}.")
 
     def action_choose_bundle(self) -> None:
         bundle = self._highlighted_bundle()
@@ -149,9 +149,9 @@ class BundlesScreen(FieldkitScreen):
         try:
             if not path.is_file():
                 raise FieldkitError(f"{path} is not a file", "give the path of a .fwbundle")
-            summary = self.fk.context.workbench.import_bundle(path)
+            summary = self.fk.context.service.import_bundle(path)
         except FieldkitError as exc:
             self.app.call_from_thread(self.notify, escape(exc.one_line()), severity="error", timeout=10)
             return
         self.app.call_from_thread(self.notify, escape(f"imported {summary.path.name}: {summary.reason}"))
-        self.post_message(BundlesLoaded(self.fk.context.workbench.list_bundles()))
+        self.post_message(BundlesLoaded(self.fk.context.service.list_bundles()))

@@ -13,8 +13,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Header, Static
 
-from fieldkit.discovery.ssh import discover
-from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.domain import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import ChargerFound, ChargerUnreachable, DiscoveryFinished
@@ -87,7 +86,7 @@ class ChargersScreen(FieldkitScreen):
     @work(exclusive=True, group="discovery")
     async def discover_all(self, targets: list[str]) -> None:
         context = self.fk.context
-        bench = context.workbench
+        bench = context.service
         if context.mdns:
             from fieldkit.discovery.mdns import browse
 
@@ -122,7 +121,7 @@ class ChargersScreen(FieldkitScreen):
         await asyncio.gather(*(identify(a) for a in addresses))
         if scans:
             try:
-                results = await discover(scans, lambda candidate: bench.driver(candidate.ssh_address(context.user)))
+                results = await bench.discover(scans, context.user)
             except FieldkitError as exc:
                 results = []
                 problems += 1

@@ -25,7 +25,7 @@ from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.auditing import rollback_entry, running_versions
 from fieldkit.updates.journal import JobRecord
-from fieldkit.updates.workbench import job_age
+from fieldkit.updates.service import job_age
 
 if TYPE_CHECKING:
     pass
@@ -59,7 +59,7 @@ class RecoveryScreen(FieldkitScreen):
 
     @work(exclusive=True, group="recovery-load", thread=True)
     def load(self) -> None:
-        records = self.fk.context.workbench.unfinished()
+        records = self.fk.context.service.unfinished()
         self.app.call_from_thread(self._show, records)
 
     def _show(self, records: list[JobRecord]) -> None:
@@ -98,7 +98,7 @@ class RecoveryScreen(FieldkitScreen):
         if record.job_id in self.running:
             return
         self.running.add(record.job_id)
-        settings = self.fk.context.workbench.settings
+        settings = self.fk.context.service.settings
         self.query_one("#recovery-panels", VerticalScroll).mount(
             JobPanel(
                 record.charger_address,
@@ -112,7 +112,7 @@ class RecoveryScreen(FieldkitScreen):
     @work(group="recovery-jobs")
     async def resume(self, record: JobRecord) -> None:
         try:
-            job = self.fk.context.workbench.resume_job(record, self.fk.context.audit.hook())
+            job = self.fk.context.service.resume_job(record, self.fk.context.audit.hook())
         except FieldkitError as exc:
             self.post_message(UpdateFailed(record.charger_address, exc.one_line(), resumable=False))
             return
@@ -130,7 +130,7 @@ class RecoveryScreen(FieldkitScreen):
     @work(group="recovery-jobs")
     async def roll_back(self, address: str) -> None:
         try:
-            before, after = await self.fk.context.workbench.rollback(address)
+            before, after = await self.fk.context.service.rollback(address)
         except FieldkitError as exc:
             self.notify(escape(f"rollback of {address} failed: {exc.one_line()}"), severity="error", timeout=10)
             return

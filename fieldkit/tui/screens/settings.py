@@ -43,7 +43,7 @@ class SettingsScreen(FieldkitScreen):
 
     def _describe(self) -> str:
         context = self.fk.context
-        bench = context.workbench
+        bench = context.service
         lines = ["[b]Identity[/b]"]
         if context.audit.has_identity:
             try:
@@ -97,7 +97,7 @@ class SettingsScreen(FieldkitScreen):
 
     @work(exclusive=True, group="settings", thread=True)
     def install(self, path: Path) -> None:
-        bench = self.fk.context.workbench
+        bench = self.fk.context.service
         try:
             content = path.read_bytes()
             store = trustops.install_update(bench.trust_store, content, bench.state, bench.settings.limits)

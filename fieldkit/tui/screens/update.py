@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -14,8 +14,7 @@ from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Header, Static
 
-from fieldkit.audit.entry import BundleRef
-from fieldkit.drivers.base import ChargerIdentity
+from fieldkit.domain import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.jobs import drive
@@ -23,12 +22,9 @@ from fieldkit.tui.messages import PreflightFinished, UpdateFailed, UpdateFinishe
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
-from fieldkit.updates.auditing import charger_ref_of_identity, refusal_entry
 from fieldkit.updates.engine import UpdateJob
 from fieldkit.updates.preflight import UNKNOWN_FACTS, PreflightResult
-
-if TYPE_CHECKING:
-    pass
+from fieldkit.updates.service import Confirmations
 
 # Asked for in the confirmation dialog, so not a reason to stop at preflight: the typed serial of a
 # metrology-relevant update, and what the charger cannot tell (unknown-*), which the technician checks on site.
@@ -112,23 +108,17 @@ class UpdateScreen(FieldkitScreen):
 
     @work(exclusive=True, group="preflight")
     async def run_preflight(self, addresses: list[str]) -> None:
-        bench = self.fk.context.workbench
+        bench = self.fk.context.service
         bundle = self.fk.selected_bundle
         assert bundle is not None
 
         async def check(address: str) -> None:
-            driver = bench.driver(address)
             try:
-                identity = await driver.identify()
-                result = await asyncio.to_thread(
-                    bench.preflight, bundle.path, identity, driver.supported_install_methods
-                )
+                checked = await bench.check(address, bundle.path)
             except FieldkitError as exc:
                 self.post_message(PreflightFinished(address, None, None, exc.one_line()))
                 return
-            finally:
-                driver.close()
-            self.post_message(PreflightFinished(address, identity, result))
+            self.post_message(PreflightFinished(address, checked.identity, checked.preflight))
 
         await asyncio.gather(*(check(a) for a in addresses))
 
@@ -191,7 +181,7 @@ class UpdateScreen(FieldkitScreen):
             return
         panels = self.query_one("#job-panels", VerticalScroll)
         panels.remove_children()
-        settings = self.fk.context.workbench.settings
+        settings = self.fk.context.service.settings
         for address in addresses:
             identity = self.plan[address].identity
             assert identity is not None
@@ -208,41 +198,20 @@ class UpdateScreen(FieldkitScreen):
 
     @work(group="jobs")
     async def start_job(self, address: str) -> None:
-        bench = self.fk.context.workbench
+        bench = self.fk.context.service
         bundle = self.fk.selected_bundle
         assert bundle is not None
-        driver = bench.driver(address)
+        plan = self.plan[address]
+        # The serial typed at the confirmation stands for the metrology check and for the unknown facts
+        # shown there, which the technician has checked on site; the service audits both.
+        serial = plan.identity.serial if plan.identity is not None else None
+        confirmations = Confirmations(serial=serial, unknown_facts=frozenset(plan.unknowns))
         try:
-            # Again, right before acting: a vehicle may have plugged in since the preflight.
-            identity = await driver.identify()
-            # The serial typed at the confirmation stands for the metrology check and for the unknown facts
-            # shown there, which the technician has checked on site; both are audited.
-            confirmed = frozenset(identity.unknown_safety_facts)
-            result = await asyncio.to_thread(
-                bench.preflight,
-                bundle.path,
-                identity,
-                driver.supported_install_methods,
-                identity.serial,
-                None,
-                confirmed,
-            )
-            if not result.ok or result.report.manifest is None:
-                refusal = refusal_entry(result, identity, address, bundle.path)
-                self.fk.context.audit.record("update.refused", **refusal)
-                raise FieldkitError(f"refused: {refusal['error']}")
-            if confirmed:
-                self.fk.context.audit.record(
-                    "update.unknown-confirmed",
-                    charger=charger_ref_of_identity(identity, address),
-                    bundle=BundleRef(bundle_id=result.report.manifest.bundle_id),
-                    note="the technician confirmed what the charger cannot report: " + ", ".join(sorted(confirmed)),
-                )
-            job = bench.create_job(
-                address, bundle.path, identity, result.report.manifest, driver, self.fk.context.audit.hook()
+            # The service checks again right before acting: a vehicle may have plugged in since the preflight.
+            job = await bench.start(
+                address, bundle.path, confirmations, self.fk.context.audit.record, self.fk.context.audit.hook()
             )
         except FieldkitError as exc:
-            driver.close()
             self.post_message(UpdateFailed(address, exc.one_line(), resumable=False))
             return
         self.jobs[address] = job
@@ -273,7 +242,7 @@ class UpdateScreen(FieldkitScreen):
     @work(group="refresh")
     async def refresh_chargers(self) -> None:
         """What the chargers run now, for the Chargers screen."""
-        bench = self.fk.context.workbench
+        bench = self.fk.context.service
         for address in list(self.fk.selected_chargers):
             try:
                 self.fk.chargers[address] = await bench.identify(address)

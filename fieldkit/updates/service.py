@@ -1,20 +1,25 @@
-"""Everything a front-end needs to update chargers, without doing any of it itself.
+"""The update service: everything a front-end does with chargers, bundles and jobs.
 
-The CLI and the TUI both go through this: identify a charger, list and check
-the bundles in the library, run preflight, create (or resume) a journaled
-job, roll back. UI-agnostic and free of output; long operations are async or
-meant for a worker thread.
+The CLI and the TUI both go through this and never hold a driver: identify a
+charger, list and check the bundles in the library, ``check`` an update
+(identify + preflight + estimate), ``start`` it (the same again right before
+acting, the refusal or the technician's confirmations audited, a journaled
+job), resume, cancel, roll back. UI-agnostic and free of output; long
+operations are async or meant for a worker thread. Drivers come from the
+registry by address; the job owns the one it runs on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
+from fieldkit.audit.entry import BundleRef
 from fieldkit.bundles import trustops
 from fieldkit.bundles.clock import STATE_NAME, TrustedState
 from fieldkit.bundles.manifest import Manifest
@@ -22,10 +27,13 @@ from fieldkit.bundles.truststore import TrustStoreBody
 from fieldkit.bundles.verify import VerificationReport, verify_bundle
 from fieldkit.bundles.workorder import load_work_orders
 from fieldkit.config import Settings, data_dir
-from fieldkit.drivers.base import ChargerIdentity, Driver
-from fieldkit.drivers.registry import driver_for, known_hosts_path
-from fieldkit.errors import UsageError
+from fieldkit.discovery.ssh import Candidate, Discovered, discover
+from fieldkit.domain import Capabilities, ChargerIdentity
+from fieldkit.drivers.base import Driver
+from fieldkit.drivers.registry import DriverOptions, driver_for, known_hosts_path
+from fieldkit.errors import FieldkitError, UsageError
 from fieldkit.fsutil import atomic_output
+from fieldkit.updates.auditing import AuditFields, charger_ref_of_identity, refusal_entry
 from fieldkit.updates.engine import AuditHook, UpdateJob
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.preflight import PreflightResult, charger_facts, preflight
@@ -77,7 +85,45 @@ def summarize(report: VerificationReport) -> BundleSummary:
     )
 
 
-class Workbench:
+class PreflightRefusedError(FieldkitError):
+    exit_code = 13
+    default_hint = "fix what it names, then retry"
+
+    def __init__(self, message: str, result: PreflightResult, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.result = result
+
+
+class EventRecorder(Protocol):
+    """Writes one audit entry of ``kind`` (the CLI's and the TUI's recorders both are one)."""
+
+    def __call__(self, action: str, **fields: AuditFields) -> None: ...
+
+
+@dataclass(frozen=True)
+class Confirmations:
+    """What the technician confirmed for an update; each one is audited when the update starts."""
+
+    serial: str | None = None  # typed, for a metrology-relevant bundle
+    override_reason: str | None = None  # proceed despite the work orders
+    unknown_facts: frozenset[str] = frozenset()  # facts the charger cannot report, checked on site
+
+
+@dataclass(frozen=True)
+class UpdateCheck:
+    """One charger, one bundle: what it is, what its driver can do, and what preflight says."""
+
+    address: str
+    identity: ChargerIdentity
+    capabilities: Capabilities
+    preflight: PreflightResult
+
+    @property
+    def ok(self) -> bool:
+        return self.preflight.ok and self.preflight.report.manifest is not None
+
+
+class UpdateService:
     def __init__(
         self,
         settings: Settings,
@@ -106,24 +152,31 @@ class Workbench:
         """Where chargers' SSH host keys are pinned."""
         return known_hosts_path()
 
-    def driver(self, address: str, ssh_key: Path | None = None) -> Driver:
-        return driver_for(
-            address, self.settings, ssh_key or self.ssh_key, self.accept_new_host_key, self.confirm_host_key
-        )
+    def _driver(self, address: str, ssh_key: Path | None = None) -> Driver:
+        options = DriverOptions(ssh_key or self.ssh_key, self.accept_new_host_key, self.confirm_host_key)
+        return driver_for(address, self.settings, options)
 
     async def identify(self, address: str) -> ChargerIdentity:
-        driver = self.driver(address)
+        driver = self._driver(address)
         try:
             return await driver.identify()
         finally:
             driver.close()
+
+    async def discover(self, targets: list[str], user: str) -> list[Discovered]:
+        """Find chargers among ``targets`` and identify each through its driver."""
+
+        def driver_for_candidate(candidate: Candidate) -> Driver:
+            return self._driver(candidate.ssh_address(user))
+
+        return await discover(targets, driver_for_candidate)
 
     async def rollback(self, address: str) -> tuple[ChargerIdentity, ChargerIdentity]:
         """Abandon an installed image that has not been committed; (before, after).
 
         With nothing pending the charger refuses (DeviceRefusedError) and nothing changes.
         """
-        driver = self.driver(address)
+        driver = self._driver(address)
         try:
             before = await driver.identify()
             unknown = [name for name, c in before.components.items() if c.install_method is None]
@@ -178,10 +231,8 @@ class Workbench:
         self,
         bundle: Path,
         identity: ChargerIdentity,
-        supported_install_methods: frozenset[str],
-        confirm_serial: str | None = None,
-        override_reason: str | None = None,
-        confirmed_unknowns: frozenset[str] = frozenset(),
+        capabilities: Capabilities,
+        confirmations: Confirmations = Confirmations(),
     ) -> PreflightResult:
         store = self.trust_store_body()
         return preflight(
@@ -191,13 +242,62 @@ class Workbench:
             self.state,
             self.settings,
             load_work_orders(store, self.state.read().now),
-            confirm_serial,
-            override_reason,
-            supported_install_methods=supported_install_methods,
-            confirmed_unknowns=confirmed_unknowns,
+            confirmations.serial,
+            confirmations.override_reason,
+            capabilities=capabilities,
+            confirmed_unknowns=confirmations.unknown_facts,
         )
 
-    def create_job(
+    async def check(self, address: str, bundle: Path, confirmations: Confirmations = Confirmations()) -> UpdateCheck:
+        """Identify the charger and run preflight for ``bundle``; nothing is sent to it, nothing audited."""
+        driver = self._driver(address)
+        try:
+            return await self._check(driver, address, bundle, confirmations)
+        finally:
+            driver.close()
+
+    async def _check(self, driver: Driver, address: str, bundle: Path, confirmations: Confirmations) -> UpdateCheck:
+        identity = await driver.identify()
+        result = await asyncio.to_thread(self.preflight, bundle, identity, driver.capabilities, confirmations)
+        return UpdateCheck(address, identity, driver.capabilities, result)
+
+    async def start(
+        self,
+        address: str,
+        bundle: Path,
+        confirmations: Confirmations,
+        record_event: EventRecorder,
+        audit: AuditHook | None,
+    ) -> UpdateJob:
+        """Check again right before acting (a vehicle may have plugged in since), then journal a new job.
+
+        A refusal is audited and raised (PreflightRefusedError); what the
+        technician confirmed (unknown facts, a work-order override) is audited
+        before the job starts. The returned job owns the charger's driver.
+        """
+        driver = self._driver(address)
+        try:
+            check = await self._check(driver, address, bundle, confirmations)
+            identity, manifest = check.identity, check.preflight.report.manifest
+            if not check.ok or manifest is None:
+                refusal = refusal_entry(check.preflight, identity, address, bundle)
+                record_event("update.refused", **refusal)
+                raise PreflightRefusedError(f"preflight refused the update: {refusal['error']}", check.preflight)
+            charger, bundle_ref = charger_ref_of_identity(identity, address), BundleRef(bundle_id=manifest.bundle_id)
+            confirmed = [f for f in identity.unknown_safety_facts if f in confirmations.unknown_facts]
+            if confirmed:
+                note = "the technician confirmed what the charger cannot report: " + ", ".join(confirmed)
+                record_event("update.unknown-confirmed", charger=charger, bundle=bundle_ref, note=note)
+            if confirmations.override_reason:
+                record_event(
+                    "workorder.override", charger=charger, bundle=bundle_ref, note=confirmations.override_reason
+                )
+            return self._create_job(address, bundle, identity, manifest, driver, audit)
+        except BaseException:
+            driver.close()
+            raise
+
+    def _create_job(
         self,
         address: str,
         bundle: Path,
@@ -205,7 +305,6 @@ class Workbench:
         manifest: Manifest,
         driver: Driver,
         audit: AuditHook | None,
-        ssh_key: Path | None = None,
     ) -> UpdateJob:
         """Journal a new job (Planned) and return the engine that runs it.
 
@@ -220,7 +319,6 @@ class Workbench:
                     "recovery screen",
                 )
         components = manifest.components_in_order()
-        key = ssh_key or self.ssh_key
         record = self.journal.create(
             charger_address=address,
             charger_serial=identity.serial,
@@ -232,11 +330,23 @@ class Workbench:
             components=[c.name for c in components],
             from_versions={c.name: identity.components[c.name].version for c in components},
             to_versions={c.name: c.version for c in components},
-            ssh_key=str(key.resolve()) if key else None,
+            ssh_key=str(self.ssh_key.resolve()) if self.ssh_key else None,
             trust_store=str(self.trust_store.resolve()),
             baseline_meter_wh=identity.meter_wh,
         )
-        return UpdateJob(record, manifest, driver, self.journal, audit, self.settings.limits)
+        return self._job(record, manifest, driver, audit)
+
+    def _job(self, record: JobRecord, manifest: Manifest, driver: Driver, audit: AuditHook | None) -> UpdateJob:
+        ssh_key = Path(record.ssh_key) if record.ssh_key else None
+        return UpdateJob(
+            record,
+            manifest,
+            driver,
+            self.journal,
+            audit,
+            self.settings.limits,
+            open_driver=lambda address: self._driver(address, ssh_key),
+        )
 
     def unfinished(self) -> list[JobRecord]:
         return self.journal.unfinished()
@@ -252,7 +362,7 @@ class Workbench:
         """The engine for an interrupted job, after authenticating its bundle again.
 
         With the trust store the job was started with (journaled), unless this
-        workbench was given one explicitly.
+        service was given one explicitly.
         """
         store_path = self.trust_store
         if not self.trust_store_given and record.trust_store:
@@ -269,8 +379,8 @@ class Workbench:
             )
         if audit is not None:
             audit(record, "Resumed", f"resumed from {record.state}")
-        driver = self.driver(record.charger_address, Path(record.ssh_key) if record.ssh_key else None)
-        return UpdateJob(record, manifest, driver, self.journal, audit, self.settings.limits)
+        driver = self._driver(record.charger_address, Path(record.ssh_key) if record.ssh_key else None)
+        return self._job(record, manifest, driver, audit)
 
 
 def job_age(record: JobRecord) -> dt.timedelta | None:
