@@ -38,9 +38,12 @@ class Driver(Protocol):
         """Stage ``image`` on the charger, resuming a verified partial copy; returns bytes sent."""
         ...
 
-    async def verify(self, component: str, sha256: str) -> str:
-        """Prove the transferred image is ``sha256``, the way ``capabilities.verification`` says; returns
-        what was checked, for the audit trail. DeviceRefusedError when it is not."""
+    async def verify(self, component: str, payload: PayloadSource) -> str:
+        """Prove the transferred image is ``payload`` (its ``sha256``), the way ``capabilities.verification``
+        says; returns what was checked, for the audit trail. DeviceRefusedError when it is not.
+
+        With ``Verification.STREAMED_HASH`` (no read-back), the laptop's copy is what is hashed: the payload
+        streamed from the bundle, hashed again on a resume."""
         ...
 
     async def activate(self, component: str, sha256: str, install_method: str) -> None:

@@ -427,9 +427,9 @@ class LinuxSshDriver:
                 return length
         return 0
 
-    async def verify(self, component: str, sha256: str) -> str:
-        await asyncio.to_thread(self._verify, sha256)
-        return f"{component}: {Verification.SHA256_READBACK.value} ({self.staged_path(sha256)})"
+    async def verify(self, component: str, payload: PayloadSource) -> str:
+        await asyncio.to_thread(self._verify, payload.sha256)
+        return f"{Verification.SHA256_READBACK.value} ({self.staged_path(payload.sha256)})"
 
     def _verify(self, sha256: str) -> None:
         answer = self._run(remote_sha256(shlex.quote(self.staged_path(sha256))), name="sha256").split()

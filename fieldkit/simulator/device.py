@@ -77,6 +77,7 @@ class ComponentState:
     boot_attempts: int = 0
     slots: dict[str, SlotImage | None] = field(default_factory=lambda: {"A": None, "B": None})
     install_method: str = "rauc"  # the updater that owns this component (rauc, swupdate, mender, script)
+    upload_sha256: str | None = None  # the image being written into the inactive slot, until it is installed
 
     def running(self) -> SlotImage | None:
         return self.slots.get(self.active)
@@ -102,6 +103,7 @@ class SimulatedCharger:
                 boot_attempts=c["boot_attempts"],
                 slots={s: SlotImage(**info) if info else None for s, info in c["slots"].items()},
                 install_method=c.get("install_method", "rauc"),
+                upload_sha256=c.get("upload_sha256"),
             )
             for name, c in raw["components"].items()
         }
@@ -188,6 +190,7 @@ class SimulatedCharger:
                     "pending": c.pending,
                     "boot_attempts": c.boot_attempts,
                     "install_method": c.install_method,
+                    "upload_sha256": c.upload_sha256,
                     "slots": {s: (vars(i) if i else None) for s, i in c.slots.items()},
                 }
                 for name, c in self.components.items()
@@ -219,8 +222,12 @@ class SimulatedCharger:
     def inactive_slot(self, component: str) -> Slot:
         return _other(self._component(component).active)
 
-    def begin_install(self, component: str) -> Path:
-        """Forget whatever is in the inactive slot and return its path for writing."""
+    def begin_install(self, component: str, sha256: str | None = None) -> Path:
+        """Forget whatever is in the inactive slot and return its path for writing.
+
+        ``sha256``: the image about to be written, remembered (as an SMP upload session is) so that a
+        write cut short can continue where it stopped (``upload_offset``).
+        """
         state = self._component(component)
         if state.pending is not None:
             raise DeviceError(
@@ -230,9 +237,22 @@ class SimulatedCharger:
             )
         slot = _other(state.active)
         state.slots[slot] = None
+        state.upload_sha256 = sha256
         self.save()  # the slot is invalid before the first byte is written
         self.slot_path(component, slot).write_bytes(b"")
         return self.slot_path(component, slot)
+
+    def upload_offset(self, component: str, sha256: str) -> int:
+        """How much of the image ``sha256`` the inactive slot already holds (0: start again)."""
+        state = self._component(component)
+        if state.pending is not None or state.upload_sha256 != sha256:
+            return 0
+        path = self.slot_path(component, _other(state.active))
+        return path.stat().st_size if path.exists() else 0
+
+    def slot_sha256(self, component: str) -> str:
+        """The SHA-256 of what the inactive slot holds, as a device reports an image's hash."""
+        return sha256_file(self.slot_path(component, self.inactive_slot(component)))[1]
 
     def write_slot(self, component: str, offset: int, data: bytes) -> None:
         """Write image bytes at ``offset`` of the inactive slot, applying the fault plan."""
@@ -277,7 +297,7 @@ class SimulatedCharger:
         assert header is not None
         image = SlotImage(header.version, header.security_version, digest, path.stat().st_size)
         state.slots[slot] = image
-        state.pending, state.boot_attempts = slot, 0
+        state.pending, state.boot_attempts, state.upload_sha256 = slot, 0, None
         self.save()
         return image
 

@@ -189,7 +189,7 @@ class UpdateJob:
                     self._go(S.DOWNLOADED, component.name, {"bytes_sent": self._last_sent})
                 elif step == S.DOWNLOADED:
                     try:
-                        checked = await self.driver.verify(component.name, component.sha256)
+                        checked = await self.driver.verify(component.name, self._payload(record.component_index))
                     except DeviceRefusedError as exc:
                         self._go(S.INSTALL_VERIFICATION_FAILED, exc.message, error=exc.message)
                         continue

@@ -74,7 +74,7 @@ def test_full_update_over_openssh_through_each_updater(tmp_path: Path, updater: 
         assert {n: c.install_method for n, c in identity.components.items()} == methods
         for name, (image, sha) in images.items():
             assert await driver.transfer(name, PayloadSource.whole_file(image, sha), None) == image.stat().st_size
-            await driver.verify(name, sha)
+            await driver.verify(name, PayloadSource.whole_file(image, sha))
             await driver.activate(name, sha, methods[name])
         await driver.reboot()
         report = await driver.health(dict.fromkeys(methods, "9.0.0"), baseline_meter_wh=0)
@@ -149,7 +149,7 @@ def test_transfer_resumes_from_the_verified_prefix_only(charger_over_sshd: tuple
     )  # complete: nothing re-sent
     staged.write_bytes(b"X" + image.read_bytes()[1:250_000])  # a prefix that does not hash right
     assert asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None)) == image.stat().st_size
-    asyncio.run(driver.verify("rootfs", sha))
+    asyncio.run(driver.verify("rootfs", PayloadSource.whole_file(image, sha)))
     driver.close()
 
 
@@ -160,15 +160,15 @@ def test_verify_refuses_a_staged_image_that_does_not_hash_right(
     driver = _driver(server, tmp_path)
     image, sha = _image(tmp_path)
     asyncio.run(driver.transfer("rootfs", PayloadSource.whole_file(image, sha), None))
-    asyncio.run(driver.verify("rootfs", sha))
+    asyncio.run(driver.verify("rootfs", PayloadSource.whole_file(image, sha)))
     staged = Path(driver.staged_path(sha))
     data = staged.read_bytes()
     staged.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one byte damaged after the transfer
     with pytest.raises(DeviceRefusedError, match="does not match its SHA-256"):
-        asyncio.run(driver.verify("rootfs", sha))
+        asyncio.run(driver.verify("rootfs", PayloadSource.whole_file(image, sha)))
     staged.unlink()
     with pytest.raises(DeviceRefusedError, match="`sha256` failed"):
-        asyncio.run(driver.verify("rootfs", sha))
+        asyncio.run(driver.verify("rootfs", PayloadSource.whole_file(image, sha)))
     driver.close()
 
 

@@ -79,7 +79,7 @@ def test_full_update_through_the_simulators_own_ssh(sim: SimProcess, tmp_path: P
     async def update() -> None:
         assert (await driver.identify()).components["rootfs"].version == "2.3.0"
         await driver.transfer("rootfs", payload, None)
-        await driver.verify("rootfs", payload.sha256)
+        await driver.verify("rootfs", payload)
         await driver.activate("rootfs", payload.sha256, "rauc")
         await driver.reboot()
         assert (await driver.health({"rootfs": "2.4.0"}, 0)).healthy
@@ -103,7 +103,7 @@ def test_a_dropped_link_resumes_keeping_what_landed(tmp_path: Path) -> None:
         assert landed == payload.path.read_bytes()[: len(landed)], "what landed must be a clean prefix"
         sent = asyncio.run(driver.transfer("rootfs", payload, None))
         assert 0 < sent < payload.size_bytes, f"{len(landed)} bytes had landed, {sent} were sent again"
-        asyncio.run(driver.verify("rootfs", payload.sha256))
+        asyncio.run(driver.verify("rootfs", payload))
         driver.close()
     finally:
         sim.stop()

@@ -90,7 +90,7 @@ def test_an_interrupted_striped_upload_resumes_from_a_verified_prefix(
     assert 0 < left < payload.size_bytes
     sent = asyncio.run(driver.transfer("rootfs", payload, None))
     assert 0 < sent < payload.size_bytes, f"resumed from a verified prefix, not from zero ({sent} sent)"
-    asyncio.run(driver.verify("rootfs", payload.sha256))
+    asyncio.run(driver.verify("rootfs", payload))
     driver.close()
 
 

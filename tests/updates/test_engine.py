@@ -190,7 +190,7 @@ def test_twenty_link_drops_at_random_offsets_each_resend_at_most_one_chunk(tmp_p
             sent = asyncio.run(driver.transfer("rootfs", payload, None))
             assert sent == payload.size_bytes - held
             assert budget.received - received_before == sent
-            asyncio.run(driver.verify("rootfs", payload.sha256))
+            asyncio.run(driver.verify("rootfs", payload))
         finally:
             driver.close()
     assert staged.read_bytes() == image.read_bytes()
