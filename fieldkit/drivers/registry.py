@@ -10,8 +10,8 @@ way too, so the path third-party drivers take is exercised by the tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Final, Protocol, cast
@@ -30,6 +30,15 @@ class DriverOptions:
     ssh_key: Path | None = None
     accept_new_host_key: bool = False
     confirm_host_key: Callable[[str, str], bool] | None = None
+
+    def journaled(self) -> dict[str, str]:
+        """What a resumed job needs to reach the charger the same way: a key's path, never a secret."""
+        return {"ssh_key": str(self.ssh_key.resolve())} if self.ssh_key else {}
+
+    def resumed_with(self, journaled: Mapping[str, str]) -> DriverOptions:
+        """These options, with what the job journaled (its key) taking precedence."""
+        key = journaled.get("ssh_key")
+        return replace(self, ssh_key=Path(key)) if key else self
 
 
 class DriverFactory(Protocol):

@@ -41,7 +41,8 @@ class JobRecord:
     charger_vendor: str = ""
     charger_model: str = ""
     charger_hardware_revision: str = ""
-    ssh_key: str | None = None
+    # How to reach the charger again, by its driver's options (e.g. {"ssh_key": PATH}); never a secret itself.
+    link_options: dict[str, str] = field(default_factory=dict)
     trust_store: str | None = None  # the store the job was verified with: a resume verifies with it again
     baseline_meter_wh: int = 0  # the meter register before the update: it must never go back
     state: str = JobState.PLANNED.value
@@ -97,7 +98,7 @@ class Journal:
 
     def load(self, job_id: str) -> JobRecord:
         try:
-            return JobRecord(**json.loads(self.path(job_id).read_text(encoding="utf-8")))
+            return JobRecord(**_migrated(json.loads(self.path(job_id).read_text(encoding="utf-8"))))
         except FileNotFoundError as exc:
             raise UsageError(f"no job {job_id!r}", "see `fieldkit update --resume` for interrupted jobs") from exc
         except (OSError, ValueError, TypeError) as exc:
@@ -113,3 +114,12 @@ class Journal:
             if not record.finished:
                 records.append(record)
         return records
+
+
+def _migrated(document: dict[str, Any]) -> dict[str, Any]:
+    """A journal written by an earlier fieldkit, in today's shape (it kept the SSH key path as its own field)."""
+    if "ssh_key" in document:
+        key = document.pop("ssh_key")
+        if key:
+            document.setdefault("link_options", {})["ssh_key"] = key
+    return document

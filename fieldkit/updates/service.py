@@ -152,9 +152,13 @@ class UpdateService:
         """Where chargers' SSH host keys are pinned."""
         return known_hosts_path()
 
-    def _driver(self, address: str, ssh_key: Path | None = None) -> Driver:
-        options = DriverOptions(ssh_key or self.ssh_key, self.accept_new_host_key, self.confirm_host_key)
-        return driver_for(address, self.settings, options)
+    @property
+    def options(self) -> DriverOptions:
+        """The link options this session was started with (key, host-key policy)."""
+        return DriverOptions(self.ssh_key, self.accept_new_host_key, self.confirm_host_key)
+
+    def _driver(self, address: str, options: DriverOptions | None = None) -> Driver:
+        return driver_for(address, self.settings, options or self.options)
 
     async def identify(self, address: str) -> ChargerIdentity:
         driver = self._driver(address)
@@ -330,14 +334,14 @@ class UpdateService:
             components=[c.name for c in components],
             from_versions={c.name: identity.components[c.name].version for c in components},
             to_versions={c.name: c.version for c in components},
-            ssh_key=str(self.ssh_key.resolve()) if self.ssh_key else None,
+            link_options=self.options.journaled(),
             trust_store=str(self.trust_store.resolve()),
             baseline_meter_wh=identity.meter_wh,
         )
         return self._job(record, manifest, driver, audit)
 
     def _job(self, record: JobRecord, manifest: Manifest, driver: Driver, audit: AuditHook | None) -> UpdateJob:
-        ssh_key = Path(record.ssh_key) if record.ssh_key else None
+        options = self.options.resumed_with(record.link_options)
         return UpdateJob(
             record,
             manifest,
@@ -345,7 +349,7 @@ class UpdateService:
             self.journal,
             audit,
             self.settings.limits,
-            open_driver=lambda address: self._driver(address, ssh_key),
+            open_driver=lambda address: self._driver(address, options),
         )
 
     def unfinished(self) -> list[JobRecord]:
@@ -379,7 +383,7 @@ class UpdateService:
             )
         if audit is not None:
             audit(record, "Resumed", f"resumed from {record.state}")
-        driver = self._driver(record.charger_address, Path(record.ssh_key) if record.ssh_key else None)
+        driver = self._driver(record.charger_address, self.options.resumed_with(record.link_options))
         return self._job(record, manifest, driver, audit)
 
 

@@ -1,0 +1,42 @@
+"""The job journal across fieldkit versions: a job journaled by an earlier release still resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fieldkit.updates.journal import Journal
+
+
+def _old_journal(directory: Path, ssh_key: str | None) -> str:
+    job_id = "20261201T120000Z-0123abcd"
+    document = {
+        "job_id": job_id,
+        "charger_address": "ssh://root@10.0.0.7",
+        "charger_serial": "SN-1",
+        "bundle_path": "/bundles/b.fwbundle",
+        "bundle_id": "b",
+        "components": ["rootfs"],
+        "from_versions": {"rootfs": "2.3.0"},
+        "to_versions": {"rootfs": "2.4.0"},
+        "ssh_key": ssh_key,  # the SSH key had a field of its own before drivers had options
+        "state": "Downloading",
+        "history": [],
+    }
+    directory.mkdir(exist_ok=True)
+    (directory / f"{job_id}.json").write_text(json.dumps(document))
+    return job_id
+
+
+def test_a_job_journaled_with_an_ssh_key_field_resumes_with_it_as_a_link_option(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "jobs")
+    record = journal.load(_old_journal(journal.directory, "/home/tech/.ssh/charger_key"))
+    assert record.link_options == {"ssh_key": "/home/tech/.ssh/charger_key"}
+    journal.save(record)
+    assert "ssh_key" not in json.loads(journal.path(record.job_id).read_text()), "saved in today's shape"
+    assert journal.load(record.job_id).link_options == {"ssh_key": "/home/tech/.ssh/charger_key"}
+
+
+def test_a_job_journaled_without_a_key_has_no_link_options(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "jobs")
+    assert journal.load(_old_journal(journal.directory, None)).link_options == {}
