@@ -186,7 +186,9 @@ def _print_checks(checks: list[PreflightCheck], as_json: bool) -> None:
 
 
 @click.command("update")
-@click.option("--charger", "address", help="ssh://USER@HOST[:PORT] of the charger.")
+@click.option(
+    "--charger", "address", help="The charger: ssh://USER@HOST[:PORT], or sim:///STATE_DIR for a simulated one."
+)
 @click.option("--bundle", type=EXISTING_FILE, help="The .fwbundle to install.")
 @trust_store_option
 @click.option("--ssh-key", type=EXISTING_FILE, help="Private key for the charger [default: the SSH agent].")
@@ -295,7 +297,7 @@ def _resume(address: str | None, job_id: str | None, trust_store: Path | None, a
 
 
 @click.command("rollback")
-@click.option("--charger", "address", required=True, help="ssh://USER@HOST[:PORT] of the charger.")
+@click.option("--charger", "address", required=True, help="The charger: ssh://USER@HOST[:PORT], or sim:///STATE_DIR.")
 @click.option("--ssh-key", type=EXISTING_FILE)
 @click.option("--accept-new-host-key", is_flag=True)
 def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> None:

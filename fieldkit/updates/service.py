@@ -30,7 +30,7 @@ from fieldkit.config import Settings, data_dir
 from fieldkit.discovery.ssh import Candidate, Discovered, discover
 from fieldkit.domain import Capabilities, ChargerIdentity
 from fieldkit.drivers.base import Driver
-from fieldkit.drivers.registry import DriverOptions, driver_for, known_hosts_path
+from fieldkit.drivers.registry import DriverOptions, driver_for, factories, known_hosts_path, scheme_of
 from fieldkit.errors import FieldkitError, UsageError
 from fieldkit.fsutil import atomic_output
 from fieldkit.updates.auditing import AuditFields, charger_ref_of_identity, refusal_entry
@@ -159,6 +159,11 @@ class UpdateService:
 
     def _driver(self, address: str, options: DriverOptions | None = None) -> Driver:
         return driver_for(address, self.settings, options or self.options)
+
+    def reaches(self, address: str) -> bool:
+        """Is there a driver for this address's scheme (fieldkit's own, or one a package added)?"""
+        scheme = scheme_of(address)
+        return bool(scheme) and scheme in factories()
 
     async def identify(self, address: str) -> ChargerIdentity:
         driver = self._driver(address)

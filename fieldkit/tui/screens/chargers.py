@@ -96,16 +96,16 @@ class ChargersScreen(FieldkitScreen):
             except FieldkitError as exc:
                 self.post_message(ChargerUnreachable("mDNS", "unreachable", exc.message))
         found = problems = 0
-        addresses = [t for t in targets if t.startswith("ssh://")]
+        addresses = [t for t in targets if bench.reaches(t)]  # ssh://, and the schemes drivers add (sim://)
         for address in addresses:  # a row per target at once, in the order given, while it is identified
             self.fk.charger_problems.setdefault(address, "identifying...")
             self._put_row(address)
-        for target in (t for t in targets if t.startswith(SERIAL_PREFIXES)):
+        for target in (t for t in targets if t.startswith(SERIAL_PREFIXES) and not bench.reaches(t)):
             problems += 1
             self.post_message(
                 ChargerUnreachable(target, "no driver", "serial chargers need the SMP/U-Boot drivers (next release)")
             )
-        scans = [t for t in targets if not t.startswith(("ssh://", *SERIAL_PREFIXES))]
+        scans = [t for t in targets if "://" not in t and not t.startswith(SERIAL_PREFIXES)]
 
         async def identify(address: str) -> None:
             nonlocal found, problems
@@ -255,7 +255,9 @@ class ChargersScreen(FieldkitScreen):
 
     def action_add_target(self) -> None:
         self.app.push_screen(
-            PromptScreen("Add: ssh://USER@HOST:PORT, HOST[:PORT], a CIDR range, or a serial URL", "192.0.2.10"),
+            PromptScreen(
+                "Add: ssh://USER@HOST:PORT, sim:///STATE_DIR, HOST[:PORT], a CIDR range, or a serial URL", "192.0.2.10"
+            ),
             self._target_added,
         )
 
