@@ -1,12 +1,16 @@
 """The demo site behind `make demo`: simulated chargers and a local back office, started and stopped together.
 
-Four chargers, each its own `fieldkit sim ssh` process on a free loopback
-port, sharing one client key:
+Five chargers. Four Linux ones, each its own `fieldkit sim ssh` process on a
+free loopback port, sharing one client key:
 
 - a Voltiq VQ-AC22 (RAUC) that updates cleanly,
 - a Voltiq VQ-DC150 (RAUC + a vendor-script meter) with a vehicle charging,
 - a Kestrel KS-DC60 (SWUpdate) that updates cleanly,
-- a Nordvolt NV-AC7 (Mender) whose new image never becomes healthy, so it rolls back.
+- a Nordvolt NV-AC7 (Mender) whose new image never becomes healthy, so it rolls back;
+
+and an Ampero AMP-WB7 wallbox MCU reached through the in-memory driver
+(``sim://``, kind ``mcu``): no health check, and it cannot tell whether a
+vehicle is charging, so the technician confirms that before it starts.
 
 The chargers start afresh every time; the demo's laptop home (identity, audit
 trail) and the back office's SQLite database persist, so synced entries
@@ -48,6 +52,7 @@ class DemoCharger:
     serial: str
     faults: tuple[str, ...] = ()
     charging: bool = False
+    memory_kind: str | None = None  # reached through the in-memory driver (sim://) as this kind, not over SSH
 
 
 DEMO_CHARGERS: Final = (
@@ -55,6 +60,7 @@ DEMO_CHARGERS: Final = (
     DemoCharger("dc150", "VQ-DC150", "SIM-DC150-0002", charging=True),
     DemoCharger("ks-dc60", "KS-DC60", "SIM-KS60-0003"),
     DemoCharger("nv-ac7", "NV-AC7", "SIM-NV7-0004", faults=("never-available",)),
+    DemoCharger("wb7", "AMP-WB7", "SIM-WB7-0005", memory_kind="mcu"),
 )
 START_TIMEOUT_S: Final = 30
 
@@ -193,6 +199,9 @@ def start_site(directory: Path) -> DemoSite:
             simulated = SimulatedCharger.create(state, model_named(charger.model), charger.serial)
             if charger.charging:
                 simulated.start_transaction(1)
+            if charger.memory_kind is not None:
+                site.addresses.append(f"sim://{state.resolve()}?kind={charger.memory_kind}")
+                continue
             argv = [
                 *_fieldkit(),
                 "sim",

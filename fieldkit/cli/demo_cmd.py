@@ -91,9 +91,11 @@ def check(directory: Path) -> None:
 def run(directory: Path) -> None:
     """Start simulated chargers and a local back office, open the TUI on them; quitting stops them all.
 
-    Four chargers: a VQ-AC22 and a KS-DC60 (SWUpdate) that update cleanly, a
-    VQ-DC150 with a vehicle charging (refused), and an NV-AC7 (Mender) whose
-    new image never becomes healthy (rolled back). This is `make demo`.
+    Five chargers: a VQ-AC22 and a KS-DC60 (SWUpdate) that update cleanly, a
+    VQ-DC150 with a vehicle charging (refused), an NV-AC7 (Mender) whose new
+    image never becomes healthy (rolled back), all over SSH; and an AMP-WB7
+    wallbox MCU through the in-memory driver (sim://), which cannot tell
+    whether a vehicle is charging. This is `make demo`.
 
     The demo runs in its own fieldkit home, DIR/home (identity, journals,
     audit trail, known hosts, settings: put a config.toml there to tune it),

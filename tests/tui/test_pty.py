@@ -34,7 +34,7 @@ def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> 
     env = {**os.environ, "FIELDKIT_HOME": str(real_home), "TERM": "xterm-256color", "COLUMNS": str(COLUMNS)}
     terminal = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env)
     try:
-        terminal.wait_for("4 charger(s) found")
+        terminal.wait_for("5 charger(s) found")
         terminal.keys(" ")  # the first row: the VQ-AC22
         terminal.keys("2")
         terminal.wait_for("bundle(s)")
