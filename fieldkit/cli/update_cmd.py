@@ -26,6 +26,7 @@ from fieldkit.errors import FieldkitError, UsageError
 
 if TYPE_CHECKING:  # imported where used: `fieldkit --help` loads no update machinery
     from fieldkit.audit.recorder import AuditRecorder
+    from fieldkit.updates.auditing import AuditFields
     from fieldkit.updates.engine import AuditHook, UpdateJob
     from fieldkit.updates.journal import JobRecord
     from fieldkit.updates.preflight import PreflightCheck
@@ -260,9 +261,15 @@ def update(
         if not click.confirm(f"Update {printable(identity.serial)}: {printable(summary)}?", default=False):
             raise click.Abort
     hook, recorder = _audit_hook()
+
+    def record(action: str, **fields: AuditFields) -> None:
+        # The recorder the job writes with holds the trail: events go through it too, not a second one.
+        if recorder is not None:
+            recorder.record(action, **fields)
+
     try:
         # Checked again as it starts (the charger may have changed while the technician read the checks).
-        job = asyncio.run(service.start(address, bundle, confirmations, record_event, hook))
+        job = asyncio.run(service.start(address, bundle, confirmations, record, hook))
     except BaseException:
         if recorder is not None:
             recorder.close()
