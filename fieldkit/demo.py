@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fieldkit.bundles import keys
 from fieldkit.bundles.build import create_bundle, sign_bundle
 from fieldkit.bundles.demo_keys import DEMO_KEY_NAMES, demo_private_key
+from fieldkit.bundles.manifest import SCHEMA_VERSION, TRANSPORT_OF_METHOD
 from fieldkit.bundles.roles import ROLES
 from fieldkit.bundles.truststore import Scope, TrustedKey, TrustedRoot, TrustStoreBody, build_store
 from fieldkit.bundles.verify import ChargerFacts
@@ -227,7 +228,7 @@ def _manifest(
 ) -> dict[str, Any]:
     return {
         "schema": "fieldkit-bundle",
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "bundle_id": f"demo-{model.model.lower()}-{version}",
         "vendor": model.vendor,
         "version": version,
@@ -242,12 +243,20 @@ def _manifest(
     }
 
 
+def _install_ways(method: str, target: str) -> dict[str, list[str]]:
+    """A component installs with its updater; a Linux rootfs may also be recovered over U-Boot's console."""
+    transport = TRANSPORT_OF_METHOD[method]
+    if transport == "ssh" and target == "rootfs":
+        return {"ssh": [method], "serial": ["uboot-ymodem"]}
+    return {transport: [method]}
+
+
 def _component(comp_name: str, model: SimulatedModel, version: str, order: int) -> dict[str, Any]:
     spec = next(c for c in model.components if c.name == comp_name)
     return {
         "name": spec.name,
         "target": spec.target,
-        "install_method": spec.install_method,
+        "install": _install_ways(spec.install_method, spec.target),
         "version": version,
         "metrology_relevant": spec.metrology_relevant,
         "order": order,

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
+
+# The three shapes of link a driver speaks over; a bundle's component lists its install methods per shape.
+Transport = Literal["ssh", "serial", "usb"]
 
 
 class FactSource(StrEnum):
@@ -134,7 +137,8 @@ class Revert(StrEnum):
 class Capabilities:
     """What a driver can do, declared honestly; the engine and preflight branch on it."""
 
-    install_methods: frozenset[str]  # manifest install_method values this driver can carry out
+    transport: Transport  # the shape of link this driver speaks over (a simulated one: the shape it stands for)
+    install_methods: frozenset[str]  # the manifest's install methods this driver can carry out
     resume: Resume
     verification: Verification
     trial_boot: bool  # a new image boots on trial and stays only once committed

@@ -27,6 +27,8 @@ from fieldkit.bundles.container import (
     write_container,
 )
 from fieldkit.bundles.manifest import (
+    SCHEMA_VERSION,
+    TRANSPORT_OF_METHOD,
     Manifest,
     manifest_template_errors,
     parse_manifest,
@@ -195,7 +197,7 @@ def import_ocpp(spec: OcppImport, out: Path, limits: Limits) -> Manifest:
     """Wrap an OCPP signed firmware file into an (unsigned) bundle."""
     template: dict[str, Any] = {
         "schema": "fieldkit-bundle",
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "bundle_id": f"{spec.vendor}-{spec.component}-{spec.version}".replace(" ", "-"),
         "vendor": spec.vendor,
         "version": spec.version,
@@ -208,7 +210,7 @@ def import_ocpp(spec: OcppImport, out: Path, limits: Limits) -> Manifest:
             {
                 "name": spec.component,
                 "target": spec.target,
-                "install_method": spec.install_method,
+                "install": {TRANSPORT_OF_METHOD[spec.install_method]: [spec.install_method]},
                 "version": spec.version,
                 "metrology_relevant": spec.metrology_relevant,
                 "order": 0,

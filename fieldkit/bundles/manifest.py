@@ -23,10 +23,12 @@ from pydantic import (
 from fieldkit.bundles.container import PAYLOAD_NAME_RE
 from fieldkit.bundles.safejson import first_validation_error
 from fieldkit.bundles.semver import Version, is_semver
+from fieldkit.domain import Transport
 from fieldkit.errors import BundleRejectedError
 
 SCHEMA: Final = "fieldkit-bundle"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # what fieldkit writes; it reads 1 and 2
+READABLE_SCHEMA_VERSIONS: Final = (1, 2)
 InstallMethod = Literal["rauc", "swupdate", "mender", "script", "mcumgr-smp", "dfu", "uboot-ymodem"]
 INSTALL_METHODS: Final = (
     "rauc",
@@ -37,6 +39,17 @@ INSTALL_METHODS: Final = (
     "dfu",
     "uboot-ymodem",
 )
+# The link each method runs over (the drivers' transports). A version 1 bundle names one method per
+# component; it is read as that method over its link.
+TRANSPORT_OF_METHOD: Final[dict[str, Transport]] = {
+    "rauc": "ssh",
+    "swupdate": "ssh",
+    "mender": "ssh",
+    "script": "ssh",
+    "mcumgr-smp": "serial",
+    "dfu": "usb",
+    "uboot-ymodem": "serial",
+}
 _IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CHECK: Final = "manifest"
 
@@ -74,9 +87,17 @@ class OcppSignature(_Strict):
 
 
 class Component(_Strict):
+    """What a component *is* (payload, target, version), and the ways it may be installed.
+
+    ``install`` (format 2) maps each transport to the methods acceptable over it, preferred first, so a
+    charger that can no longer be reached one way (a bricked Linux system) can be recovered another (its
+    bootloader's console). Format 1 named one ``install_method``; ``ways`` reads both alike.
+    """
+
     name: str = Field(pattern=_IDENTIFIER)
     target: str = Field(pattern=_IDENTIFIER)
-    install_method: InstallMethod
+    install_method: InstallMethod | None = None  # format 1 only
+    install: dict[Transport, list[InstallMethod]] | None = None  # format 2 only
     payload: str
     size_bytes: int = Field(ge=0, le=0xFFFF_FFFF)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -86,6 +107,39 @@ class Component(_Strict):
     ocpp: OcppSignature | None = None
 
     _check_version = field_validator("version")(_semver)
+
+    @field_validator("install")
+    @classmethod
+    def _ways(cls, value: dict[Transport, list[InstallMethod]] | None) -> dict[Transport, list[InstallMethod]] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("names no transport: at least one way to install is needed")
+        for transport, methods in value.items():
+            if not 1 <= len(methods) <= len(INSTALL_METHODS) or len(set(methods)) != len(methods):
+                raise ValueError(f"{transport}: 1 to {len(INSTALL_METHODS)} methods, each once")
+            wrong = [m for m in methods if TRANSPORT_OF_METHOD[m] != transport]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} does not run over {transport}")
+        return value
+
+    @property
+    def ways(self) -> dict[Transport, tuple[InstallMethod, ...]]:
+        """Each transport's acceptable methods, preferred first (format 1: its one method)."""
+        if self.install is not None:
+            return {transport: tuple(methods) for transport, methods in self.install.items()}
+        assert self.install_method is not None  # the manifest's validator saw to it
+        return {TRANSPORT_OF_METHOD[self.install_method]: (self.install_method,)}
+
+    @property
+    def ways_text(self) -> str:
+        """For people: ``rauc over ssh, uboot-ymodem over serial``."""
+        return ", ".join(f"{method} over {transport}" for transport, methods in self.ways.items() for method in methods)
+
+    @property
+    def methods(self) -> tuple[InstallMethod, ...]:
+        """Every acceptable method, in the order the manifest gives them."""
+        return tuple(method for methods in self.ways.values() for method in methods)
 
     @field_validator("payload")
     @classmethod
@@ -97,7 +151,7 @@ class Component(_Strict):
 
 class Manifest(_Strict):
     schema_: Literal["fieldkit-bundle"] = Field(alias="schema")
-    schema_version: Literal[1]
+    schema_version: Literal[1, 2]
     bundle_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
     vendor: str = Field(min_length=1, max_length=64)
     version: str
@@ -115,6 +169,11 @@ class Manifest(_Strict):
     def _consistent(self) -> Manifest:
         if self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
+        for component in self.components:
+            if self.schema_version == 1 and (component.install_method is None or component.install is not None):
+                raise ValueError(f"component {component.name}: format 1 names one install_method (and no install)")
+            if self.schema_version == 2 and (component.install is None or component.install_method is not None):
+                raise ValueError(f"component {component.name}: format 2 names its ways in install (no install_method)")
         for attribute in ("name", "payload", "order"):
             values = [getattr(c, attribute) for c in self.components]
             if len(values) != len(set(values)):
@@ -143,13 +202,14 @@ def parse_manifest(document: Any) -> Manifest:
     """Validate an already-parsed, authenticated manifest document."""
     if not isinstance(document, dict):
         raise BundleRejectedError(CHECK, "manifest-invalid", "manifest.json is not a JSON object")
-    if document.get("schema") != SCHEMA or document.get("schema_version") != SCHEMA_VERSION:
+    version = document.get("schema_version")
+    if document.get("schema") != SCHEMA or type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
         raise BundleRejectedError(
             CHECK,
             "unknown-schema-version",
-            f"manifest schema {document.get('schema')!r} version {document.get('schema_version')!r} "
-            f"is not {SCHEMA!r} version {SCHEMA_VERSION}",
-            "this bundle needs a newer fieldkit; update fieldkit or ask for a bundle in format 1",
+            f"manifest schema {document.get('schema')!r} version {version!r} is not {SCHEMA!r} version "
+            + " or ".join(str(v) for v in READABLE_SCHEMA_VERSIONS),
+            f"this bundle needs a newer fieldkit; update fieldkit or ask for a bundle in format {SCHEMA_VERSION}",
         )
     try:
         return Manifest.model_validate(document)

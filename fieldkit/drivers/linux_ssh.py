@@ -108,6 +108,7 @@ class LinuxSshDriver:
     """A Linux charger over SSH: images staged as files, installed by the charger's own updater."""
 
     capabilities: Final = Capabilities(
+        transport="ssh",
         install_methods=frozenset(updaters()),
         resume=Resume.STAGED_PREFIX,
         verification=Verification.SHA256_READBACK,

@@ -54,13 +54,13 @@ LINUX_METHODS: Final = frozenset({"rauc", "swupdate", "mender", "script"})
 HEALTH_OBSERVATIONS: Final = 5
 
 KINDS: Final[Mapping[str, Capabilities]] = {
-    "linux": Capabilities(LINUX_METHODS, Resume.DEVICE_OFFSET, Verification.DEVICE_IMAGE_HASH, True,
+    "linux": Capabilities("ssh", LINUX_METHODS, Resume.DEVICE_OFFSET, Verification.DEVICE_IMAGE_HASH, True,
                           Revert.SLOT_FALLBACK, True, 50_000_000),
-    "mcu": Capabilities(frozenset({"mcumgr-smp"}), Resume.DEVICE_OFFSET, Verification.DEVICE_IMAGE_HASH, True,
-                        Revert.SLOT_FALLBACK, False, 10_000),
-    "dfu": Capabilities(frozenset({"dfu"}), Resume.RESTART, Verification.STREAMED_HASH, False, Revert.NONE, False,
-                        500_000),
-    "recovery": Capabilities(frozenset({"uboot-ymodem", *LINUX_METHODS}), Resume.RESTART,
+    "mcu": Capabilities("serial", frozenset({"mcumgr-smp"}), Resume.DEVICE_OFFSET, Verification.DEVICE_IMAGE_HASH,
+                        True, Revert.SLOT_FALLBACK, False, 10_000),
+    "dfu": Capabilities("usb", frozenset({"dfu"}), Resume.RESTART, Verification.STREAMED_HASH, False, Revert.NONE,
+                        False, 500_000),
+    "recovery": Capabilities("serial", frozenset({"uboot-ymodem"}), Resume.RESTART,
                              Verification.STREAMED_HASH, False, Revert.NONE, False, 11_000),
 }  # fmt: skip
 # Kinds that cannot tell whether a vehicle is charging or what their anti-rollback floor is.

@@ -34,6 +34,7 @@ from fieldkit.config import Limits
 from fieldkit.domain import Capabilities, ChargerIdentity, PayloadSource
 from fieldkit.drivers.base import Driver
 from fieldkit.errors import DeviceRefusedError, FieldkitError, TransportError
+from fieldkit.updates.install_ways import install_methods_for
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.states import JobState
 
@@ -173,6 +174,12 @@ class UpdateJob:
     async def _run(self) -> AsyncIterator[ProgressEvent]:
         record = self.record
         if record.current == S.PLANNED:
+            missing = self._without_install_method()
+            if missing:
+                error = f"this charger's driver cannot install {', '.join(missing)} in any way the bundle accepts"
+                self._go(S.REFUSED, error, error=error)
+                yield self._event(error)
+                return
             self._go(S.DOWNLOADING, bytes_total=sum(c.size_bytes for c in self.components))
         yield self._event("started" if len(record.history) <= 2 else "resumed")
         while not record.finished:
@@ -252,7 +259,7 @@ class UpdateJob:
         if not self._state_is_ours:  # resumed: the earlier run may have installed it already
             installed = await self.driver.installed(component.name, component.version)
         if not installed:  # no, or the charger cannot tell: install (again), which every driver allows
-            await self.driver.activate(component.name, component.sha256, component.install_method)
+            await self.driver.activate(component.name, component.sha256, self._install_methods()[component.name])
         if index + 1 < len(self.components):
             self._go(S.DOWNLOADING, f"{component.name} installed", component_index=index + 1)
         else:
@@ -293,9 +300,12 @@ class UpdateJob:
             {"state": record.state, "at": at, "handed_over": {"from": record.charger_address, "to": address}}
         )
         record.charger_address = address
-        self.journal.save(record)
         self.driver.close()
         self.driver = self.open_driver(address)
+        # The new driver may speak another transport: the bundle's ways over it decide commit and roll back.
+        chosen = install_methods_for(self.components, self.capabilities, None)
+        record.install_methods = {**record.install_methods, **chosen}
+        self.journal.save(record)
 
     async def _check_versions_only(self, expected: dict[str, str]) -> None:
         """No health check on this charger: the versions it runs are the only proof, and say so."""
@@ -320,11 +330,22 @@ class UpdateJob:
         self._go(S.COMMITTED, note + await self._discard_staged())
 
     def _install_methods(self) -> dict[str, str]:
-        return {c.name: c.install_method for c in self.components}
+        """Per component, the method the job chose for its driver (journaled; chosen here for an older journal).
+
+        A component without one (refused before the job starts) is named by the bundle's first way, which a
+        rollback of what was never installed only passes along.
+        """
+        chosen = install_methods_for(self.components, self.capabilities, None)
+        return {c.name: c.methods[0] for c in self.components} | chosen | self.record.install_methods
+
+    def _without_install_method(self) -> list[str]:
+        chosen = install_methods_for(self.components, self.capabilities, None) | self.record.install_methods
+        return [c.name for c in self.components if c.name not in chosen]
 
     async def _roll_back(self) -> None:
         # Only the components this job reached: one it never installed has nothing of this job's to undo.
-        reached = {c.name: c.install_method for c in self.components[: self.record.component_index + 1]}
+        methods = self._install_methods()
+        reached = {c.name: methods[c.name] for c in self.components[: self.record.component_index + 1]}
         done = await self.driver.rollback(reached, self.record.from_versions)
         identity = await self.driver.identify()
         wrong = {

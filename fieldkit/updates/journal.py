@@ -43,6 +43,8 @@ class JobRecord:
     charger_hardware_revision: str = ""
     # How to reach the charger again, by its driver's options (e.g. {"ssh_key": PATH}); never a secret itself.
     link_options: dict[str, str] = field(default_factory=dict)
+    # The install method chosen per component for the driver the job runs on (chosen again on a hand-over).
+    install_methods: dict[str, str] = field(default_factory=dict)
     trust_store: str | None = None  # the store the job was verified with: a resume verifies with it again
     baseline_meter_wh: int = 0  # the meter register before the update: it must never go back
     state: str = JobState.PLANNED.value

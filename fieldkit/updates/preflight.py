@@ -21,6 +21,7 @@ from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bun
 from fieldkit.bundles.workorder import WorkOrderBody, authorize
 from fieldkit.config import Settings
 from fieldkit.domain import Capabilities, ChargerIdentity
+from fieldkit.updates.install_ways import install_method_for
 
 # Installing, rebooting and the health check, on top of the transfer, in a time estimate.
 FIXED_STEPS_S: Final = 120
@@ -84,19 +85,27 @@ def charger_facts(identity: ChargerIdentity) -> ChargerFacts:
 
 
 def _install_method_check(
-    manifest: Manifest, identity: ChargerIdentity, supported: frozenset[str] | None
+    manifest: Manifest, identity: ChargerIdentity, capabilities: Capabilities | None
 ) -> PreflightCheck:
-    """Each component goes to an updater this driver can drive, and the one the charger uses for it."""
+    """Each component has an acceptable method this driver carries out, and the charger's own updater is one."""
     problems = []
     for component in manifest.components:
-        if supported is not None and component.install_method not in supported:
-            problems.append(f"this charger's driver cannot install {component.name} ({component.install_method})")
         info = identity.components.get(component.name)
         owner = info.install_method if info is not None else None
-        if owner is not None and owner != component.install_method:
+        accepted = ", ".join(f"{m} over {t}" for t, methods in component.ways.items() for m in methods)
+        if capabilities is not None and install_method_for(component, capabilities) is None:
             problems.append(
-                f"the bundle installs {component.name} with {component.install_method}, the charger uses {owner}"
+                f"this charger's driver ({capabilities.transport}) cannot install {component.name} "
+                f"(the bundle accepts {accepted})"
             )
+        elif owner is not None and owner not in component.methods:
+            problems.append(f"the bundle installs {component.name} with {accepted}, the charger uses {owner}")
+        elif (
+            capabilities is not None
+            and owner is not None
+            and install_method_for(component, capabilities, owner) is None
+        ):
+            problems.append(f"this charger's driver cannot drive {owner}, the updater that owns {component.name}")
     return PreflightCheck(
         "install-method",
         not problems,
@@ -144,7 +153,7 @@ def preflight(
                 else "every component exists on the charger",
             )
         )
-        checks.append(_install_method_check(manifest, identity, capabilities.install_methods if capabilities else None))
+        checks.append(_install_method_check(manifest, identity, capabilities))
         now = state.read().now
         decision = authorize(
             work_orders, identity.serial, manifest.bundle_id, now, settings.require_work_order, override_reason

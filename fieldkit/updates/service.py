@@ -35,6 +35,7 @@ from fieldkit.errors import FieldkitError, UsageError
 from fieldkit.fsutil import atomic_output
 from fieldkit.updates.auditing import AuditFields, charger_ref_of_identity, refusal_entry
 from fieldkit.updates.engine import AuditHook, UpdateJob
+from fieldkit.updates.install_ways import install_methods_for
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.preflight import PreflightResult, charger_facts, preflight
 
@@ -340,6 +341,7 @@ class UpdateService:
             from_versions={c.name: identity.components[c.name].version for c in components},
             to_versions={c.name: c.version for c in components},
             link_options=self.options.journaled(),
+            install_methods=install_methods_for(components, driver.capabilities, identity),
             trust_store=str(self.trust_store.resolve()),
             baseline_meter_wh=identity.meter_wh,
         )

@@ -370,7 +370,7 @@ def duplicate_json_key(w: World) -> Path:
 
 
 def unknown_schema(w: World) -> Path:
-    return w.bundle(schema_version=2)
+    return w.bundle(schema_version=3)
 
 
 def unknown_field(w: World) -> Path:

@@ -81,7 +81,7 @@ def test_bundles_show_verdicts_notes_and_refuse_an_invalid_choice(
         assert verdicts["demo-vq-ac22-2.4.0.fwbundle"] == "valid"
         assert verdicts["demo-vq-ac22-2.2.0-EXPIRED.fwbundle"] == "expired"
         assert verdicts["demo-vq-dc150-4.3.0-meter-UNAPPROVED.fwbundle"] == "metrology-signatu…"
-        assert "**meter** 4.2.0 via script (metrology-relevant)" in notes
+        assert "**meter** 4.2.0 via script over ssh (metrology-relevant)" in notes
         assert "DEMO release for the simulated VQ-DC150" in notes
         assert app.selected_bundle is not None
         assert app.selected_bundle.path.name == "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle"

@@ -77,11 +77,16 @@ class Bench:
         return rootfs["running_version"], rootfs["state"]
 
 
-def _bench(world: World, tmp_path: Path, install_method: str) -> Bench:
+def _bench(world: World, tmp_path: Path, install_method: str, ways: dict[str, list[str]] | None = None) -> Bench:
+    """``ways``: a format 2 bundle with these install ways instead of format 1's one method."""
     state = tmp_path / "charger"
     SimulatedCharger.create(state, model_named("VQ-AC22"), "SN-CAPS")
     image = ImageHeader("Voltiq", "VQ-AC22", "rootfs", NEW, 5).to_bytes() + os.urandom(200_000)
     document = with_components(world.manifest({"rootfs": image}), install_method=install_method)
+    if ways is not None:
+        document["schema_version"] = 2
+        del document["components"][0]["install_method"]
+        document["components"][0]["install"] = ways
     bundle = world.bundle({"rootfs": image}, manifest=document)
     report = world.verify(bundle)
     report.raise_if_invalid()
@@ -141,8 +146,12 @@ def _addresses(state: Path) -> tuple[str, str]:
     return f"sim://{state}?kind=recovery&handover={quote(system, safe='')}", system
 
 
+# Written through U-Boot's console, committed by the Linux system's own updater once it has booted.
+RECOVERY_WAYS = {"serial": ["uboot-ymodem"], "ssh": ["rauc"]}
+
+
 def test_a_reboot_hands_the_job_to_the_driver_at_the_new_address(world: World, tmp_path: Path) -> None:
-    bench = _bench(world, tmp_path, "uboot-ymodem")
+    bench = _bench(world, tmp_path, "uboot-ymodem", RECOVERY_WAYS)
     recovery, system = _addresses(bench.state)
     record = _run(bench.job(bench.record(recovery), driver_for(recovery, Settings())))
     assert record.state == "Committed"
@@ -151,10 +160,21 @@ def test_a_reboot_hands_the_job_to_the_driver_at_the_new_address(world: World, t
     assert [s["handed_over"] for s in record.history if "handed_over" in s] == [{"from": recovery, "to": system}]
     assert "connectors" in bench.note_of(JobState.INSTALLED), "the new driver's health check ran"
     assert bench.device() == (NEW, "committed")
+    assert record.install_methods == {"rootfs": "rauc"}, "the Linux driver's way, chosen again at the hand-over"
+
+
+def test_a_bundle_with_no_way_this_driver_speaks_is_refused_before_anything_is_sent(
+    world: World, tmp_path: Path
+) -> None:
+    bench = _bench(world, tmp_path, "uboot-ymodem")  # format 1: the console's way only
+    record = _run(bench.job(bench.record("sim://linux"), MemoryDriver(bench.state, "linux")))
+    assert record.state == "Refused"
+    assert "cannot install rootfs in any way the bundle accepts" in (record.error or "")
+    assert bench.device() == ("2.3.0", "committed")
 
 
 def test_a_job_interrupted_after_a_hand_over_resumes_at_the_new_address(world: World, tmp_path: Path) -> None:
-    bench = _bench(world, tmp_path, "uboot-ymodem")
+    bench = _bench(world, tmp_path, "uboot-ymodem", RECOVERY_WAYS)
     recovery, system = _addresses(bench.state)
     crashed = _run(bench.job(bench.record(recovery), driver_for(recovery, Settings())), stop_at=JobState.INSTALLED)
     assert crashed.state == "Installed"

@@ -33,6 +33,7 @@ def _run(world: World, **kwargs: Any) -> list[tuple[str, bool, str]]:
 
 def _capabilities(install_methods: set[str], link_rate_bytes_per_s: int = 5_000_000) -> Capabilities:
     return Capabilities(
+        "ssh",
         frozenset(install_methods),
         Resume.RESTART,
         Verification.STREAMED_HASH,
@@ -97,4 +98,4 @@ def test_a_component_the_charger_updates_with_another_updater_is_refused(world: 
     result = preflight(world.bundle(), mender_owned, world.store_body, TrustedState.in_memory(NOW), world.settings, [])
     check = next(c for c in result.checks if c.name == "install-method")
     assert not check.passed
-    assert check.reason == "the bundle installs rootfs with rauc, the charger uses mender"
+    assert check.reason == "the bundle installs rootfs with rauc over ssh, the charger uses mender"

@@ -41,8 +41,7 @@ def describe(bundle: BundleSummary) -> str:
             + "; ".join(f"{c.model} rev {', '.join(c.hardware_revisions)}" for c in manifest.compatibility),
         ]
         facts += [
-            f"- **{c.name}** {c.version} via {c.install_method}"
-            + (" (metrology-relevant)" if c.metrology_relevant else "")
+            f"- **{c.name}** {c.version} via {c.ways_text}" + (" (metrology-relevant)" if c.metrology_relevant else "")
             for c in manifest.components_in_order()
         ]
         parts += ["\n".join(facts), "---", manifest.release_notes or "_no release notes_"]
