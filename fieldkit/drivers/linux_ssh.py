@@ -50,7 +50,7 @@ from fieldkit.drivers import mender, rauc, swupdate
 from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load_profiles, transaction_state
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
 from fieldkit.fsutil import sha256_file
-from fieldkit.transports.ssh import SshSession
+from fieldkit.transports.remote_shell import RemoteShell
 from fieldkit.transports.striped_upload import BLOCK_BYTES, hole_bound_bytes
 
 LOGFMT_LINE: Final = re.compile(r'level=(\w+) msg="((?:[^"\\]|\\.)*)"')
@@ -120,7 +120,7 @@ class LinuxSshDriver:
 
     def __init__(
         self,
-        connect: Callable[[], SshSession],
+        connect: Callable[[], RemoteShell],
         staging_dir: str = STAGING_DIR,
         command_timeout_s: float = 120.0,
         reboot_timeout_s: float = 180.0,
@@ -142,11 +142,11 @@ class LinuxSshDriver:
         self._profiles = profiles
         self._profile_name = profile_name
         self._profile: Profile | None = None
-        self._session: SshSession | None = None
+        self._session: RemoteShell | None = None
 
     # -- plumbing ---------------------------------------------------------------
 
-    def _ssh(self) -> SshSession:
+    def _ssh(self) -> RemoteShell:
         if self._session is None:
             session = self._connect()
             session.connect()
@@ -269,7 +269,7 @@ class LinuxSshDriver:
             model=raw["model"],
             hardware_revision=raw["hardware_revision"],
             serial=raw["serial"],
-            address=str(session.target),
+            address=session.address,
             components={
                 name: ComponentInfo(
                     name,
@@ -327,7 +327,7 @@ class LinuxSshDriver:
             model=facts.get("model") or fallback_model,
             hardware_revision=facts.get("hardware_revision", ""),
             serial=facts.get("serial", ""),
-            address=str(self._ssh().target),
+            address=self._ssh().address,
             components=components,
             security_version_floor=int(floor) if floor is not None and floor.isdigit() else None,
             transaction_active=transaction_state(facts.get("transaction")),
@@ -363,7 +363,7 @@ class LinuxSshDriver:
             self.command_timeout_s,
         )
         if answer.exit_status != 0:
-            user = self._ssh().target.user
+            user = self._ssh().login_user
             return {
                 "staging_dir": self.staging_dir,
                 "staging_problem": f"{self.staging_dir} cannot be written by {user} on the charger",

@@ -34,6 +34,7 @@ from fieldkit.errors import (
     LinkLostError,
     UsageError,
 )
+from fieldkit.transports.remote_shell import CommandResult
 from fieldkit.transports.sftp_window import WindowedWriter
 from fieldkit.transports.striped_upload import StripedUpload
 
@@ -80,17 +81,6 @@ class SshTarget:
 
     def __str__(self) -> str:
         return f"ssh://{self.user}@{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_status: int
-    stdout: bytes
-    stderr: bytes
-
-    @property
-    def text(self) -> str:
-        return self.stdout.decode("utf-8", "replace")
 
 
 class _PinningPolicy(paramiko.MissingHostKeyPolicy):
@@ -185,6 +175,14 @@ class SshSession:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    @property
+    def address(self) -> str:
+        return str(self.target)
+
+    @property
+    def login_user(self) -> str:
+        return self.target.user
 
     def connect(self) -> None:
         client = paramiko.SSHClient()

@@ -18,7 +18,8 @@ from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import LinkLostError, TransportError
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.image import ImageHeader
-from fieldkit.transports.ssh import CommandResult, SshSession, SshTarget
+from fieldkit.transports.remote_shell import CommandResult
+from fieldkit.transports.ssh import SshSession, SshTarget
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 COMMAND_ROUNDS = 250
