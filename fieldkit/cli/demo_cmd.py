@@ -103,7 +103,7 @@ def run(directory: Path) -> None:
     """
     import sys
 
-    from fieldkit.demo_site import start_site, use_demo_home
+    from fieldkit.demo.site import start_site, use_demo_home
     from fieldkit.errors import UsageError
 
     use_demo_home(directory)  # before any setting is read: the demo never touches the real fieldkit home

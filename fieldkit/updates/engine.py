@@ -38,7 +38,6 @@ from fieldkit.updates.install_ways import install_methods_for
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.states import JobState
 
-S = JobState
 PROGRESS_INTERVAL_S = 0.25
 JOURNAL_PROGRESS_INTERVAL_S = 1.0
 
@@ -112,12 +111,12 @@ class UpdateJob:
     def _honour_cancel(self) -> bool:
         """Act on a pending cancel at a step boundary; True when the job changed course."""
         step = self.record.current
-        if step in (S.PLANNED, S.DOWNLOADING, S.DOWNLOADED, S.SIGNATURE_VERIFIED):
+        if step in (JobState.PLANNED, JobState.DOWNLOADING, JobState.DOWNLOADED, JobState.SIGNATURE_VERIFIED):
             raise JobCancelledError(f"update cancelled in {step.value}, before anything was installed")
-        if step in (S.INSTALLING, S.INSTALL_REBOOTING):
+        if step in (JobState.INSTALLING, JobState.INSTALL_REBOOTING):
             self._cancelled = False
             reason = "cancelled by the technician after installing began"
-            self._go(S.INSTALLATION_FAILED, reason, error=reason)
+            self._go(JobState.INSTALLATION_FAILED, reason, error=reason)
             return True
         return False
 
@@ -173,14 +172,14 @@ class UpdateJob:
 
     async def _run(self) -> AsyncIterator[ProgressEvent]:
         record = self.record
-        if record.current == S.PLANNED:
+        if record.current == JobState.PLANNED:
             missing = self._without_install_method()
             if missing:
                 error = f"this charger's driver cannot install {', '.join(missing)} in any way the bundle accepts"
-                self._go(S.REFUSED, error, error=error)
+                self._go(JobState.REFUSED, error, error=error)
                 yield self._event(error)
                 return
-            self._go(S.DOWNLOADING, bytes_total=sum(c.size_bytes for c in self.components))
+            self._go(JobState.DOWNLOADING, bytes_total=sum(c.size_bytes for c in self.components))
         yield self._event("started" if len(record.history) <= 2 else "resumed")
         while not record.finished:
             if self._cancelled and self._honour_cancel():
@@ -189,40 +188,40 @@ class UpdateJob:
             step = record.current
             component = self.components[record.component_index]
             try:
-                if step == S.DOWNLOADING:
+                if step == JobState.DOWNLOADING:
                     async for event in self._download(record.component_index):
                         yield event
                     # What this run actually sent: after a resume, only what the charger lacked.
-                    self._go(S.DOWNLOADED, component.name, {"bytes_sent": self._last_sent})
-                elif step == S.DOWNLOADED:
+                    self._go(JobState.DOWNLOADED, component.name, {"bytes_sent": self._last_sent})
+                elif step == JobState.DOWNLOADED:
                     try:
                         checked = await self.driver.verify(component.name, self._payload(record.component_index))
                     except DeviceRefusedError as exc:
-                        self._go(S.INSTALL_VERIFICATION_FAILED, exc.message, error=exc.message)
+                        self._go(JobState.INSTALL_VERIFICATION_FAILED, exc.message, error=exc.message)
                         continue
                     # The audit trail names the verification that actually ran, not the state's name.
                     verification = {"verification": self.capabilities.verification.name.lower()}
-                    self._go(S.SIGNATURE_VERIFIED, checked, verification)
-                elif step == S.SIGNATURE_VERIFIED:
-                    self._go(S.INSTALLING, component.name)
-                elif step == S.INSTALLING:
+                    self._go(JobState.SIGNATURE_VERIFIED, checked, verification)
+                elif step == JobState.SIGNATURE_VERIFIED:
+                    self._go(JobState.INSTALLING, component.name)
+                elif step == JobState.INSTALLING:
                     await self._install(record.component_index)
-                elif step == S.INSTALL_REBOOTING:
+                elif step == JobState.INSTALL_REBOOTING:
                     await self._reboot_and_check()
-                elif step == S.INSTALLED:
+                elif step == JobState.INSTALLED:
                     await self._commit()
-                elif step in (S.INSTALLATION_FAILED, S.INSTALL_VERIFICATION_FAILED):
-                    self._go(S.ROLLING_BACK, record.error or "")
-                elif step == S.ROLLING_BACK:
+                elif step in (JobState.INSTALLATION_FAILED, JobState.INSTALL_VERIFICATION_FAILED):
+                    self._go(JobState.ROLLING_BACK, record.error or "")
+                elif step == JobState.ROLLING_BACK:
                     await self._roll_back()
             except DeviceRefusedError as exc:
-                if record.current in (S.INSTALLING, S.INSTALL_REBOOTING, S.DOWNLOADING):
-                    self._go(S.INSTALLATION_FAILED, exc.message, error=exc.message)
-                elif record.current == S.INSTALLED and not self._running_expected(await self.driver.identify()):
+                if record.current in (JobState.INSTALLING, JobState.INSTALL_REBOOTING, JobState.DOWNLOADING):
+                    self._go(JobState.INSTALLATION_FAILED, exc.message, error=exc.message)
+                elif record.current == JobState.INSTALLED and not self._running_expected(await self.driver.identify()):
                     # The trial ended before the commit (a power cut spent the last boot attempt and the
                     # bootloader went back): nothing new runs to commit, so the job ends as a rollback.
                     error = f"the charger went back to its previous image before the commit: {exc.message}"
-                    self._go(S.INSTALLATION_FAILED, error, error=error)
+                    self._go(JobState.INSTALLATION_FAILED, error, error=error)
                 else:
                     raise
             yield self._event()
@@ -261,9 +260,9 @@ class UpdateJob:
         if not installed:  # no, or the charger cannot tell: install (again), which every driver allows
             await self.driver.activate(component.name, component.sha256, self._install_methods()[component.name])
         if index + 1 < len(self.components):
-            self._go(S.DOWNLOADING, f"{component.name} installed", component_index=index + 1)
+            self._go(JobState.DOWNLOADING, f"{component.name} installed", component_index=index + 1)
         else:
-            self._go(S.INSTALL_REBOOTING, f"{component.name} installed")
+            self._go(JobState.INSTALL_REBOOTING, f"{component.name} installed")
 
     def _running_expected(self, identity: ChargerIdentity) -> bool:
         return all(
@@ -283,9 +282,9 @@ class UpdateJob:
             return
         report = await self.driver.health(expected, baseline_meter_wh=self.record.baseline_meter_wh)
         if report.healthy:
-            self._go(S.INSTALLED, report.detail)
+            self._go(JobState.INSTALLED, report.detail)
         else:
-            self._go(S.INSTALLATION_FAILED, report.detail, error=f"health check failed: {report.detail}")
+            self._go(JobState.INSTALLATION_FAILED, report.detail, error=f"health check failed: {report.detail}")
 
     def _hand_over(self, address: str) -> None:
         """Continue the job through the driver for ``address`` (journaled first, so a resume goes there too)."""
@@ -314,12 +313,14 @@ class UpdateJob:
             name: identity.components[name].version if name in identity.components else None for name in expected
         }
         if all(version is None for version in running.values()):
-            self._go(S.INSTALLED, "no health check on this charger, and it does not report versions: unconfirmed")
+            self._go(
+                JobState.INSTALLED, "no health check on this charger, and it does not report versions: unconfirmed"
+            )
         elif running == expected:
-            self._go(S.INSTALLED, f"no health check on this charger; it runs {expected}")
+            self._go(JobState.INSTALLED, f"no health check on this charger; it runs {expected}")
         else:
             error = f"the charger runs {running} after the reboot, not {expected}"
-            self._go(S.INSTALLATION_FAILED, error, error=error)
+            self._go(JobState.INSTALLATION_FAILED, error, error=error)
 
     async def _commit(self) -> None:
         if self.capabilities.trial_boot:
@@ -327,7 +328,7 @@ class UpdateJob:
             note = "committed"
         else:
             note = "committed: this charger has no trial boot, the image was permanent once installed"
-        self._go(S.COMMITTED, note + await self._discard_staged())
+        self._go(JobState.COMMITTED, note + await self._discard_staged())
 
     def _install_methods(self) -> dict[str, str]:
         """Per component, the method the job chose for its driver (journaled; chosen here for an older journal).
@@ -358,7 +359,7 @@ class UpdateJob:
                 f"after rollback the charger runs {wrong}, expected {self.record.from_versions}"
             )
         note = f"previous versions running: {self.record.from_versions}" + (f" ({done})" if done else "")
-        self._go(S.ROLLED_BACK, note + await self._discard_staged())
+        self._go(JobState.ROLLED_BACK, note + await self._discard_staged())
 
     async def _discard_staged(self) -> str:
         """Free the charger's staging space before the job ends; a note when that failed.

@@ -30,21 +30,22 @@ class JobState(StrEnum):
     ROLLED_BACK = "RolledBack"
 
 
-S = JobState
 TRANSITIONS: Final[dict[JobState, frozenset[JobState]]] = {
-    S.PLANNED: frozenset({S.DOWNLOADING, S.REFUSED}),
-    S.DOWNLOADING: frozenset({S.DOWNLOADED, S.INSTALLATION_FAILED}),
-    S.DOWNLOADED: frozenset({S.SIGNATURE_VERIFIED, S.INSTALL_VERIFICATION_FAILED}),
-    S.SIGNATURE_VERIFIED: frozenset({S.INSTALLING}),
-    S.INSTALLING: frozenset({S.DOWNLOADING, S.INSTALL_REBOOTING, S.INSTALLATION_FAILED}),
-    S.INSTALL_REBOOTING: frozenset({S.INSTALLED, S.INSTALLATION_FAILED}),
-    S.INSTALLED: frozenset({S.COMMITTED, S.INSTALLATION_FAILED}),  # failed: the trial ended before the commit
-    S.INSTALLATION_FAILED: frozenset({S.ROLLING_BACK}),
-    S.INSTALL_VERIFICATION_FAILED: frozenset({S.ROLLING_BACK}),
-    S.ROLLING_BACK: frozenset({S.ROLLED_BACK}),
-    S.COMMITTED: frozenset(),
-    S.ROLLED_BACK: frozenset(),
-    S.REFUSED: frozenset(),
+    JobState.PLANNED: frozenset({JobState.DOWNLOADING, JobState.REFUSED}),
+    JobState.DOWNLOADING: frozenset({JobState.DOWNLOADED, JobState.INSTALLATION_FAILED}),
+    JobState.DOWNLOADED: frozenset({JobState.SIGNATURE_VERIFIED, JobState.INSTALL_VERIFICATION_FAILED}),
+    JobState.SIGNATURE_VERIFIED: frozenset({JobState.INSTALLING}),
+    JobState.INSTALLING: frozenset({JobState.DOWNLOADING, JobState.INSTALL_REBOOTING, JobState.INSTALLATION_FAILED}),
+    JobState.INSTALL_REBOOTING: frozenset({JobState.INSTALLED, JobState.INSTALLATION_FAILED}),
+    JobState.INSTALLED: frozenset(
+        {JobState.COMMITTED, JobState.INSTALLATION_FAILED}
+    ),  # failed: the trial ended before the commit
+    JobState.INSTALLATION_FAILED: frozenset({JobState.ROLLING_BACK}),
+    JobState.INSTALL_VERIFICATION_FAILED: frozenset({JobState.ROLLING_BACK}),
+    JobState.ROLLING_BACK: frozenset({JobState.ROLLED_BACK}),
+    JobState.COMMITTED: frozenset(),
+    JobState.ROLLED_BACK: frozenset(),
+    JobState.REFUSED: frozenset(),
 }
 TERMINAL: Final = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 

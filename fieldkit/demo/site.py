@@ -38,7 +38,7 @@ from typing import Final
 
 from fieldkit.audit.identity import PASSPHRASE_ENV, identity_dir, init_identity
 from fieldkit.config import HOME_ENV, data_dir
-from fieldkit.demo import INDEX_NAME, init_demo
+from fieldkit.demo.library import INDEX_NAME, init_demo
 from fieldkit.errors import FieldkitError
 from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger

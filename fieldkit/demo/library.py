@@ -1,9 +1,8 @@
-"""Demo material: keys, a trust store and bundles for the simulated chargers.
+"""The demo's bundle library: bundles for every simulated charger model, valid ones and ones that must fail.
 
-Everything is derived from fixed seeds and fixed dates, so `fieldkit demo
-init` writes the same bytes every time (Ed25519 and RFC 6979 ECDSA are
-deterministic). The keys are demo keys (see bundles/demo_keys.py): the trust
-store written here is marked ``demo`` and no other store accepts them.
+``init_demo`` writes DIR/keys/, DIR/trust-store.json and DIR/*.fwbundle with
+the same bytes every time, and an index saying what each bundle was made to
+be, which ``fieldkit demo check`` verifies.
 """
 
 from __future__ import annotations
@@ -17,26 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fieldkit.bundles import keys
 from fieldkit.bundles.build import create_bundle, sign_bundle
-from fieldkit.bundles.demo_keys import DEMO_KEY_NAMES, demo_private_key
+from fieldkit.bundles.demo_keys import demo_private_key
 from fieldkit.bundles.manifest import SCHEMA_VERSION, TRANSPORT_OF_METHOD
-from fieldkit.bundles.roles import ROLES
-from fieldkit.bundles.truststore import Scope, TrustedKey, TrustedRoot, TrustStoreBody, build_store
 from fieldkit.bundles.verify import ChargerFacts
 from fieldkit.config import Limits
-from fieldkit.simulator.catalog import MODELS, SimulatedModel, model_named
+from fieldkit.demo.pki import CREATED, DemoPki, demo_ec_key, write_demo_keys, write_file
+from fieldkit.simulator.catalog import SimulatedModel, model_named
 from fieldkit.simulator.image import ImageHeader
 
-CREATED: Final = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 EXPIRES: Final = dt.datetime(2036, 1, 15, tzinfo=dt.UTC)
-CERT_FROM: Final = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-CERT_UNTIL: Final = dt.datetime(2045, 1, 1, tzinfo=dt.UTC)
 DEFAULT_PAYLOAD_BYTES: Final = 256 * 1024
 
 
@@ -61,144 +54,6 @@ class DemoBundle:
 
 def _iso(moment: dt.datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fieldkit DEMO (never trust)"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _ca_cert(key: ec.EllipticCurvePrivateKey, common_name: str, serial: int) -> x509.Certificate:
-    public = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(public)
-        .serial_number(serial)
-        .not_valid_before(CERT_FROM)
-        .not_valid_after(CERT_UNTIL)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
-    )
-
-
-def _signing_cert(
-    key: ec.EllipticCurvePrivateKey,
-    common_name: str,
-    issuer: x509.Certificate,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    serial: int,
-) -> x509.Certificate:
-    public = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(issuer.subject)
-        .public_key(public)
-        .serial_number(serial)
-        .not_valid_before(CERT_FROM)
-        .not_valid_after(CERT_UNTIL)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-        .sign(issuer_key, hashes.SHA256(), ecdsa_deterministic=True)
-    )
-
-
-def _ec(name: str) -> ec.EllipticCurvePrivateKey:
-    key = demo_private_key(name)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return key
-
-
-class DemoPki:
-    """The demo's keys and certificates, all derived on demand."""
-
-    def __init__(self) -> None:
-        self.oem_root = _ca_cert(_ec("demo-oem-root-ca"), "Ampero DEMO OEM root", 1)
-        self.oem_signing = _signing_cert(
-            _ec("demo-oem-signing"),
-            "Ampero DEMO release signing",
-            self.oem_root,
-            _ec("demo-oem-root-ca"),
-            2,
-        )
-        self.ocpp_root = _ca_cert(_ec("demo-ocpp-root-ca"), "Ampero DEMO ManufacturerRootCertificate", 3)
-        self.ocpp_signing = _signing_cert(
-            _ec("demo-ocpp-signing"),
-            "Ampero DEMO firmware signing",
-            self.ocpp_root,
-            _ec("demo-ocpp-root-ca"),
-            4,
-        )
-
-    @staticmethod
-    def pem(cert: x509.Certificate) -> str:
-        return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-    def trust_store_bytes(self) -> bytes:
-        def pinned(name: str, roles: list[Any], scope: Scope) -> TrustedKey:
-            public = demo_private_key(name).public_key()
-            return TrustedKey(
-                key_id=keys.key_id(public),
-                name=f"{name} (DEMO)",
-                algorithm=keys.algorithm_of(public),
-                public_key_pem=keys.plain_public_pem(public),
-                roles=roles,
-                scope=scope,
-            )
-
-        def root(cert: x509.Certificate, name: str, roles: list[Any], scope: Scope) -> TrustedRoot:
-            return TrustedRoot(
-                key_id=keys.certificate_key_id(cert),
-                name=name,
-                certificate_pem=self.pem(cert),
-                roles=roles,
-                scope=scope,
-            )
-
-        vendors = sorted({m.vendor for m in MODELS})
-        body = TrustStoreBody(
-            type="fieldkit-trust-store",
-            schema_version=1,
-            version=1,
-            issued_at=CREATED,
-            demo=True,
-            keys=[
-                pinned("demo-trust-root", ["trust-root"], Scope()),
-                pinned("demo-release", ["release"], Scope(vendors=vendors)),
-                pinned("demo-metrology", ["metrology"], Scope(vendors=vendors)),
-            ],
-            x509_roots=[
-                root(self.oem_root, "Ampero DEMO OEM root", ["release"], Scope(vendors=["Ampero"])),
-                root(
-                    self.ocpp_root,
-                    "Ampero DEMO ManufacturerRootCertificate",
-                    ["ocpp-manufacturer"],
-                    Scope(),
-                ),
-            ],
-            thresholds={"trust-root": 1, "release": 1, "metrology": 1},
-        )
-        return build_store(body, [demo_private_key("demo-trust-root")])
 
 
 def demo_payload(
@@ -263,39 +118,6 @@ def _component(comp_name: str, model: SimulatedModel, version: str, order: int) 
     }
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def _write_keys(directory: Path, pki: DemoPki) -> None:
-    for name in DEMO_KEY_NAMES:
-        private = demo_private_key(name)
-        meta = keys.KeyMeta(name=name, role=_role_of(name), label="demo")
-        private_pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _write(directory / f"{name}.key", b"fieldkit-key-label: demo\n" + private_pem)
-        (directory / f"{name}.key").chmod(0o600)
-        _write(directory / f"{name}.pub", keys.public_pem(private.public_key(), meta))
-    for cert, name in (
-        (pki.oem_root, "demo-oem-root-ca"),
-        (pki.oem_signing, "demo-oem-signing"),
-        (pki.ocpp_root, "demo-ocpp-root-ca"),
-        (pki.ocpp_signing, "demo-ocpp-signing"),
-    ):
-        _write(directory / f"{name}.crt", pki.pem(cert).encode("ascii"))
-
-
-def _role_of(name: str) -> str:
-    for role in ROLES:
-        if role in name:
-            return role
-    return "x509"
-
-
 def _build_bundle(
     out: Path,
     model: SimulatedModel,
@@ -335,8 +157,8 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
     """Write DIR/keys/, DIR/trust-store.json and DIR/*.fwbundle; return what was made."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = DemoPki()
-    _write_keys(directory / "keys", pki)
-    _write(directory / "trust-store.json", pki.trust_store_bytes())
+    write_demo_keys(directory / "keys", pki)
+    write_file(directory / "trust-store.json", pki.trust_store_bytes())
     release, metrology = demo_private_key("demo-release"), demo_private_key("demo-metrology")
     oem_key = demo_private_key("demo-oem-signing")
     made: list[DemoBundle] = []
@@ -442,7 +264,7 @@ def init_demo(directory: Path, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> li
             [release],
             "metrology-signature-missing",
         )
-    _write(directory / INDEX_NAME, json.dumps([b.as_dict() for b in made], indent=2).encode("utf-8") + b"\n")
+    write_file(directory / INDEX_NAME, json.dumps([b.as_dict() for b in made], indent=2).encode("utf-8") + b"\n")
     return made
 
 
@@ -456,7 +278,7 @@ def _ocpp_signature(payload: Path, pki: DemoPki) -> dict[str, str]:
     import hashlib
 
     digest = hashlib.sha256(payload.read_bytes()).digest()
-    signature = _ec("demo-ocpp-signing").sign(
+    signature = demo_ec_key("demo-ocpp-signing").sign(
         digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()), deterministic_signing=True)
     )
     return {
