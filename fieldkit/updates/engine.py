@@ -23,10 +23,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fieldkit.bundles.container import BundleContainer
 from fieldkit.bundles.manifest import Manifest
@@ -35,7 +34,7 @@ from fieldkit.domain import Capabilities, ChargerIdentity, PayloadSource
 from fieldkit.drivers.base import Driver
 from fieldkit.errors import DeviceRefusedError, FieldkitError, TransportError
 from fieldkit.updates.install_ways import install_methods_for
-from fieldkit.updates.journal import JobRecord, Journal
+from fieldkit.updates.journal import JobRecord, Journal, JsonValue, StepChanges
 from fieldkit.updates.states import JobState
 
 PROGRESS_INTERVAL_S = 0.25
@@ -147,9 +146,17 @@ class UpdateJob:
         )
 
     def _go(
-        self, target: JobState, note: str = "", history_extra: dict[str, Any] | None = None, **changes: Any
+        self,
+        target: JobState,
+        note: str = "",
+        history_extra: Mapping[str, JsonValue] | None = None,
+        *,
+        error: str | None = None,
+        bytes_total: int | None = None,
+        component_index: int | None = None,
     ) -> None:
-        self.journal.transition(self.record, target, history_extra, **changes)
+        changes = StepChanges(error, bytes_total, component_index)
+        self.journal.transition(self.record, target, history_extra, changes)
         self._state_is_ours = True
         if self.audit is not None:
             self.audit(self.record, target.value, note)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,18 @@ def jobs_dir() -> Path:
     return config.data_dir() / "jobs"
 
 
-@dataclass
+# What a journal's history holds: JSON values.
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+def new_job_id() -> str:
+    """Sortable by start time, unique without coordination."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+@dataclass(kw_only=True)
 class JobRecord:
-    job_id: str
+    job_id: str = field(default_factory=new_job_id)
     charger_address: str
     charger_serial: str
     bundle_path: str
@@ -52,7 +62,7 @@ class JobRecord:
     bytes_total: int = 0
     bytes_done: int = 0
     error: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, JsonValue]] = field(default_factory=list)
 
     @property
     def current(self) -> JobState:
@@ -70,8 +80,8 @@ class Journal:
     def path(self, job_id: str) -> Path:
         return self.directory / f"{job_id}.json"
 
-    def create(self, **fields: Any) -> JobRecord:
-        record = JobRecord(job_id=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8], **fields)
+    def create(self, record: JobRecord) -> JobRecord:
+        """Journal a new job (Planned) before anything is done for it."""
         record.history.append({"state": record.state, "at": dt.datetime.now(dt.UTC).isoformat()})
         self.save(record)
         return record
@@ -80,14 +90,18 @@ class Journal:
         atomic_write_bytes(self.path(record.job_id), json.dumps(asdict(record), indent=2).encode())
 
     def transition(
-        self, record: JobRecord, target: JobState, history_extra: dict[str, Any] | None = None, **changes: Any
+        self,
+        record: JobRecord,
+        target: JobState,
+        history_extra: Mapping[str, JsonValue] | None = None,
+        changes: StepChanges | None = None,
     ) -> None:
         """Journal ``target`` (refusing transitions the table does not allow), then let the step act."""
         if not allowed(record.current, target):
             raise JournalError(f"job {record.job_id}: {record.state} -> {target.value} is not a valid transition")
         record.state = target.value
-        for key, value in changes.items():
-            setattr(record, key, value)
+        if changes is not None:
+            changes.apply_to(record)
         record.history.append(
             {
                 "state": target.value,
@@ -110,12 +124,29 @@ class Journal:
         records = []
         for path in sorted(self.directory.glob("*.json")):
             try:
-                record = JobRecord(**json.loads(path.read_text(encoding="utf-8")))
+                record = JobRecord(**_migrated(json.loads(path.read_text(encoding="utf-8"))))
             except (OSError, ValueError, TypeError):
                 continue
             if not record.finished:
                 records.append(record)
         return records
+
+
+@dataclass(frozen=True)
+class StepChanges:
+    """What a transition changes in the record besides its state (None: unchanged)."""
+
+    error: str | None = None
+    bytes_total: int | None = None
+    component_index: int | None = None
+
+    def apply_to(self, record: JobRecord) -> None:
+        if self.error is not None:
+            record.error = self.error
+        if self.bytes_total is not None:
+            record.bytes_total = self.bytes_total
+        if self.component_index is not None:
+            record.component_index = self.component_index
 
 
 def _migrated(document: dict[str, Any]) -> dict[str, Any]:

@@ -330,20 +330,22 @@ class UpdateService:
                 )
         components = manifest.components_in_order()
         record = self.journal.create(
-            charger_address=address,
-            charger_serial=identity.serial,
-            charger_vendor=identity.vendor,
-            charger_model=identity.model,
-            charger_hardware_revision=identity.hardware_revision,
-            bundle_path=str(bundle.resolve()),
-            bundle_id=manifest.bundle_id,
-            components=[c.name for c in components],
-            from_versions={c.name: identity.components[c.name].version for c in components},
-            to_versions={c.name: c.version for c in components},
-            link_options=self.options.journaled(),
-            install_methods=install_methods_for(components, driver.capabilities, identity),
-            trust_store=str(self.trust_store.resolve()),
-            baseline_meter_wh=identity.meter_wh,
+            JobRecord(
+                charger_address=address,
+                charger_serial=identity.serial,
+                charger_vendor=identity.vendor,
+                charger_model=identity.model,
+                charger_hardware_revision=identity.hardware_revision,
+                bundle_path=str(bundle.resolve()),
+                bundle_id=manifest.bundle_id,
+                components=[c.name for c in components],
+                from_versions={c.name: identity.components[c.name].version for c in components},
+                to_versions={c.name: c.version for c in components},
+                link_options=self.options.journaled(),
+                install_methods=install_methods_for(components, driver.capabilities, identity),
+                trust_store=str(self.trust_store.resolve()),
+                baseline_meter_wh=identity.meter_wh,
+            )
         )
         return self._job(record, manifest, driver, audit)
 
@@ -399,7 +401,7 @@ def job_age(record: JobRecord) -> dt.timedelta | None:
     if not record.history:
         return None
     try:
-        last = dt.datetime.fromisoformat(record.history[-1]["at"])
+        last = dt.datetime.fromisoformat(str(record.history[-1]["at"]))
     except (KeyError, ValueError):
         return None
     return dt.datetime.now(dt.UTC) - last

@@ -63,14 +63,16 @@ class Job:
         identity = asyncio.run(self.driver.identify())
         components = self.manifest.components_in_order()
         self.record = self.journal.create(
-            charger_address=sim.address,
-            charger_serial=identity.serial,
-            bundle_path=str(demo / bundle),
-            bundle_id=self.manifest.bundle_id,
-            components=[c.name for c in components],
-            from_versions={c.name: identity.components[c.name].version for c in components},
-            to_versions={c.name: c.version for c in components},
-            baseline_meter_wh=identity.meter_wh,
+            JobRecord(
+                charger_address=sim.address,
+                charger_serial=identity.serial,
+                bundle_path=str(demo / bundle),
+                bundle_id=self.manifest.bundle_id,
+                components=[c.name for c in components],
+                from_versions={c.name: identity.components[c.name].version for c in components},
+                to_versions={c.name: c.version for c in components},
+                baseline_meter_wh=identity.meter_wh,
+            )
         )
         self.audited: list[tuple[str, str]] = []
 

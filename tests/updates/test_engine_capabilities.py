@@ -47,13 +47,15 @@ class Bench:
     def record(self, address: str) -> JobRecord:
         identity = asyncio.run(MemoryDriver(self.state).identify())
         return self.journal.create(
-            charger_address=address,
-            charger_serial=identity.serial,
-            bundle_path=str(self.bundle),
-            bundle_id=self.manifest.bundle_id,
-            components=["rootfs"],
-            from_versions={"rootfs": identity.components["rootfs"].version},
-            to_versions={"rootfs": NEW},
+            JobRecord(
+                charger_address=address,
+                charger_serial=identity.serial,
+                bundle_path=str(self.bundle),
+                bundle_id=self.manifest.bundle_id,
+                components=["rootfs"],
+                from_versions={"rootfs": identity.components["rootfs"].version},
+                to_versions={"rootfs": NEW},
+            )
         )
 
     def job(self, record: JobRecord, driver: Driver) -> UpdateJob:

@@ -40,3 +40,9 @@ def test_a_job_journaled_with_an_ssh_key_field_resumes_with_it_as_a_link_option(
 def test_a_job_journaled_without_a_key_has_no_link_options(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "jobs")
     assert journal.load(_old_journal(journal.directory, None)).link_options == {}
+
+
+def test_an_interrupted_job_from_an_earlier_release_is_offered_for_resume(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "jobs")
+    job_id = _old_journal(journal.directory, "/home/tech/.ssh/charger_key")
+    assert [r.job_id for r in journal.unfinished()] == [job_id]
