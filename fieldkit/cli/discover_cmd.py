@@ -74,6 +74,8 @@ def discover(
                             "serial": r.identity.serial,
                             "versions": {n: c.version for n, c in r.identity.components.items()},
                             "transaction_active": r.identity.transaction_active,
+                            # Where facts came from when not reported by the charger itself (a file, a descriptor).
+                            "fact_sources": {f: s.name.lower() for f, s in r.identity.fact_sources.items()},
                         },
                     }
                     for r in results

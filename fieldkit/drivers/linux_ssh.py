@@ -39,6 +39,7 @@ from fieldkit.domain import (
     Capabilities,
     ChargerIdentity,
     ComponentInfo,
+    FactSource,
     HealthReport,
     PayloadSource,
     ProgressCallback,
@@ -100,6 +101,8 @@ def updaters(vendor_command: str = VENDOR_UPDATE_COMMAND) -> dict[str, Updater]:
     }
 
 
+# A profile's fact names, as ChargerIdentity names the same facts.
+IDENTITY_FIELD_OF_FACT: Final = {"transaction": "transaction_active"}
 # A charger's network link is rarely the limit; its flash and CPU are. A conservative figure for estimates.
 LINUX_LINK_RATE_BYTES_PER_S: Final = 5_000_000
 
@@ -287,9 +290,14 @@ class LinuxSshDriver:
             connector_statuses=tuple(str(c) for c in raw.get("connectors", [])),
         )
 
-    def _facts(self, profile: Profile) -> dict[str, str]:
+    def _facts(self, profile: Profile) -> dict[str, tuple[str, FactSource]]:
+        """Each fact's value, and whether it was read from a file (a descriptor) or reported by a command."""
         script = fact_script(profile)
-        return profile.values(script.parse(self._run(script.command, name="identity facts")))
+        found = profile.values_and_origins(script.parse(self._run(script.command, name="identity facts")))
+        return {
+            name: (value, FactSource.DESCRIPTOR if origin.file is not None else FactSource.DEVICE)
+            for name, (value, origin) in found.items()
+        }
 
     def _rauc_status(self) -> rauc.RaucStatus:
         return rauc.RaucStatus.parse(self._run(rauc.STATUS_COMMAND, name="rauc status"))
@@ -310,7 +318,7 @@ class LinuxSshDriver:
         status = self._mender_status() if profile.updater == "mender" else self._swupdate_status()
         component = ComponentInfo(
             profile.component,
-            facts.get("version"),
+            facts["version"][0] if "version" in facts else None,
             status.booted,
             "pending" if status.trial_running else "committed",
             status.pending,
@@ -319,8 +327,12 @@ class LinuxSshDriver:
         return self._identity_from_facts(facts, {profile.component: component}, "")
 
     def _identity_from_facts(
-        self, facts: dict[str, str], components: dict[str, ComponentInfo], fallback_model: str
+        self, read: dict[str, tuple[str, FactSource]], components: dict[str, ComponentInfo], fallback_model: str
     ) -> ChargerIdentity:
+        facts = {name: value for name, (value, _) in read.items()}
+        sources = {IDENTITY_FIELD_OF_FACT.get(name, name): source for name, (_, source) in read.items()}
+        if not facts.get("model") and fallback_model:
+            sources["model"] = FactSource.DEVICE  # the updater's compatible string
         floor = facts.get("security_version_floor")
         return ChargerIdentity(
             vendor=facts.get("vendor", ""),
@@ -332,6 +344,7 @@ class LinuxSshDriver:
             security_version_floor=int(floor) if floor is not None and floor.isdigit() else None,
             transaction_active=transaction_state(facts.get("transaction")),
             connector_statuses=tuple(c.strip() for c in facts.get("connectors", "").split(",") if c.strip()),
+            fact_sources={name: source for name, source in sources.items() if source != FactSource.DEVICE},
         )
 
     def _identify_rauc(self, profile: Profile) -> ChargerIdentity:
@@ -343,7 +356,7 @@ class LinuxSshDriver:
             pending = status.pending(slot_class)
             version = booted.bundle_version if booted is not None else None
             if slot_class == profile.component:
-                version = facts.get("version") or version  # the running system's own word first
+                version = facts["version"][0] if "version" in facts else version  # the system's own word first
             components[slot_class] = ComponentInfo(
                 slot_class,
                 version,

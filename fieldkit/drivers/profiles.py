@@ -127,14 +127,18 @@ class Profile(BaseModel):
 
     def values(self, outputs: dict[int, str | None]) -> dict[str, str]:
         """The first value each fact's sources yield, from the outputs of ``fact_script``."""
-        found: dict[str, str] = {}
+        return {name: value for name, (value, _) in self.values_and_origins(outputs).items()}
+
+    def values_and_origins(self, outputs: dict[int, str | None]) -> dict[str, tuple[str, FactSource]]:
+        """Each fact's value and the source that gave it (its file or its command)."""
+        found: dict[str, tuple[str, FactSource]] = {}
         for index, source in enumerate(self.facts):
             if source.name in found:
                 continue
             output = outputs.get(index)
             value = source.pick(output) if output is not None else None
             if value is not None:
-                found[source.name] = value
+                found[source.name] = (value, source)
         return found
 
 

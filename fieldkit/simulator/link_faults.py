@@ -14,7 +14,7 @@ import time
 
 from fieldkit.errors import LinkLostError
 from fieldkit.simulator.faults import FaultPlan
-from fieldkit.transports.byte_stream import ByteStream
+from fieldkit.transports.byte_stream import ByteStream, read_exactly_from
 
 
 class FaultyByteStream:
@@ -63,14 +63,7 @@ class FaultyByteStream:
         return self.inner.read(max_bytes, timeout_s)
 
     def read_exactly(self, count: int, timeout_s: float) -> bytes:
-        deadline = time.monotonic() + timeout_s
-        received = bytearray()
-        while len(received) < count:
-            remaining_s = deadline - time.monotonic()
-            if remaining_s <= 0:
-                raise LinkLostError(f"{self.url}: {len(received)} of {count} bytes arrived in {timeout_s:g} s")
-            received += self.read(count - len(received), remaining_s)
-        return bytes(received)
+        return read_exactly_from(self, count, timeout_s)
 
     def discard_input(self) -> None:
         self._check()

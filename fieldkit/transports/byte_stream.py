@@ -101,16 +101,7 @@ class SerialByteStream:
             raise self._lost(exc) from exc
 
     def read_exactly(self, count: int, timeout_s: float) -> bytes:
-        deadline = time.monotonic() + timeout_s
-        received = bytearray()
-        while len(received) < count:
-            remaining_s = deadline - time.monotonic()
-            if remaining_s <= 0:
-                raise LinkLostError(
-                    f"{self._url}: {len(received)} of {count} bytes arrived in {timeout_s:g} s", _hint_for(self._url)
-                )
-            received += self.read(count - len(received), remaining_s)
-        return bytes(received)
+        return read_exactly_from(self, count, timeout_s)
 
     def discard_input(self) -> None:
         try:
@@ -122,6 +113,20 @@ class SerialByteStream:
         # Closing a port that is gone (adapter unplugged) has nothing left to do.
         with contextlib.suppress(self._serial_error, OSError):
             self._port.close()
+
+
+def read_exactly_from(stream: ByteStream, count: int, timeout_s: float) -> bytes:
+    """``count`` bytes from ``stream`` within ``timeout_s``, or LinkLostError saying how many came."""
+    deadline = time.monotonic() + timeout_s
+    received = bytearray()
+    while len(received) < count:
+        remaining_s = deadline - time.monotonic()
+        if remaining_s <= 0:
+            raise LinkLostError(
+                f"{stream.url}: {len(received)} of {count} bytes arrived in {timeout_s:g} s", _hint_for(stream.url)
+            )
+        received += stream.read(count - len(received), remaining_s)
+    return bytes(received)
 
 
 def open_byte_stream(url: str, baud: int = DEFAULT_BAUD) -> ByteStream:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldkit.domain import Capabilities, PayloadSource, Resume, Revert, Verification
+from fieldkit.domain import Capabilities, FactSource, PayloadSource, Resume, Revert, Verification
 from fieldkit.drivers.base import Driver
 from fieldkit.drivers.linux_ssh import LinuxSshDriver
 from fieldkit.errors import DeviceRefusedError
@@ -223,6 +223,12 @@ def test_identity_names_the_charger_and_leaves_unknowns_unknown(subject: Subject
     ):
         assert (value is None) == (fact in identity.unknown_safety_facts), "an unknown fact is reported as unknown"
     assert subject.capabilities.link_rate_bytes_per_s > 0
+    expected_sources = {
+        # A stock system: identity read from standard files (the generic RAUC profile), not reported by a program.
+        "ssh-real-rauc": {"vendor", "model", "hardware_revision", "serial", "version"},
+        "memory-dfu": {"vendor", "model"},  # from the USB descriptor, as a DFU bootloader gives them
+    }.get(subject.name, set())
+    assert {f for f, source in identity.fact_sources.items() if source == FactSource.DESCRIPTOR} == expected_sources
 
 
 def test_a_full_update_commits_the_new_version(subject: Subject) -> None:

@@ -202,6 +202,7 @@ class ChargersScreen(FieldkitScreen):
         lines = [
             f"[b]{escape(identity.vendor)} {escape(identity.model)}[/b] rev {escape(identity.hardware_revision)}",
             f"serial {escape(identity.serial)}",
+            *_provenance_lines(identity),
             f"anti-rollback floor {_or_unknown(identity.security_version_floor)} · meter {identity.meter_wh} Wh",
             "[yellow]vehicle charging[/yellow]"
             if identity.transaction_active
@@ -268,3 +269,11 @@ class ChargersScreen(FieldkitScreen):
         if target not in context.targets:
             context.targets.append(target)
         self.discover_all([target])
+
+
+def _provenance_lines(identity: ChargerIdentity) -> list[str]:
+    """Where the facts came from that the charger did not report itself (a file, a descriptor, the technician)."""
+    by_source: dict[str, list[str]] = {}
+    for fact, source in sorted(identity.fact_sources.items()):
+        by_source.setdefault(source.value, []).append(fact.replace("_", " "))
+    return [f"[dim]{escape(', '.join(facts))}: {escape(source)}[/dim]" for source, facts in by_source.items()]
