@@ -54,14 +54,21 @@ def sha256_file(path: Path, start: int = 0, length: int | None = None, chunk_byt
     Streamed: memory stays at one chunk whatever the file size.
     """
     hasher = hashlib.sha256()
-    hashed = 0
     with path.open("rb") as handle:
         handle.seek(start)
-        while length is None or hashed < length:
-            want = chunk_bytes if length is None else min(chunk_bytes, length - hashed)
-            chunk = handle.read(want)
-            if not chunk:
-                break
-            hasher.update(chunk)
-            hashed += len(chunk)
+        hashed = feed_hasher(handle, hasher, length, chunk_bytes)
     return hashed, hasher.hexdigest()
+
+
+def feed_hasher(handle: BinaryIO, hasher: hashlib._Hash, length: int | None = None, chunk_bytes: int = 1 << 20) -> int:
+    """Feed ``length`` bytes of ``handle`` from where it stands (to its end by default) to ``hasher``;
+    returns the bytes fed. One chunk in memory at a time."""
+    hashed = 0
+    while length is None or hashed < length:
+        want = chunk_bytes if length is None else min(chunk_bytes, length - hashed)
+        chunk = handle.read(want)
+        if not chunk:
+            break
+        hasher.update(chunk)
+        hashed += len(chunk)
+    return hashed

@@ -239,8 +239,7 @@ def update(
     if not address or bundle is None:
         raise UsageError("--charger and --bundle are required", "or pass --resume to continue interrupted jobs")
     from fieldkit.cli.audit_cmd import record_event
-    from fieldkit.updates.auditing import refusal_entry
-    from fieldkit.updates.service import Confirmations, PreflightRefusedError
+    from fieldkit.updates.service import Confirmations
 
     service = _service(trust_store, ssh_key, accept_new_host_key)
     confirmations = Confirmations(confirm_serial, override_reason, frozenset(confirm_unknown))
@@ -248,9 +247,7 @@ def update(
     _print_checks(check.preflight.checks, as_json)
     manifest = check.preflight.report.manifest
     if not check.ok or manifest is None:
-        refusal = refusal_entry(check.preflight, check.identity, address, bundle)
-        record_event("update.refused", **refusal)
-        raise PreflightRefusedError(f"preflight refused the update: {refusal['error']}", check.preflight)
+        raise service.refused(check, bundle, record_event)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("the update needs confirmation and there is no terminal", "pass --yes")

@@ -146,6 +146,17 @@ async def discover(
     return [r for r in results if r is not None]
 
 
+async def discover_with_drivers(
+    targets: list[str], settings: Settings, user: str, options: DriverOptions, default_port: int = 22
+) -> list[Discovered]:
+    """Discovery with the same drivers an update uses, logging in as ``user``."""
+
+    def factory(candidate: Candidate) -> Driver:
+        return driver_for(candidate.ssh_address(user), settings, options)
+
+    return await discover(targets, factory, default_port)
+
+
 def discover_chargers(
     targets: list[str],
     settings: Settings,
@@ -154,9 +165,6 @@ def discover_chargers(
     ssh_key: Path | None = None,
     accept_new_host_key: bool = False,
 ) -> list[Discovered]:
-    """Discovery with the same drivers an update uses."""
-
-    def factory(candidate: Candidate) -> Driver:
-        return driver_for(candidate.ssh_address(user), settings, DriverOptions(ssh_key, accept_new_host_key))
-
-    return asyncio.run(discover(targets, factory, default_port))
+    """``discover_with_drivers`` for a caller without an event loop (the CLI)."""
+    options = DriverOptions(ssh_key, accept_new_host_key)
+    return asyncio.run(discover_with_drivers(targets, settings, user, options, default_port))

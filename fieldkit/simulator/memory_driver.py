@@ -24,7 +24,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 from fieldkit.config import Settings
@@ -43,6 +43,7 @@ from fieldkit.domain import (
 from fieldkit.drivers.base import Driver
 from fieldkit.drivers.registry import DriverOptions
 from fieldkit.errors import DeviceRefusedError, LinkLostError, UsageError
+from fieldkit.fsutil import feed_hasher, sha256_file
 from fieldkit.simulator.device import DeviceError, SimulatedCharger
 from fieldkit.simulator.faults import FaultPlan, PowerCut
 
@@ -156,7 +157,7 @@ class MemoryDriver:
         digest = hashlib.sha256()
         with payload.path.open("rb") as source:
             source.seek(payload.offset)
-            _hash_prefix(source, digest, offset)  # what an earlier run streamed: the laptop's own copy
+            feed_hasher(source, digest, offset)  # what an earlier run streamed: the laptop's own copy
             position = offset
             if on_progress is not None:
                 on_progress(position)
@@ -165,7 +166,7 @@ class MemoryDriver:
                 try:
                     charger.write_slot(component, position, data)
                 except PowerCut as exc:
-                    raise LinkLostError(f"the charger went dark: {exc}", "power it up, then resume") from exc
+                    raise _went_dark(exc) from exc
                 digest.update(data)
                 position += len(data)
                 if on_progress is not None:
@@ -178,7 +179,7 @@ class MemoryDriver:
         if self.capabilities.verification == Verification.STREAMED_HASH:
             streamed = self._streamed.get(component)
             if streamed is None or streamed[0] != payload.sha256:  # resumed after the transfer: hash the copy again
-                streamed = (payload.sha256, _payload_sha256(payload))
+                streamed = (payload.sha256, sha256_file(payload.path, payload.offset, payload.size_bytes)[1])
             actual, what = streamed[1], "the laptop's SHA-256 of what it streamed"
         else:
             actual, what = self._charger().slot_sha256(component), "the image hash the charger reports"
@@ -198,14 +199,14 @@ class MemoryDriver:
         except DeviceError as exc:
             raise DeviceRefusedError(exc.message, exc.hint) from exc
         except PowerCut as exc:
-            raise LinkLostError(f"the charger went dark: {exc}", "power it up, then resume") from exc
+            raise _went_dark(exc) from exc
 
     async def reboot(self) -> str | None:
         charger = self._charger()
         try:
             charger.power_on()
         except PowerCut as exc:
-            raise LinkLostError(f"the charger went dark: {exc}", "power it up, then resume") from exc
+            raise _went_dark(exc) from exc
         if not self.capabilities.trial_boot:
             # No trial boot: what boots is kept. The device model's trial is ended here, as such a device would.
             for name, state in charger.components.items():
@@ -269,22 +270,9 @@ class MemoryDriver:
         """No link to let go of."""
 
 
-def _hash_prefix(source: BinaryIO, digest: hashlib._Hash, length: int) -> None:
-    remaining = length
-    while remaining > 0:
-        block = source.read(min(1 << 20, remaining))
-        if not block:
-            break
-        digest.update(block)
-        remaining -= len(block)
-
-
-def _payload_sha256(payload: PayloadSource) -> str:
-    digest = hashlib.sha256()
-    with payload.path.open("rb") as source:
-        source.seek(payload.offset)
-        _hash_prefix(source, digest, payload.size_bytes)
-    return digest.hexdigest()
+def _went_dark(exc: PowerCut) -> LinkLostError:
+    """A power cut, as the laptop sees it: the charger stops answering."""
+    return LinkLostError(f"the charger went dark: {exc}", "power it up, then resume")
 
 
 def open_driver(address: str, settings: Settings, options: DriverOptions) -> Driver:

@@ -21,7 +21,6 @@ wrote). The job owns its driver and closes it when ``run`` ends.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -301,17 +300,14 @@ class UpdateJob:
                 f"resume the job: `fieldkit update --resume --job {self.record.job_id}`",
             )
         record = self.record
-        at = dt.datetime.now(dt.UTC).isoformat()
-        record.history.append(
-            {"state": record.state, "at": at, "handed_over": {"from": record.charger_address, "to": address}}
-        )
+        handed_over: JsonValue = {"from": record.charger_address, "to": address}
         record.charger_address = address
         self.driver.close()
         self.driver = self.open_driver(address)
         # The new driver may speak another transport: the bundle's ways over it decide commit and roll back.
         chosen = install_methods_for(self.components, self.capabilities, None)
         record.install_methods = {**record.install_methods, **chosen}
-        self.journal.save(record)
+        self.journal.annotate(record, {"handed_over": handed_over})
 
     async def _check_versions_only(self, expected: dict[str, str]) -> None:
         """No health check on this charger: the versions it runs are the only proof, and say so."""
@@ -337,17 +333,18 @@ class UpdateJob:
             note = "committed: this charger has no trial boot, the image was permanent once installed"
         self._go(JobState.COMMITTED, note + await self._discard_staged())
 
-    def _install_methods(self) -> dict[str, str]:
-        """Per component, the method the job chose for its driver (journaled; chosen here for an older journal).
+    def _chosen_install_methods(self) -> dict[str, str]:
+        """The method per component for this driver: journaled when the job began (or at a hand-over), else
+        chosen now from the bundle's ways (an older journal); a component with no way in is missing."""
+        return install_methods_for(self.components, self.capabilities, None) | self.record.install_methods
 
-        A component without one (refused before the job starts) is named by the bundle's first way, which a
-        rollback of what was never installed only passes along.
-        """
-        chosen = install_methods_for(self.components, self.capabilities, None)
-        return {c.name: c.methods[0] for c in self.components} | chosen | self.record.install_methods
+    def _install_methods(self) -> dict[str, str]:
+        """Every component's method. One without a way in (refused before the job starts) is named by the
+        bundle's first way, which a rollback of what was never installed only passes along."""
+        return {c.name: c.methods[0] for c in self.components} | self._chosen_install_methods()
 
     def _without_install_method(self) -> list[str]:
-        chosen = install_methods_for(self.components, self.capabilities, None) | self.record.install_methods
+        chosen = self._chosen_install_methods()
         return [c.name for c in self.components if c.name not in chosen]
 
     async def _roll_back(self) -> None:

@@ -102,14 +102,12 @@ class Journal:
         record.state = target.value
         if changes is not None:
             changes.apply_to(record)
-        record.history.append(
-            {
-                "state": target.value,
-                "at": dt.datetime.now(dt.UTC).isoformat(),
-                "component": record.components[min(record.component_index, len(record.components) - 1)],
-                **(history_extra or {}),
-            }
-        )
+        component = record.components[min(record.component_index, len(record.components) - 1)]
+        self.annotate(record, {"component": component, **(history_extra or {})})
+
+    def annotate(self, record: JobRecord, entry: Mapping[str, JsonValue]) -> None:
+        """Save ``record`` with a history entry at its current state (a transition's, or an event within one)."""
+        record.history.append({"state": record.state, "at": dt.datetime.now(dt.UTC).isoformat(), **entry})
         self.save(record)
 
     def load(self, job_id: str) -> JobRecord:

@@ -27,7 +27,7 @@ from fieldkit.bundles.truststore import TrustStoreBody
 from fieldkit.bundles.verify import VerificationReport, verify_bundle
 from fieldkit.bundles.workorder import load_work_orders
 from fieldkit.config import Settings, data_dir
-from fieldkit.discovery.ssh import Candidate, Discovered, discover
+from fieldkit.discovery.ssh import Discovered, discover_with_drivers
 from fieldkit.domain import Capabilities, ChargerIdentity
 from fieldkit.drivers.base import Driver
 from fieldkit.drivers.registry import DriverOptions, driver_for, factories, known_hosts_path, scheme_of
@@ -175,11 +175,7 @@ class UpdateService:
 
     async def discover(self, targets: list[str], user: str) -> list[Discovered]:
         """Find chargers among ``targets`` and identify each through its driver."""
-
-        def driver_for_candidate(candidate: Candidate) -> Driver:
-            return self._driver(candidate.ssh_address(user))
-
-        return await discover(targets, driver_for_candidate)
+        return await discover_with_drivers(targets, self.settings, user, self.options)
 
     async def rollback(self, address: str) -> tuple[ChargerIdentity, ChargerIdentity]:
         """Abandon an installed image that has not been committed; (before, after).
@@ -271,6 +267,13 @@ class UpdateService:
         result = await asyncio.to_thread(self.preflight, bundle, identity, driver.capabilities, confirmations)
         return UpdateCheck(address, identity, driver.capabilities, result)
 
+    @staticmethod
+    def refused(check: UpdateCheck, bundle: Path, record_event: EventRecorder) -> PreflightRefusedError:
+        """Audit preflight's refusal (`update.refused`); returns the error to raise."""
+        refusal = refusal_entry(check.preflight, check.identity, check.address, bundle)
+        record_event("update.refused", **refusal)
+        return PreflightRefusedError(f"preflight refused the update: {refusal['error']}", check.preflight)
+
     async def start(
         self,
         address: str,
@@ -290,9 +293,7 @@ class UpdateService:
             check = await self._check(driver, address, bundle, confirmations)
             identity, manifest = check.identity, check.preflight.report.manifest
             if not check.ok or manifest is None:
-                refusal = refusal_entry(check.preflight, identity, address, bundle)
-                record_event("update.refused", **refusal)
-                raise PreflightRefusedError(f"preflight refused the update: {refusal['error']}", check.preflight)
+                raise self.refused(check, bundle, record_event)
             charger, bundle_ref = charger_ref_of_identity(identity, address), BundleRef(bundle_id=manifest.bundle_id)
             confirmed = [f for f in identity.unknown_safety_facts if f in confirmations.unknown_facts]
             if confirmed:
