@@ -166,7 +166,7 @@ class TuiContext:
 
     service: UpdateService
     audit: AuditService
-    targets: list[str] = field(default_factory=list)  # ssh:// addresses, HOST[:PORT] or CIDR to scan
+    targets: list[str] = field(default_factory=list)  # charger addresses (ssh://, sim://), HOST[:PORT] or CIDR to scan
     user: str = "root"
     mdns: bool = False
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
