@@ -236,7 +236,8 @@ class LinuxSshDriver:
                 return candidate
         raise DeviceRefusedError(
             "no charger profile fits this charger (no RAUC, no fieldkit helpers found)",
-            "add a profile for it in fieldkit's config directory (profiles/*.toml; see README, Charger profiles)",
+            "add a profile for it in fieldkit's config directory (profiles/*.toml; see README, Charger profiles); "
+            "a login user that is not root may need the profile's `privileged` (e.g. sudo -n)",
         )
 
     # -- the driver contract ------------------------------------------------------
@@ -303,13 +304,18 @@ class LinuxSshDriver:
         return rauc.RaucStatus.parse(self._run(rauc.STATUS_COMMAND, name="rauc status"))
 
     def _swupdate_status(self) -> swupdate.SwupdateStatus:
+        profile = self.profile()
         return swupdate.SwupdateStatus.parse(
-            self.profile().swupdate, self._run(swupdate.ENV_COMMAND, name="fw_printenv")
+            profile.swupdate,
+            self._run(swupdate.env_command(profile.root_prefix), name="fw_printenv"),
+            profile.root_prefix,
         )
 
     def _mender_status(self) -> mender.MenderStatus:
+        profile = self.profile()
         return mender.MenderStatus.parse(
-            self.profile().mender.command, self._run(mender.STATUS_COMMAND, name="fw_printenv")
+            profile.root_prefix + profile.mender.command,
+            self._run(mender.status_command(profile.root_prefix), name="fw_printenv"),
         )
 
     def _identify_from_boot_environment(self, profile: Profile) -> ChargerIdentity:

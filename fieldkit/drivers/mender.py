@@ -41,9 +41,16 @@ STATUS_COMMAND: Final = (
 )
 
 
+def status_command(root_prefix: str = "") -> str:
+    """STATUS_COMMAND, with ``root_prefix`` (the profile's ``privileged``) in front of fw_printenv."""
+    return root_prefix + STATUS_COMMAND
+
+
 @dataclass(frozen=True)
 class MenderStatus:
-    command: str  # "mender" (Mender 3) or "mender-update" (Mender 4): the profile's [mender] command
+    # "mender" (Mender 3) or "mender-update" (Mender 4), the profile's [mender] command, behind the
+    # profile's `privileged` prefix where there is one
+    command: str
     boot_part: str  # mender_boot_part: the partition U-Boot boots next
     trial: bool  # upgrade_available=1
     boot_count: int

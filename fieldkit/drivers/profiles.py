@@ -118,12 +118,22 @@ class Profile(BaseModel):
     mender: MenderTable = MenderTable()
     component: str = "rootfs"  # the component the booted system's version belongs to
     staging_dir: str | None = None  # default: the ssh_staging_dir setting
+    # For a login user that is not root (dropbear chargers often log in as a service user): the command
+    # put in front of each root-only program of the updater (swupdate, fw_printenv, fw_setenv, mender),
+    # e.g. "sudo -n", so the charger's sudoers can name exactly those programs. RAUC needs none: its
+    # D-Bus service does the root work.
+    privileged: str | None = Field(None, pattern=r"^[A-Za-z0-9_./=-]+( [A-Za-z0-9_./=-]+)*$")
     reboot: str | None = None
     boot_id: str | None = None
     boot_id_pattern: str | None = None
     health: str | None = None  # exits 0 while the charger's application is healthy
     facts: tuple[FactSource, ...] = ()
     source: str = ""  # where it was read from, for messages
+
+    @property
+    def root_prefix(self) -> str:
+        """What goes in front of a root-only program: the ``privileged`` command and a space, or nothing."""
+        return f"{self.privileged} " if self.privileged else ""
 
     def values(self, outputs: dict[int, str | None]) -> dict[str, str]:
         """The first value each fact's sources yield, from the outputs of ``fact_script``."""

@@ -33,15 +33,21 @@ from fieldkit.errors import DeviceRefusedError
 ENV_COMMAND: Final = "fw_printenv"
 
 
+def env_command(root_prefix: str = "") -> str:
+    """Read the bootloader environment; ``root_prefix`` (the profile's ``privileged``) when that needs root."""
+    return root_prefix + ENV_COMMAND
+
+
 @dataclass(frozen=True)
 class SwupdateStatus:
     layout: SwupdateTable  # where the setup keeps its state: the profile's [swupdate] table
     boot_slot: str  # what the bootloader will boot next
     trial: bool  # upgrade_available=1
     boot_count: int
+    root_prefix: str = ""  # in front of swupdate and fw_setenv: the profile's `privileged`, or nothing
 
     @classmethod
-    def parse(cls, layout: SwupdateTable, text: str) -> SwupdateStatus:
+    def parse(cls, layout: SwupdateTable, text: str, root_prefix: str = "") -> SwupdateStatus:
         env = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
         slot = env.get(layout.slot_var)
         if slot not in layout.slots:
@@ -50,7 +56,8 @@ class SwupdateStatus:
                 "this is not the dual-copy SWUpdate layout fieldkit's profile describes; add a profile for it",
             )
         count = env.get(layout.count_var, "0")
-        return cls(layout, slot, env.get(layout.trial_var) == "1", int(count) if count.isdigit() else 0)
+        boot_count = int(count) if count.isdigit() else 0
+        return cls(layout, slot, env.get(layout.trial_var) == "1", boot_count, root_prefix)
 
     def other(self, slot: str) -> str:
         first, second = self.layout.slots
@@ -76,7 +83,8 @@ class SwupdateStatus:
     def install_command(self, image: str) -> str:
         target = self.other(self.booted)
         select = self.layout.select.format(slot=target)
-        return f"swupdate -B uboot -k {shlex.quote(self.layout.key)} -e {shlex.quote(select)} -i {image}"
+        key = shlex.quote(self.layout.key)
+        return f"{self.root_prefix}swupdate -B uboot -k {key} -e {shlex.quote(select)} -i {image}"
 
     def _write_env(self, values: dict[str, str]) -> str:
         """One ``fw_setenv -s`` of all ``values``: libubootenv writes them in a single environment update.
@@ -85,7 +93,8 @@ class SwupdateStatus:
         on the charger because not every fw_setenv reads a script from stdin.
         """
         script = "".join(f"{name}={value}\\n" for name, value in values.items())
-        return "f=$(mktemp) && printf '" + script + '\' > "$f" && fw_setenv -s "$f"; s=$?; rm -f "$f"; exit $s'
+        write = f'{self.root_prefix}fw_setenv -s "$f"'
+        return "f=$(mktemp) && printf '" + script + '\' > "$f" && ' + write + '; s=$?; rm -f "$f"; exit $s'
 
 
 def commit_plan(status: SwupdateStatus, running_version: str | None, expected: str) -> Plan:
