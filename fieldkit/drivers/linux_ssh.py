@@ -63,6 +63,32 @@ STAGING_DIR: Final = "/var/tmp/fieldkit-staging"  # noqa: S108
 VENDOR_UPDATE_COMMAND: Final = "charger-update"
 
 
+STAGING_DIR_MAX_CHARS: Final = 200
+SAFE_STAGING_DIR: Final = re.compile(r"^(/[A-Za-z0-9._+-]+)+$")
+
+
+def reported_staging_dir(identity: Mapping[str, object]) -> str:
+    """The staging directory a helpers charger names in its identity, or "" when it names none.
+
+    It ends up in shell commands (quoted) and in file names the laptop reads back, so only a plain
+    absolute path is taken; anything else is refused with what to fix.
+    """
+    value = identity.get("staging_dir")
+    if value is None:
+        return ""
+    if (
+        not isinstance(value, str)
+        or len(value) > STAGING_DIR_MAX_CHARS
+        or not SAFE_STAGING_DIR.match(value)
+        or any(part in (".", "..") for part in value.split("/"))
+    ):
+        raise DeviceRefusedError(
+            f"the charger names a staging directory fieldkit will not use: {str(value)[:80]!r}",
+            "charger-identity's staging_dir must be a plain absolute path (letters, digits, . _ + -)",
+        )
+    return value
+
+
 def remote_sha256(source: str = "") -> str:
     """A charger-side command printing the SHA-256 (hex, first word) of ``source``, or of stdin.
 
@@ -146,6 +172,7 @@ class LinuxSshDriver:
         self._profile_name = profile_name
         self._profile: Profile | None = None
         self._session: RemoteShell | None = None
+        self._reported_staging_dir: str | None = None  # "" once the charger said it names none
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -211,8 +238,21 @@ class LinuxSshDriver:
 
     @property
     def staging_dir(self) -> str:
-        profile = self._profile
-        return (profile.staging_dir if profile is not None else None) or self.default_staging_dir
+        """Where images are staged: the profile's choice, else where the charger says, else the setting.
+
+        A charger that ships the helpers may name its own staging directory (``staging_dir`` in
+        ``charger-identity --json``): several chargers on one host, as the simulator runs them,
+        must not share one. Asks the charger (blocking) the first time: call from a worker thread.
+        """
+        profile = self.profile()
+        if profile.staging_dir:
+            return profile.staging_dir
+        if profile.updater == "helpers":
+            if self._reported_staging_dir is None:
+                self._reported_staging_dir = reported_staging_dir(self._json("charger-identity --json"))
+            if self._reported_staging_dir:
+                return self._reported_staging_dir
+        return self.default_staging_dir
 
     def staged_path(self, sha256: str) -> str:
         return f"{self.staging_dir}/{sha256}.img"
@@ -448,16 +488,18 @@ class LinuxSshDriver:
         return 0
 
     async def verify(self, component: str, payload: PayloadSource) -> str:
-        await asyncio.to_thread(self._verify, payload.sha256)
-        return f"{Verification.SHA256_READBACK.value} ({self.staged_path(payload.sha256)})"
+        staged = await asyncio.to_thread(self._verify, payload.sha256)
+        return f"{Verification.SHA256_READBACK.value} ({staged})"
 
-    def _verify(self, sha256: str) -> None:
-        answer = self._run(remote_sha256(shlex.quote(self.staged_path(sha256))), name="sha256").split()
+    def _verify(self, sha256: str) -> str:
+        staged = self.staged_path(sha256)
+        answer = self._run(remote_sha256(shlex.quote(staged)), name="sha256").split()
         if not answer or not hmac.compare_digest(answer[0], sha256):
             raise DeviceRefusedError(
                 "the staged image on the charger does not match its SHA-256",
                 "the copy was damaged on the way; it will be transferred again",
             )
+        return staged
 
     def _updater(self, install_method: str) -> Updater:
         updater = self.updaters.get(install_method)
@@ -639,9 +681,12 @@ class LinuxSshDriver:
         return self._mender_status() if method == "mender" else self._swupdate_status()
 
     async def discard(self, sha256s: Sequence[str]) -> None:
+        await asyncio.to_thread(self._discard, sha256s)
+
+    def _discard(self, sha256s: Sequence[str]) -> None:
         paths = " ".join(shlex.quote(self.staged_path(sha256)) for sha256 in sha256s)
         if paths:
-            await asyncio.to_thread(self._run, f"rm -f {paths}")
+            self._run(f"rm -f {paths}")
 
     async def rollback(
         self, install_methods: Mapping[str, str], previous_versions: Mapping[str, str | None] | None = None

@@ -204,6 +204,11 @@ class SimulatedCharger:
         }
         atomic_write_bytes(self.state_dir / "state.json", json.dumps(document, indent=2).encode())
 
+    @property
+    def staging_dir(self) -> Path:
+        """Where this charger takes staged images (SFTP): its own, kept across reboots like /var/tmp."""
+        return self.state_dir / "staging"
+
     def slot_path(self, component: str, slot: str) -> Path:
         return self.state_dir / "slots" / component / slot
 

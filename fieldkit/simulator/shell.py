@@ -69,6 +69,7 @@ def _identity(charger: SimulatedCharger) -> dict[str, object]:
         "transaction_active": None if "transaction" in unknown else status["transaction_active"],
         "meter_wh": status["meter_wh"],
         "connectors": [c["status"] for c in charger.connectors],
+        "staging_dir": str(charger.staging_dir),  # its own: chargers simulated on one host must not share one
     }
 
 

@@ -83,7 +83,7 @@ class Supervisor:
 
     def _cut_during_transfer(self) -> None:
         assert self.transfer_cut is not None
-        staging = self.state.parent / "staging"
+        staging = SimulatedCharger(self.state).staging_dir  # the charger names its own
         deadline = time.monotonic() + 60
         while not self.stopping.is_set() and time.monotonic() < deadline:
             staged = next(staging.glob("*.img"), None) if staging.exists() else None

@@ -68,7 +68,7 @@ def test_twenty_kills_of_the_laptop_process_each_resend_at_most_one_chunk(tmp_pa
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
             budget.release()
-            staged = staged or next((tmp_path / "staging").glob("*.img"))
+            staged = staged or next(SimulatedCharger(tmp_path / "charger").staging_dir.glob("*.img"))
             landed = settled_size(staged)
             assert held < landed < PAYLOAD_BYTES, f"attempt {attempt}: the kill at {offset} landed at {landed}"
             resent = (budget.received - received_before) - (landed - held)

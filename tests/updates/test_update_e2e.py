@@ -63,8 +63,8 @@ class Site:
         return SimulatedCharger(self.state).status()
 
     def staged_images(self) -> list[Path]:
-        """What the charger still holds in its staging directory (the laptop config points it next to home)."""
-        return sorted((self.home.parent / "staging").glob("*.img"))
+        """What the charger still holds in its staging directory (the one it names in its identity)."""
+        return sorted(SimulatedCharger(self.state).staging_dir.glob("*.img"))
 
 
 def _site(tmp_path: Path, faults: str = "", payload_bytes: int = 256 * 1024, serial: str = "SN-E2E") -> Iterator[Site]:
