@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.world import World
+from tests.support.bundle_lab import BundleLab
 
 
 @pytest.fixture(autouse=True)
@@ -17,5 +17,5 @@ def fieldkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World(tmp_path_factory.mktemp("world"))
+def lab(tmp_path_factory: pytest.TempPathFactory) -> BundleLab:
+    return BundleLab(tmp_path_factory.mktemp("lab"))

@@ -20,7 +20,7 @@ import pytest
 from fieldkit.bundles.container import PayloadSource, write_container
 from fieldkit.bundles.signatures import encode_signatures
 from tests.bench.conftest import best_of
-from tests.support.world import World
+from tests.support.bundle_lab import BundleLab
 
 PAYLOAD_BYTES = 256 * 1024 * 1024
 MIB = 1024 * 1024
@@ -28,7 +28,7 @@ MIB = 1024 * 1024
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils sha256sum")
 def test_verify_throughput_and_memory(tmp_path: Path) -> None:
-    world = World(tmp_path / "world")
+    lab = BundleLab(tmp_path / "lab")
     payload = tmp_path / "payload.img"
     with payload.open("wb") as handle:
         for _ in range(PAYLOAD_BYTES // MIB):
@@ -40,7 +40,7 @@ def test_verify_throughput_and_memory(tmp_path: Path) -> None:
     with payload.open("rb") as handle:
         while chunk := handle.read(MIB):
             digest.update(chunk)
-    manifest = world.manifest({"rootfs": b""})
+    manifest = lab.manifest({"rootfs": b""})
     manifest["components"][0].update(size_bytes=PAYLOAD_BYTES, sha256=digest.hexdigest())
     raw = json.dumps(manifest).encode()
     bundle = tmp_path / "big.fwbundle"
@@ -48,12 +48,12 @@ def test_verify_throughput_and_memory(tmp_path: Path) -> None:
         bundle,
         raw,
         [PayloadSource("payloads/rootfs", payload)],
-        encode_signatures([world.signature(world.release, raw)]),
+        encode_signatures([lab.signature(lab.release, raw)]),
     )
 
     fieldkit = str(Path(sys.executable).with_name("fieldkit"))
     env = {**os.environ, "FIELDKIT_HOME": str(tmp_path / "home")}
-    verify = [fieldkit, "bundle", "verify", str(bundle), "--trust-store", str(world.store_path)]
+    verify = [fieldkit, "bundle", "verify", str(bundle), "--trust-store", str(lab.store_path)]
     # Warm the page cache for both, so both read from memory and only hashing speed is compared.
     best_of(1, ["sha256sum", str(payload)])
     best_of(1, verify, env)

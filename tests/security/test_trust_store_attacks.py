@@ -14,54 +14,54 @@ from fieldkit.bundles.clock import TrustedState
 from fieldkit.bundles.truststore import TrustStoreBody, build_store, check_update, load_trust_store
 from fieldkit.config import Limits
 from fieldkit.errors import TrustStoreError
-from tests.support.world import NOW, World
+from tests.support.bundle_lab import NOW, BundleLab
 
 
-def _install(world: World, tmp_path: Path) -> tuple[Path, TrustedState]:
+def _install(lab: BundleLab, tmp_path: Path) -> tuple[Path, TrustedState]:
     path = tmp_path / "store.json"
-    path.write_bytes(world.store_path.read_bytes())
+    path.write_bytes(lab.store_path.read_bytes())
     return path, TrustedState(tmp_path / "state.json")
 
 
-def _successor(world: World, version: int, signers: list[object], body: TrustStoreBody | None = None) -> bytes:
-    base = body or world.store_body
+def _successor(lab: BundleLab, version: int, signers: list[object], body: TrustStoreBody | None = None) -> bytes:
+    base = body or lab.store_body
     return build_store(base.model_copy(update={"version": version}), signers)  # type: ignore[arg-type]
 
 
-def test_newer_store_signed_by_current_root_is_accepted(world: World, tmp_path: Path) -> None:
-    path, state = _install(world, tmp_path)
-    store = trustops.install_update(path, _successor(world, 2, [world.root]), state, Limits())
+def test_newer_store_signed_by_current_root_is_accepted(lab: BundleLab, tmp_path: Path) -> None:
+    path, state = _install(lab, tmp_path)
+    store = trustops.install_update(path, _successor(lab, 2, [lab.root]), state, Limits())
     assert store.version == 2
     assert load_trust_store(path, Limits(), NOW).version == 2
 
 
-def test_root_rotation_needs_old_and_new_roots(world: World, tmp_path: Path) -> None:
-    path, state = _install(world, tmp_path)
+def test_root_rotation_needs_old_and_new_roots(lab: BundleLab, tmp_path: Path) -> None:
+    path, state = _install(lab, tmp_path)
     new_root = ed25519.Ed25519PrivateKey.generate()
-    rotated = world.store_body.model_copy(
+    rotated = lab.store_body.model_copy(
         update={
             "keys": [
-                world.trusted(new_root, "new root", ["trust-root"]),
-                *world.store_body.keys[1:],
+                lab.trusted(new_root, "new root", ["trust-root"]),
+                *lab.store_body.keys[1:],
             ]
         }
     )
     with pytest.raises(TrustStoreError, match="current trust-root keys"):
-        trustops.install_update(path, _successor(world, 2, [new_root], rotated), state, Limits())
+        trustops.install_update(path, _successor(lab, 2, [new_root], rotated), state, Limits())
     with pytest.raises(TrustStoreError, match="its own trust-root keys"):
-        trustops.install_update(path, _successor(world, 2, [world.root], rotated), state, Limits())
-    assert trustops.install_update(path, _successor(world, 2, [world.root, new_root], rotated), state, Limits())
+        trustops.install_update(path, _successor(lab, 2, [lab.root], rotated), state, Limits())
+    assert trustops.install_update(path, _successor(lab, 2, [lab.root, new_root], rotated), state, Limits())
 
 
-def _with_demo_release_key(world: World) -> TrustStoreBody:
+def _with_demo_release_key(lab: BundleLab) -> TrustStoreBody:
     """A real store's body that also trusts the demo release key: `add-key` refuses it, a forged update may not."""
     from fieldkit.bundles.demo_keys import demo_private_key
 
-    demo = world.trusted(demo_private_key("demo-release"), "demo release", ["release"])
-    return world.store_body.model_copy(update={"keys": [*world.store_body.keys, demo]})
+    demo = lab.trusted(demo_private_key("demo-release"), "demo release", ["release"])
+    return lab.store_body.model_copy(update={"keys": [*lab.store_body.keys, demo]})
 
 
-TRUST_ATTACKS: dict[str, tuple[Callable[[World], bytes], str]] = {
+TRUST_ATTACKS: dict[str, tuple[Callable[[BundleLab], bytes], str]] = {
     "rollback to an older version": (lambda w: _successor(w, 1, [w.root]), "not newer"),
     "unsigned update": (
         lambda w: json.dumps({"signed": json.loads(_successor(w, 2, [w.root]))["signed"], "signatures": []}).encode(),
@@ -92,51 +92,51 @@ TRUST_ATTACKS: dict[str, tuple[Callable[[World], bytes], str]] = {
 
 
 @pytest.mark.parametrize("name", list(TRUST_ATTACKS))
-def test_trust_store_update_attack_is_refused(world: World, tmp_path: Path, name: str) -> None:
-    path, state = _install(world, tmp_path)
+def test_trust_store_update_attack_is_refused(lab: BundleLab, tmp_path: Path, name: str) -> None:
+    path, state = _install(lab, tmp_path)
     make, reason = TRUST_ATTACKS[name]
     before = path.read_bytes()
     with pytest.raises(TrustStoreError, match=reason):
-        trustops.install_update(path, make(world), state, Limits())
+        trustops.install_update(path, make(lab), state, Limits())
     assert path.read_bytes() == before, "a refused update must leave the store untouched"
 
 
-def test_store_replaced_on_disk_by_an_older_copy_is_refused(world: World, tmp_path: Path) -> None:
-    path, state = _install(world, tmp_path)
+def test_store_replaced_on_disk_by_an_older_copy_is_refused(lab: BundleLab, tmp_path: Path) -> None:
+    path, state = _install(lab, tmp_path)
     old = path.read_bytes()
-    trustops.install_update(path, _successor(world, 2, [world.root]), state, Limits())
+    trustops.install_update(path, _successor(lab, 2, [lab.root]), state, Limits())
     path.write_bytes(old)
     with pytest.raises(TrustStoreError, match="older than version 2"):
         trustops.open_store(path, Limits(), TrustedState(tmp_path / "state.json"))
 
 
-def test_store_edited_on_disk_is_refused(world: World, tmp_path: Path) -> None:
-    path, _ = _install(world, tmp_path)
+def test_store_edited_on_disk_is_refused(lab: BundleLab, tmp_path: Path) -> None:
+    path, _ = _install(lab, tmp_path)
     path.write_bytes(path.read_bytes().replace(b'"release": 1', b'"release": 9'))
     with pytest.raises(TrustStoreError, match="not signed by"):
         load_trust_store(path, Limits(), NOW)
 
 
-def test_first_install_needs_a_self_signed_store(world: World) -> None:
-    assert check_update(None, world.store_path.read_bytes(), Limits(), NOW).version == 1
+def test_first_install_needs_a_self_signed_store(lab: BundleLab) -> None:
+    assert check_update(None, lab.store_path.read_bytes(), Limits(), NOW).version == 1
     with pytest.raises(TrustStoreError, match="own trust-root"):
-        check_update(None, _successor(world, 1, [world.release]), Limits(), NOW)
+        check_update(None, _successor(lab, 1, [lab.release]), Limits(), NOW)
 
 
-def _add_release_key(world: World, tmp_path: Path, public_key: keys.PublicKey, name: str) -> None:
+def _add_release_key(lab: BundleLab, tmp_path: Path, public_key: keys.PublicKey, name: str) -> None:
     from fieldkit.bundles.truststore import Scope
 
-    path, state = _install(world, tmp_path)
-    trustops.add_key(path, public_key, name, ["release"], Scope(), None, None, {}, [world.root], state, Limits())
+    path, state = _install(lab, tmp_path)
+    trustops.add_key(path, public_key, name, ["release"], Scope(), None, None, {}, [lab.root], state, Limits())
 
 
-def test_demo_keys_are_refused_by_a_real_store(world: World, tmp_path: Path) -> None:
+def test_demo_keys_are_refused_by_a_real_store(lab: BundleLab, tmp_path: Path) -> None:
     from fieldkit.bundles.demo_keys import demo_private_key
 
     with pytest.raises(TrustStoreError, match="demo key"):
-        _add_release_key(world, tmp_path, demo_private_key("demo-release").public_key(), "demo")
+        _add_release_key(lab, tmp_path, demo_private_key("demo-release").public_key(), "demo")
 
 
-def test_revoked_key_cannot_be_trusted_again(world: World, tmp_path: Path) -> None:
+def test_revoked_key_cannot_be_trusted_again(lab: BundleLab, tmp_path: Path) -> None:
     with pytest.raises(TrustStoreError, match="revoked"):
-        _add_release_key(world, tmp_path, world.revoked.public_key(), "again")
+        _add_release_key(lab, tmp_path, lab.revoked.public_key(), "again")

@@ -14,8 +14,9 @@ import pytest
 
 from fieldkit.cli.main import main
 from fieldkit.errors import UsageError
+from fieldkit.simulator.bootloader import MAX_BOOT_ATTEMPTS
 from fieldkit.simulator.catalog import model_named
-from fieldkit.simulator.device import MAX_BOOT_ATTEMPTS, DeviceError, SimulatedCharger
+from fieldkit.simulator.device import DeviceError, SimulatedCharger
 from fieldkit.simulator.faults import FaultPlan, Hang, PowerCut
 from fieldkit.simulator.image import ImageHeader
 
@@ -207,7 +208,7 @@ def test_sigkill_at_random_moments_always_boots_a_verified_image(tmp_path: Path)
         assert record.result in ("ok", "fallback"), f"kill {kill}: {record}"
         assert running(device) in versions
         component = device.components["rootfs"]
-        assert device._verified("rootfs", component.active), f"kill {kill}: running an unverified image"
+        assert device.verified("rootfs", component.active), f"kill {kill}: running an unverified image"
 
 
 def test_sim_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

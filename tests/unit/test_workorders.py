@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from fieldkit.bundles.workorder import WorkOrderBody, WorkOrderError, authorize, sign_work_order, verify_work_order
-from tests.support.world import NOW, World
+from tests.support.bundle_lab import NOW, BundleLab
 
 
 def _body(**changes: Any) -> WorkOrderBody:
@@ -26,8 +26,8 @@ def _body(**changes: Any) -> WorkOrderBody:
     return WorkOrderBody(**fields)
 
 
-def test_a_dispatch_signed_work_order_verifies(world: World) -> None:
-    assert verify_work_order(sign_work_order(_body(), [world.dispatch]), world.store_body, NOW).id == "WO-1"
+def test_a_dispatch_signed_work_order_verifies(lab: BundleLab) -> None:
+    assert verify_work_order(sign_work_order(_body(), [lab.dispatch]), lab.store_body, NOW).id == "WO-1"
 
 
 @pytest.mark.parametrize(
@@ -46,9 +46,9 @@ def test_a_dispatch_signed_work_order_verifies(world: World) -> None:
         (lambda w: b"[1, 2", "malformed"),
     ],
 )
-def test_forged_or_altered_work_orders_are_refused(world: World, make: Any, match: str) -> None:
+def test_forged_or_altered_work_orders_are_refused(lab: BundleLab, make: Any, match: str) -> None:
     with pytest.raises(WorkOrderError, match=match):
-        verify_work_order(make(world), world.store_body, NOW)
+        verify_work_order(make(lab), lab.store_body, NOW)
 
 
 def test_authorize_matches_charger_bundle_and_window() -> None:

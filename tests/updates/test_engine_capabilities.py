@@ -29,7 +29,7 @@ from fieldkit.simulator.memory_driver import MemoryDriver
 from fieldkit.updates.engine import UpdateJob
 from fieldkit.updates.journal import JobRecord, Journal
 from fieldkit.updates.states import JobState
-from tests.support.world import World, with_components
+from tests.support.bundle_lab import BundleLab, with_components
 
 NEW = "2.5.0"
 
@@ -79,18 +79,18 @@ class Bench:
         return rootfs["running_version"], rootfs["state"]
 
 
-def _bench(world: World, tmp_path: Path, install_method: str, ways: dict[str, list[str]] | None = None) -> Bench:
+def _bench(lab: BundleLab, tmp_path: Path, install_method: str, ways: dict[str, list[str]] | None = None) -> Bench:
     """``ways``: a format 2 bundle with these install ways instead of format 1's one method."""
     state = tmp_path / "charger"
     SimulatedCharger.create(state, model_named("VQ-AC22"), "SN-CAPS")
     image = ImageHeader("Voltiq", "VQ-AC22", "rootfs", NEW, 5).to_bytes() + os.urandom(200_000)
-    document = with_components(world.manifest({"rootfs": image}), install_method=install_method)
+    document = with_components(lab.manifest({"rootfs": image}), install_method=install_method)
     if ways is not None:
         document["schema_version"] = 2
         del document["components"][0]["install_method"]
         document["components"][0]["install"] = ways
-    bundle = world.bundle({"rootfs": image}, manifest=document)
-    report = world.verify(bundle)
+    bundle = lab.bundle({"rootfs": image}, manifest=document)
+    report = lab.verify(bundle)
     report.raise_if_invalid()
     assert report.manifest is not None
     journal = Journal(tmp_path / "jobs")
@@ -114,8 +114,8 @@ def _verification_ran(record: JobRecord) -> str:
     return next(str(step["verification"]) for step in record.history if step["state"] == "SignatureVerified")
 
 
-def test_without_read_back_trial_boot_or_health_check_the_job_says_so(world: World, tmp_path: Path) -> None:
-    bench = _bench(world, tmp_path, "dfu")
+def test_without_read_back_trial_boot_or_health_check_the_job_says_so(lab: BundleLab, tmp_path: Path) -> None:
+    bench = _bench(lab, tmp_path, "dfu")
     record = _run(bench.job(bench.record("sim://dfu"), MemoryDriver(bench.state, "dfu")))
     assert record.state == "Committed"
     assert bench.device() == (NEW, "committed")
@@ -125,8 +125,10 @@ def test_without_read_back_trial_boot_or_health_check_the_job_says_so(world: Wor
     assert "no trial boot" in bench.note_of(JobState.COMMITTED)
 
 
-def test_a_trial_boot_without_a_health_check_is_committed_on_the_running_version(world: World, tmp_path: Path) -> None:
-    bench = _bench(world, tmp_path, "mcumgr-smp")
+def test_a_trial_boot_without_a_health_check_is_committed_on_the_running_version(
+    lab: BundleLab, tmp_path: Path
+) -> None:
+    bench = _bench(lab, tmp_path, "mcumgr-smp")
     record = _run(bench.job(bench.record("sim://mcu"), MemoryDriver(bench.state, "mcu")))
     assert record.state == "Committed"
     assert bench.device() == (NEW, "committed"), "the trial image was committed on the device"
@@ -134,8 +136,8 @@ def test_a_trial_boot_without_a_health_check_is_committed_on_the_running_version
     assert "no health check on this charger; it runs" in bench.note_of(JobState.INSTALLED)
 
 
-def test_an_unhealthy_image_with_a_health_check_is_rolled_back(world: World, tmp_path: Path) -> None:
-    bench = _bench(world, tmp_path, "rauc")
+def test_an_unhealthy_image_with_a_health_check_is_rolled_back(lab: BundleLab, tmp_path: Path) -> None:
+    bench = _bench(lab, tmp_path, "rauc")
     driver = MemoryDriver(bench.state, "linux", faults=FaultPlan(never_available=True))
     record = _run(bench.job(bench.record("sim://linux"), driver))
     assert record.state == "RolledBack"
@@ -152,8 +154,8 @@ def _addresses(state: Path) -> tuple[str, str]:
 RECOVERY_WAYS = {"serial": ["uboot-ymodem"], "ssh": ["rauc"]}
 
 
-def test_a_reboot_hands_the_job_to_the_driver_at_the_new_address(world: World, tmp_path: Path) -> None:
-    bench = _bench(world, tmp_path, "uboot-ymodem", RECOVERY_WAYS)
+def test_a_reboot_hands_the_job_to_the_driver_at_the_new_address(lab: BundleLab, tmp_path: Path) -> None:
+    bench = _bench(lab, tmp_path, "uboot-ymodem", RECOVERY_WAYS)
     recovery, system = _addresses(bench.state)
     record = _run(bench.job(bench.record(recovery), driver_for(recovery, Settings())))
     assert record.state == "Committed"
@@ -166,17 +168,17 @@ def test_a_reboot_hands_the_job_to_the_driver_at_the_new_address(world: World, t
 
 
 def test_a_bundle_with_no_way_this_driver_speaks_is_refused_before_anything_is_sent(
-    world: World, tmp_path: Path
+    lab: BundleLab, tmp_path: Path
 ) -> None:
-    bench = _bench(world, tmp_path, "uboot-ymodem")  # format 1: the console's way only
+    bench = _bench(lab, tmp_path, "uboot-ymodem")  # format 1: the console's way only
     record = _run(bench.job(bench.record("sim://linux"), MemoryDriver(bench.state, "linux")))
     assert record.state == "Refused"
     assert "cannot install rootfs in any way the bundle accepts" in (record.error or "")
     assert bench.device() == ("2.3.0", "committed")
 
 
-def test_a_job_interrupted_after_a_hand_over_resumes_at_the_new_address(world: World, tmp_path: Path) -> None:
-    bench = _bench(world, tmp_path, "uboot-ymodem", RECOVERY_WAYS)
+def test_a_job_interrupted_after_a_hand_over_resumes_at_the_new_address(lab: BundleLab, tmp_path: Path) -> None:
+    bench = _bench(lab, tmp_path, "uboot-ymodem", RECOVERY_WAYS)
     recovery, system = _addresses(bench.state)
     crashed = _run(bench.job(bench.record(recovery), driver_for(recovery, Settings())), stop_at=JobState.INSTALLED)
     assert crashed.state == "Installed"
@@ -197,9 +199,9 @@ class CountingDriver(MemoryDriver):
 
 @pytest.mark.parametrize("installed_before_the_crash", [True, False])
 def test_a_job_resumed_in_installing_asks_the_driver_what_is_installed(
-    world: World, tmp_path: Path, installed_before_the_crash: bool
+    lab: BundleLab, tmp_path: Path, installed_before_the_crash: bool
 ) -> None:
-    bench = _bench(world, tmp_path, "mcumgr-smp")
+    bench = _bench(lab, tmp_path, "mcumgr-smp")
     CountingDriver.activations = 0
     crashed = _run(
         bench.job(bench.record("sim://mcu"), CountingDriver(bench.state, "mcu")), stop_at=JobState.INSTALLING

@@ -173,4 +173,4 @@ def test_a_power_cut_at_any_phase_ends_committed_on_a_verified_image(tmp_path: P
     component = charger.components["rootfs"]
     assert (component.committed, component.pending) == (component.active, None)
     assert charger.status()["components"]["rootfs"]["running_version"] == "2.4.0"
-    assert charger._verified("rootfs", component.active)
+    assert charger.verified("rootfs", component.active)

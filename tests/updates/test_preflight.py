@@ -10,7 +10,7 @@ import pytest
 from fieldkit.bundles.clock import TrustedState
 from fieldkit.domain import Capabilities, ChargerIdentity, ComponentInfo, Resume, Revert, Verification
 from fieldkit.updates.preflight import laptop_battery, preflight
-from tests.support.world import NOW, World
+from tests.support.bundle_lab import NOW, BundleLab
 
 IDENTITY = ChargerIdentity(
     vendor="Voltiq",
@@ -24,10 +24,8 @@ IDENTITY = ChargerIdentity(
 )
 
 
-def _run(world: World, **kwargs: Any) -> list[tuple[str, bool, str]]:
-    result = preflight(
-        world.bundle(), IDENTITY, world.store_body, TrustedState.in_memory(NOW), world.settings, [], **kwargs
-    )
+def _run(lab: BundleLab, **kwargs: Any) -> list[tuple[str, bool, str]]:
+    result = preflight(lab.bundle(), IDENTITY, lab.store_body, TrustedState.in_memory(NOW), lab.settings, [], **kwargs)
     return [(c.name, c.passed, c.severity) for c in result.checks]
 
 
@@ -44,25 +42,25 @@ def _capabilities(install_methods: set[str], link_rate_bytes_per_s: int = 5_000_
     )
 
 
-def test_a_clean_preflight_passes_every_check(world: World) -> None:
-    assert all(passed for _, passed, _ in _run(world, capabilities=_capabilities({"rauc"})))
+def test_a_clean_preflight_passes_every_check(lab: BundleLab) -> None:
+    assert all(passed for _, passed, _ in _run(lab, capabilities=_capabilities({"rauc"})))
 
 
-def test_an_install_method_the_driver_cannot_carry_out_is_refused(world: World) -> None:
-    checks = _run(world, capabilities=_capabilities({"swupdate"}))
+def test_an_install_method_the_driver_cannot_carry_out_is_refused(lab: BundleLab) -> None:
+    checks = _run(lab, capabilities=_capabilities({"swupdate"}))
     assert ("install-method", False, "refuse") in checks
 
 
-def test_the_time_estimate_follows_the_drivers_link_rate(world: World) -> None:
-    bundle = world.bundle(payloads={"rootfs": b"R" * 1_000_000})
+def test_the_time_estimate_follows_the_drivers_link_rate(lab: BundleLab) -> None:
+    bundle = lab.bundle(payloads={"rootfs": b"R" * 1_000_000})
 
     def estimate(rate: int) -> float:
         result = preflight(
             bundle,
             IDENTITY,
-            world.store_body,
+            lab.store_body,
             TrustedState.in_memory(NOW),
-            world.settings,
+            lab.settings,
             [],
             capabilities=_capabilities({"rauc"}, rate),
         )
@@ -73,8 +71,8 @@ def test_the_time_estimate_follows_the_drivers_link_rate(world: World) -> None:
     assert serial_console - ethernet == pytest.approx(1_000_000 / 10_000 - 1_000_000 / 10_000_000)
 
 
-def test_low_battery_only_warns(world: World) -> None:
-    checks = _run(world, battery=(True, 12))
+def test_low_battery_only_warns(lab: BundleLab) -> None:
+    checks = _run(lab, battery=(True, 12))
     assert ("battery", False, "warn") in checks
     assert all(passed for name, passed, _ in checks if name != "battery")
 
@@ -88,14 +86,14 @@ def test_battery_is_read_from_sysfs(tmp_path: Path) -> None:
     assert laptop_battery(root / "none") is None
 
 
-def test_a_component_the_charger_updates_with_another_updater_is_refused(world: World) -> None:
+def test_a_component_the_charger_updates_with_another_updater_is_refused(lab: BundleLab) -> None:
     mender_owned = ChargerIdentity(
         **{
             **IDENTITY.__dict__,
             "components": {"rootfs": ComponentInfo("rootfs", "2.3.0", "A", "committed", install_method="mender")},
         }
     )
-    result = preflight(world.bundle(), mender_owned, world.store_body, TrustedState.in_memory(NOW), world.settings, [])
+    result = preflight(lab.bundle(), mender_owned, lab.store_body, TrustedState.in_memory(NOW), lab.settings, [])
     check = next(c for c in result.checks if c.name == "install-method")
     assert not check.passed
     assert check.reason == "the bundle installs rootfs with rauc over ssh, the charger uses mender"

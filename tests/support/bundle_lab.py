@@ -1,6 +1,6 @@
 """A complete, throwaway PKI and bundle factory for tests.
 
-One World per test session: keys for every role and failure mode, X.509
+One BundleLab per test session: keys for every role and failure mode, X.509
 hierarchies (pinned, unpinned, short-lived, wrong usage), a trust store that
 pins them, and helpers that build bundles with any knob turned.
 """
@@ -109,7 +109,7 @@ def pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-class World:
+class BundleLab:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
