@@ -1,20 +1,115 @@
-"""Link faults any byte link can wear: a cable pulled at a byte, a flipped bit, a slow line, a hung device.
+"""Link faults any link can wear: a cable pulled at a byte, a flipped bit, a slow line, a stalled link.
 
-Wraps a ``ByteStream`` (transports/byte_stream.py), so a simulated MCU's SMP
-front-end, a U-Boot console, or a test's loopback fail the same way, counted
-in bytes the charger side has received. The plan is the simulator's
-``FaultPlan``: ``link-drop:byte=N`` cuts the link when byte N would arrive,
-``corrupt:byte=N`` flips it, ``rate:BYTES_PER_S`` paces writes as a serial
-line at that speed would, ``hang:byte=N`` stops all answers from there on.
+``LinkFaults`` is the link half of a ``FaultPlan``, counted in bytes the
+charger side has received, shared by every front-end: the SSH front-end
+counts the image bytes its SFTP server receives (ssh_server.py), and
+``FaultyByteStream`` wraps a ``ByteStream`` (transports/byte_stream.py), so
+a simulated MCU's SMP front-end, a U-Boot console or a test's loopback fail
+the same way. ``link-drop:byte=N`` cuts the link when byte N would arrive,
+``rate:BYTES_PER_S`` carries bytes no faster than that, ``hang:byte=N``
+stalls the link from byte N until released (or, on a byte stream, the device
+stops answering), ``corrupt:byte=N`` flips that byte on its way.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Final
 
 from fieldkit.errors import LinkLostError
 from fieldkit.simulator.faults import FaultPlan
 from fieldkit.transports.byte_stream import ByteStream, read_exactly_from
+
+LINK_IDLE_S: Final = 0.05  # a rate-limited link idle this long starts afresh
+STALL_LIMIT_S: Final = 120.0  # a stalled link gives up in the end, as TCP does
+
+
+class LinkFaults:
+    """Where a link stands against its fault plan: bytes received, cut or not, stalled or not, its pace.
+
+    Thread-safe: the SSH front-end's sessions share one.
+    """
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self.received = 0
+        self.cut = False
+        self.lock = threading.Lock()
+        self.stalled = threading.Event()  # set while a sender waits at the hang byte
+        self.released = threading.Event()
+        self._link_free_at = 0.0  # monotonic time the rate-limited link is next free
+
+    def admit(self, count: int) -> int:
+        """Account for ``count`` bytes arriving; how many get through (fewer when the link is cut among them).
+
+        After the cut nothing more arrives until ``reconnect``.
+        """
+        with self.lock:
+            if self.cut:
+                return 0
+            limit = self.plan.link_drop_byte
+            if limit is not None and self.received + count > limit:
+                passed = max(0, limit - self.received)
+                self.received += passed
+                self.cut = True
+                return passed
+            self.received += count
+            return count
+
+    def reconnect(self) -> None:
+        """A new connection after a cut: the fault has happened once, the link works again."""
+        with self.lock:
+            if self.cut:
+                self.cut = False
+                self.plan.link_drop_byte = None
+
+    def past_hang(self) -> bool:
+        with self.lock:
+            return self.plan.hang_byte is not None and self.received >= self.plan.hang_byte
+
+    def wait_while_stalled(self) -> None:
+        """A stalled link: a sender past the hang byte waits (bounded) until ``release``."""
+        deadline = time.monotonic() + STALL_LIMIT_S
+        while self.past_hang():
+            self.stalled.set()
+            if self.released.wait(timeout=0.05):
+                return
+            if time.monotonic() > deadline:
+                raise LinkLostError("the link stalled for too long")
+
+    def stall_at(self, byte: int) -> None:
+        """Stall the link once ``byte`` bytes (counted over the link's life) have been received."""
+        with self.lock:
+            self.released.clear()
+            self.stalled.clear()
+            self.plan.hang_byte = byte
+
+    def release(self) -> None:
+        """End a stall: the link carries data again."""
+        with self.lock:
+            self.plan.hang_byte = None
+        self.released.set()
+
+    def pace(self, count: int) -> None:
+        """Hold the sender until ``count`` more bytes fit the link's rate (no-op without a rate fault).
+
+        A clock of when the link is next free, not a sleep per write: time
+        spent processing a write does not add to the link's own time, so the
+        link carries exactly its rate when busy (as a real one does).
+        """
+        rate = self.plan.rate_bytes_per_s
+        if not rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            if self._link_free_at < now - LINK_IDLE_S:  # the link sat idle: no credit for that time
+                self._link_free_at = now
+            # A sender woken late (sleep and thread switches overshoot) is caught up by the next ones.
+            self._link_free_at += count / rate
+            wait_s = self._link_free_at - now
+        if wait_s > 0:
+            time.sleep(wait_s)
 
 
 class FaultyByteStream:
@@ -22,42 +117,37 @@ class FaultyByteStream:
 
     def __init__(self, inner: ByteStream, plan: FaultPlan) -> None:
         self.inner = inner
-        self.plan = plan
-        self.bytes_written = 0  # what the laptop has sent so far, counted as the charger would receive it
-        self._cut = False
-        self._hung = False
+        self.faults = LinkFaults(plan)
+
+    @property
+    def plan(self) -> FaultPlan:
+        return self.faults.plan
+
+    @property
+    def bytes_written(self) -> int:
+        """What the laptop has sent so far, counted as the charger received it."""
+        return self.faults.received
 
     @property
     def url(self) -> str:
         return f"{self.inner.url} (with faults)"
 
     def _check(self) -> None:
-        if self._cut:
+        if self.faults.cut:
             raise LinkLostError(f"{self.inner.url}: the link was cut at byte {self.plan.link_drop_byte}")
 
     def write(self, data: bytes) -> None:
         self._check()
-        start = self.bytes_written
-        if self.plan.link_drop_byte is not None and start <= self.plan.link_drop_byte < start + len(data):
-            delivered = self.plan.link_drop_byte - start
-            self._send(data[:delivered])
-            self._cut = True
-            self._check()
-        if self.plan.hang_byte is not None and start + len(data) > self.plan.hang_byte:
-            self._hung = True
-        self._send(self.plan.corrupt(start, data))
-
-    def _send(self, data: bytes) -> None:
-        if not data:
-            return
-        if self.plan.rate_bytes_per_s:
-            time.sleep(len(data) / self.plan.rate_bytes_per_s)  # the line's own speed, not a test's wait
-        self.inner.write(data)
-        self.bytes_written += len(data)
+        start = self.faults.received
+        passed = self.faults.admit(len(data))
+        if passed:
+            self.faults.pace(passed)
+            self.inner.write(self.plan.corrupt(start, data[:passed]))
+        self._check()
 
     def read(self, max_bytes: int, timeout_s: float) -> bytes:
         self._check()
-        if self._hung:  # a hung device says nothing, however long one waits
+        if self.faults.past_hang():  # a hung device says nothing, however long one waits
             time.sleep(timeout_s)
             return b""
         return self.inner.read(max_bytes, timeout_s)

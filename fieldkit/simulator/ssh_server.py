@@ -5,8 +5,8 @@ charger's programs (simulator/shell.py shims) first on PATH and the state
 directory in the environment; a plain call of one of those programs skips
 the shell and the interpreter start-up and runs in a process forked from a
 warm helper (simulator/forkserver.py). SFTP serves the charger's filesystem. Link
-faults apply here: a rate limit on SFTP writes, and a link that drops after
-N bytes received. A command that ends in a power cut (status 137) takes the
+faults (link_faults.py) count the image bytes SFTP receives: a rate limit,
+a link that drops after N bytes, a link that stalls. A command that ends in a power cut (status 137) takes the
 whole endpoint down, as losing power would.
 
 For the demo and fast tests; integration tests also run the same commands
@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,106 +42,45 @@ from paramiko.sftp_handle import SFTPHandle
 from paramiko.sftp_server import SFTPServer
 from paramiko.sftp_si import SFTPServerInterface
 
+from fieldkit.errors import LinkLostError
 from fieldkit.simulator.faults import FaultPlan
 from fieldkit.simulator.forkserver import CommandOutcome, ProgramRunner
+from fieldkit.simulator.link_faults import LinkFaults
 from fieldkit.simulator.shell import FAULTS_ENV, POWER_CUT_STATUS, PROGRAMS, STATE_ENV, write_shims
 
 COMMAND_TIMEOUT_S: Final = 600
-LINK_IDLE_S: Final = 0.05  # a rate-limited link idle this long starts afresh
-STALL_LIMIT_S: Final = 120.0  # a stalled link gives up in the end, as TCP does
 
 
-class _LinkBudget:
-    """Bytes received over SFTP, for the link-drop and rate faults (shared by all sessions)."""
+class _LinkBudget(LinkFaults):
+    """The SSH link's faults (link_faults.py), counted in image bytes received over SFTP by all sessions."""
 
     def __init__(self, faults: FaultPlan, links: Callable[[], list[paramiko.Transport]]) -> None:
-        self.faults = faults
+        super().__init__(faults)
         self.links = links
-        self.received = 0
-        self.dropped = False
-        self.lock = threading.Lock()
         self.handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
-        self.stalled = threading.Event()  # set while a write waits at the hang byte
-        self.released = threading.Event()
-        self._link_free_at = 0.0  # monotonic time the rate-limited link is next free
 
     def receive(self, count: int, handle: _Handle) -> None:
-        """Account for ``count`` bytes about to be written; raise once the link is down.
+        """Account for an SFTP write of ``count`` bytes about to land; raise once the link is down.
 
-        After a drop nothing more lands, as on a real link: writes already
-        queued behind the one that crossed the limit fail too, so the staged
-        file is a clean prefix and never a prefix with holes.
+        A write the cut falls inside never lands: its request never arrived
+        whole. After the cut nothing more lands, as on a real link: writes
+        already queued behind it fail too, so the staged file is a clean
+        prefix and never a prefix with holes.
         """
-        victims: list[paramiko.Transport] = []
-        with self.lock:
-            if self.dropped or handle.dead:
-                raise OSError("link dropped")
-            limit = self.faults.link_drop_byte
-            if limit is not None and self.received + count > limit:
-                self.dropped = True
-                for open_handle in self.handles:  # requests still queued on the dead link never land
-                    open_handle.dead = True
-                victims = self.links()  # the links up now; never one opened after the drop
-            else:
-                self.received += count
-        if victims:
+        if handle.dead or self.cut:
+            raise OSError("link dropped")
+        if self.admit(count) < count:
+            victims = self.links()  # the links up now; never one opened after the drop
+            for open_handle in list(self.handles):  # requests still queued on the dead link never land
+                open_handle.dead = True
             for transport in victims:
                 transport.close()
             raise OSError("link dropped")
-        self._stall_at_hang_byte()
-        if self.faults.rate_bytes_per_s:
-            self._pace(count, self.faults.rate_bytes_per_s)
-
-    def _pace(self, count: int, rate_bytes_per_s: int) -> None:
-        """Hold the writer until ``count`` more bytes fit the link's rate.
-
-        A clock of when the link is next free, not a sleep per write: time
-        spent processing a write does not add to the link's own time, so the
-        link carries exactly its rate when busy (as a real one does).
-        """
-        with self.lock:
-            now = time.monotonic()
-            if self._link_free_at < now - LINK_IDLE_S:  # the link sat idle: no credit for that time
-                self._link_free_at = now
-            # A writer woken late (sleep and thread switches overshoot) is caught up by the next ones.
-            self._link_free_at += count / rate_bytes_per_s
-            wait_s = self._link_free_at - now
-        if wait_s > 0:
-            time.sleep(wait_s)
-
-    def _stall_at_hang_byte(self) -> None:
-        """A stalled link: writes past the hang byte wait (bounded) until ``release`` or the endpoint stops."""
-        deadline = time.monotonic() + STALL_LIMIT_S
-        while True:
-            with self.lock:
-                hang = self.faults.hang_byte
-                if hang is None or self.received < hang:
-                    return
-            self.stalled.set()
-            if self.released.wait(timeout=0.05):
-                return
-            if time.monotonic() > deadline:
-                raise OSError("link stalled for too long")
-
-    def stall_at(self, byte: int) -> None:
-        """Stall the link once ``byte`` bytes (counted over the endpoint's life) have been received."""
-        with self.lock:
-            self.released.clear()
-            self.stalled.clear()
-            self.faults.hang_byte = byte
-
-    def release(self) -> None:
-        """End a stall: the link carries data again."""
-        with self.lock:
-            self.faults.hang_byte = None
-        self.released.set()
-
-    def reset(self) -> None:
-        """A new connection after a drop: the fault has happened once, the link works again."""
-        with self.lock:
-            if self.dropped:
-                self.dropped = False
-                self.faults.link_drop_byte = None
+        try:
+            self.wait_while_stalled()
+        except LinkLostError as exc:
+            raise OSError(str(exc)) from exc
+        self.pace(count)
 
 
 class _Handle(SFTPHandle):
@@ -361,7 +299,7 @@ class SimulatedSshCharger:
                 continue
             except OSError:
                 break
-            self.budget.reset()
+            self.budget.reconnect()
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as sshd does for sessions
             transport = _Transport(client)
             transport.add_server_key(self.host_key)

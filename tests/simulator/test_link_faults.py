@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from fieldkit.errors import LinkLostError
 from fieldkit.simulator.faults import FaultPlan
-from fieldkit.simulator.link_faults import FaultyByteStream
+from fieldkit.simulator.link_faults import FaultyByteStream, LinkFaults
 from fieldkit.transports.byte_stream import open_byte_stream
 
 
@@ -49,3 +50,26 @@ def test_a_paced_line_takes_at_least_its_bytes_over_its_rate() -> None:
     assert time.monotonic() - start >= 0.1  # 1000 bytes at 10,000 B/s; a loaded machine only adds to it
     assert link.read_exactly(1000, timeout_s=2) == b"x" * 1000
     link.close()
+
+
+def test_the_shared_core_counts_a_cut_inside_a_span_and_a_reconnect_clears_it() -> None:
+    faults = LinkFaults(FaultPlan.parse(["link-drop:byte=100"]))
+    assert faults.admit(60) == 60
+    assert faults.admit(60) == 40, "only the bytes before the cut arrive"
+    assert faults.cut and faults.admit(10) == 0, "nothing arrives on a cut link"
+    faults.reconnect()
+    assert not faults.cut and faults.admit(1000) == 1000, "the cable, put back, carries everything"
+    assert faults.received == 1100
+
+
+def test_a_stall_holds_the_sender_until_released() -> None:
+    faults = LinkFaults(FaultPlan())
+    faults.stall_at(10)
+    faults.admit(20)
+    sender = threading.Thread(target=faults.wait_while_stalled)
+    sender.start()
+    assert faults.stalled.wait(timeout=10), "the sender should be held at the hang byte"
+    assert sender.is_alive()
+    faults.release()
+    sender.join(timeout=10)
+    assert not sender.is_alive()

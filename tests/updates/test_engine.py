@@ -176,7 +176,7 @@ def test_twenty_link_drops_at_random_offsets_each_resend_at_most_one_chunk(tmp_p
         try:
             for offset in offsets:
                 asyncio.run(driver.identify())  # (re)connect first: a new connection clears a spent fault
-                budget.faults.link_drop_byte = budget.received + max(1, offset - held)
+                budget.plan.link_drop_byte = budget.received + max(1, offset - held)
                 received_before = budget.received
                 with pytest.raises(LinkLostError):
                     asyncio.run(driver.transfer("rootfs", payload, None))
