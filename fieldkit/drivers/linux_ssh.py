@@ -33,7 +33,7 @@ import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, TypedDict
 
 from fieldkit.domain import (
     Capabilities,
@@ -48,6 +48,7 @@ from fieldkit.domain import (
     Verification,
 )
 from fieldkit.drivers import mender, rauc, swupdate
+from fieldkit.drivers.helpers_protocol import HelperIdentity, HelperStatus, parse_answer
 from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load_profiles, transaction_state
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
 from fieldkit.fsutil import sha256_file
@@ -67,23 +68,21 @@ STAGING_DIR_MAX_CHARS: Final = 200
 SAFE_STAGING_DIR: Final = re.compile(r"^(/[A-Za-z0-9._+-]+)+$")
 
 
-def reported_staging_dir(identity: Mapping[str, object]) -> str:
-    """The staging directory a helpers charger names in its identity, or "" when it names none.
+def reported_staging_dir(value: str | None) -> str:
+    """The staging directory a helpers charger names in its identity (or None), as used: "" when none.
 
     It ends up in shell commands (quoted) and in file names the laptop reads back, so only a plain
     absolute path is taken; anything else is refused with what to fix.
     """
-    value = identity.get("staging_dir")
     if value is None:
         return ""
     if (
-        not isinstance(value, str)
-        or len(value) > STAGING_DIR_MAX_CHARS
+        len(value) > STAGING_DIR_MAX_CHARS
         or not SAFE_STAGING_DIR.match(value)
         or any(part in (".", "..") for part in value.split("/"))
     ):
         raise DeviceRefusedError(
-            f"the charger names a staging directory fieldkit will not use: {str(value)[:80]!r}",
+            f"the charger names a staging directory fieldkit will not use: {value[:80]!r}",
             "charger-identity's staging_dir must be a plain absolute path (letters, digits, . _ + -)",
         )
     return value
@@ -101,6 +100,14 @@ def remote_sha256(source: str = "") -> str:
     failed openssl.
     """
     return f"if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r {source}; else sha256sum {source}; fi"
+
+
+class StagingFacts(TypedDict):
+    """What preflight learns of the charger's staging directory (ChargerIdentity's staging fields)."""
+
+    staging_dir: str
+    staging_problem: str | None
+    staging_free_bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -223,15 +230,15 @@ class LinuxSshDriver:
             )
         return result.text
 
-    def _json(self, command: str) -> dict[str, Any]:
+    def _json(self, command: str) -> object:
         text = self._run(command)
         try:
-            document = json.loads(text)
+            return json.loads(text)
         except ValueError as exc:
             raise DeviceRefusedError(f"`{self._program(command)}` did not answer with JSON: {text[:200]!r}") from exc
-        if not isinstance(document, dict):
-            raise DeviceRefusedError(f"`{self._program(command)}` answered with an unexpected shape")
-        return document
+
+    def _helper_identity(self) -> HelperIdentity:
+        return parse_answer(HelperIdentity, "charger-identity", self._json("charger-identity --json"))
 
     def close(self) -> None:
         self._drop()
@@ -249,7 +256,7 @@ class LinuxSshDriver:
             return profile.staging_dir
         if profile.updater == "helpers":
             if self._reported_staging_dir is None:
-                self._reported_staging_dir = reported_staging_dir(self._json("charger-identity --json"))
+                self._reported_staging_dir = reported_staging_dir(self._helper_identity().staging_dir)
             if self._reported_staging_dir:
                 return self._reported_staging_dir
         return self.default_staging_dir
@@ -304,31 +311,21 @@ class LinuxSshDriver:
         return dataclasses.replace(identity, profile=profile.name)
 
     def _identify_helpers(self) -> ChargerIdentity:
-        raw = self._json("charger-identity --json")
-        session = self._ssh()
-        floor = raw.get("security_version_floor")
-        transaction = raw.get("transaction_active")
+        raw = self._helper_identity()
         return ChargerIdentity(
-            vendor=raw["vendor"],
-            model=raw["model"],
-            hardware_revision=raw["hardware_revision"],
-            serial=raw["serial"],
-            address=session.address,
+            vendor=raw.vendor,
+            model=raw.model,
+            hardware_revision=raw.hardware_revision,
+            serial=raw.serial,
+            address=self._ssh().address,
             components={
-                name: ComponentInfo(
-                    name,
-                    c["running_version"],
-                    c["active_slot"],
-                    c["state"],
-                    c.get("pending_slot"),
-                    c.get("install_method"),
-                )
-                for name, c in raw["components"].items()
+                name: ComponentInfo(name, c.running_version, c.active_slot, c.state, c.pending_slot, c.install_method)
+                for name, c in raw.components.items()
             },
-            security_version_floor=int(floor) if isinstance(floor, int) else None,
-            transaction_active=transaction if isinstance(transaction, bool) else None,
-            meter_wh=int(raw.get("meter_wh", 0)),
-            connector_statuses=tuple(str(c) for c in raw.get("connectors", [])),
+            security_version_floor=raw.security_version_floor,
+            transaction_active=raw.transaction_active,
+            meter_wh=raw.meter_wh,
+            connector_statuses=tuple(raw.connectors),
         )
 
     def _facts(self, profile: Profile) -> dict[str, tuple[str, FactSource]]:
@@ -414,7 +411,7 @@ class LinuxSshDriver:
             )
         return self._identity_from_facts(facts, components, status.compatible)
 
-    def _staging_facts(self) -> dict[str, Any]:
+    def _staging_facts(self) -> StagingFacts:
         """Can the login user stage images, and how much room is there? Checked before anything is sent."""
         directory = shlex.quote(self.staging_dir)
         answer = self._ssh().run(
@@ -426,6 +423,7 @@ class LinuxSshDriver:
             return {
                 "staging_dir": self.staging_dir,
                 "staging_problem": f"{self.staging_dir} cannot be written by {user} on the charger",
+                "staging_free_bytes": None,
             }
         fields = answer.text.split()
         free = int(fields[3]) * 1024 if len(fields) >= 4 and fields[3].isdigit() else None
@@ -611,16 +609,16 @@ class LinuxSshDriver:
         last = HealthReport(False, "no status read yet")
         while time.monotonic() <= deadline:
             try:
-                raw = self._json("charger-status --json")
+                raw = parse_answer(HelperStatus, "charger-status", self._json("charger-status --json"))
             except (TransportError, DeviceRefusedError) as exc:
                 # Still booting: a failing command means "not yet", until the timeout.
                 last, stable_since = HealthReport(False, f"charger not answering: {exc.message}"), None
                 self._drop()
                 time.sleep(self.poll_s)
                 continue
-            statuses = [c["status"] for c in raw["connectors"]]
-            running = {n: c["running_version"] for n, c in raw["components"].items()}
-            meter = int(raw["meter_wh"])
+            statuses = [c.status for c in raw.connectors]
+            running = {n: c.running_version for n, c in raw.components.items()}
+            meter = raw.meter_wh
             wrong = {n: v for n, v in expected_versions.items() if running.get(n) != v}
             if wrong:  # still booting, or the bootloader went back: "not yet" until the timeout says which
                 last, stable_since = HealthReport(False, f"running {running}, expected {expected_versions}",

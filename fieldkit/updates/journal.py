@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Final
+
+from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from fieldkit import config
 from fieldkit.errors import FieldkitError, UsageError
@@ -29,8 +31,7 @@ def jobs_dir() -> Path:
     return config.data_dir() / "jobs"
 
 
-# What a journal's history holds: JSON values.
-JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+__all__ = ["JobRecord", "Journal", "JournalError", "JsonValue", "StepChanges", "jobs_dir", "new_job_id"]
 
 
 def new_job_id() -> str:
@@ -112,7 +113,7 @@ class Journal:
 
     def load(self, job_id: str) -> JobRecord:
         try:
-            return JobRecord(**_migrated(json.loads(self.path(job_id).read_text(encoding="utf-8"))))
+            return _read_record(self.path(job_id).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise UsageError(f"no job {job_id!r}", "see `fieldkit update --resume` for interrupted jobs") from exc
         except (OSError, ValueError, TypeError) as exc:
@@ -122,7 +123,7 @@ class Journal:
         records = []
         for path in sorted(self.directory.glob("*.json")):
             try:
-                record = JobRecord(**_migrated(json.loads(path.read_text(encoding="utf-8"))))
+                record = _read_record(path.read_text(encoding="utf-8"))
             except (OSError, ValueError, TypeError):
                 continue
             if not record.finished:
@@ -147,10 +148,28 @@ class StepChanges:
             record.component_index = self.component_index
 
 
-def _migrated(document: dict[str, Any]) -> dict[str, Any]:
+_RECORD: Final = TypeAdapter(JobRecord)
+
+
+def _read_record(text: str) -> JobRecord:
+    """A journal file as a JobRecord, every field checked (a ValueError names what is wrong)."""
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError("a job journal is a JSON object")
+    try:
+        return _RECORD.validate_python(_migrated(document))
+    except ValidationError as exc:  # one line, naming the field: the error is shown as it is
+        first = exc.errors()[0]
+        raise ValueError(f"{'.'.join(str(p) for p in first['loc']) or 'record'}: {first['msg']}") from exc
+
+
+def _migrated(document: dict[str, object]) -> dict[str, object]:
     """A journal written by an earlier fieldkit, in today's shape (it kept the SSH key path as its own field)."""
     if "ssh_key" in document:
         key = document.pop("ssh_key")
-        if key:
-            document.setdefault("link_options", {})["ssh_key"] = key
+        options = document.get("link_options")
+        if isinstance(key, str) and key:
+            merged = dict(options) if isinstance(options, dict) else {}
+            merged.setdefault("ssh_key", key)
+            document["link_options"] = merged
     return document

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fieldkit.updates.journal import Journal
+import pytest
+
+from fieldkit.updates.journal import Journal, JournalError
 
 
 def _old_journal(directory: Path, ssh_key: str | None) -> str:
@@ -46,3 +48,17 @@ def test_an_interrupted_job_from_an_earlier_release_is_offered_for_resume(tmp_pa
     journal = Journal(tmp_path / "jobs")
     job_id = _old_journal(journal.directory, "/home/tech/.ssh/charger_key")
     assert [r.job_id for r in journal.unfinished()] == [job_id]
+
+
+def test_a_journal_with_a_field_of_the_wrong_type_is_unreadable_and_not_offered(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "jobs")
+    job_id = _old_journal(journal.directory, None)
+    document = json.loads(journal.path(job_id).read_text())
+    document["to_versions"] = ["2.4.0"]  # a list where a component -> version map belongs
+    journal.path(job_id).write_text(json.dumps(document))
+    with pytest.raises(JournalError, match=f"journal of job {job_id} is unreadable.*to_versions"):
+        journal.load(job_id)
+    assert journal.unfinished() == []
+    journal.path(job_id).write_text("[1, 2]")
+    with pytest.raises(JournalError, match="JSON object"):
+        journal.load(job_id)
