@@ -102,10 +102,11 @@ class PayloadSource:
     offset: int
     size_bytes: int
     sha256: str
+    version: str | None = None  # the bundle's version for it: a driver that can read the image's own checks it
 
     @classmethod
-    def whole_file(cls, path: Path, sha256: str) -> PayloadSource:
-        return cls(path, 0, path.stat().st_size, sha256)
+    def whole_file(cls, path: Path, sha256: str, version: str | None = None) -> PayloadSource:
+        return cls(path, 0, path.stat().st_size, sha256, version)
 
 
 class Verification(StrEnum):

@@ -152,3 +152,62 @@ def _client_key(state_dir: Path) -> Path:
     if not public_path.exists():
         public_path.write_bytes(write_openssh_key(state_dir / "client_key", "fieldkit-sim-client"))
     return public_path
+
+
+@sim_group.command("serial")
+@click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--protocol", type=click.Choice(["smp"]), default="smp", show_default=True)
+@click.option("--model", default="AMP-WB7", show_default=True, help="Model to create on first start.")
+@click.option("--line", type=click.Choice(["pty", "socket"]), default="pty", show_default=True,
+              help="A local pseudo-terminal (a USB-serial port) or a TCP port (a serial device server).")  # fmt: skip
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="For --line socket: 0 picks a free port.")  # fmt: skip
+@click.option("--baud", type=click.IntRange(min=300), help="Pace the line as a UART at this rate [default: unpaced].")
+@click.option("--buf-size", default=2048, show_default=True, type=click.IntRange(128, 65535),
+              help="The board's SMP buffer size (MCUmgr parameters); Zephyr's default is 384.")  # fmt: skip
+@click.option("--buf-count", default=4, show_default=True, type=click.IntRange(1, 64), help="Its number of buffers.")
+@click.option("--fault", "faults", multiple=True, help="Fault spec (repeatable); see `fieldkit sim ssh --help`.")
+def serial(
+    state_dir: Path,
+    protocol: str,
+    model: str,
+    line: str,
+    port: int,
+    baud: int | None,
+    buf_size: int,
+    buf_count: int,
+    faults: tuple[str, ...],
+) -> None:
+    """Serve a simulated MCU board over mcumgr SMP until SIGTERM or SIGINT.
+
+    Prints the address to update it at: smp+serial:///dev/pts/N (a pty) or
+    smp+socket://127.0.0.1:PORT. Creates the board in DIR on first start.
+    Line faults for a serial line: drop:byte=N, noise:byte=N, link-drop:byte=N,
+    hang:byte=N; the board's own: power-cut:byte=N (image offset), corrupt:byte=N.
+    """
+    import signal
+
+    from fieldkit.simulator.catalog import model_named
+    from fieldkit.simulator.device import SimulatedCharger
+    from fieldkit.simulator.faults import FaultPlan
+    from fieldkit.simulator.smp_server import PtyLine, SmpBoard, TcpLine
+
+    del protocol  # SMP is the one serial protocol the simulator speaks so far
+    plan = FaultPlan.parse(list(faults))  # refuse a bad spec before anything starts
+    if not (state_dir / "state.json").exists():
+        try:
+            spec = model_named(model)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0]), "see `fieldkit sim models`") from exc
+        SimulatedCharger.create(state_dir, spec, f"SIM-{state_dir.resolve().name.upper()}")
+    else:
+        SimulatedCharger(state_dir).power_on(max_boot_attempts=1)  # power is back: MCUboot runs
+    board = SmpBoard(state_dir, plan, buf_size=buf_size, buf_count=buf_count, baud=baud)
+    served: PtyLine | TcpLine = PtyLine(board) if line == "pty" else TcpLine(board, port=port)
+    signal.signal(signal.SIGTERM, lambda *_: served.stop())
+    signal.signal(signal.SIGINT, lambda *_: served.stop())
+    query = f"?baud={baud}" if baud else ""
+    address = f"smp+serial://{served.url}{query}" if line == "pty" else f"smp+{served.url}{query}"
+    click.echo(address)
+    sys.stdout.flush()
+    served.serve_forever()

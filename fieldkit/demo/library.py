@@ -28,6 +28,7 @@ from fieldkit.config import Limits
 from fieldkit.demo.pki import CREATED, DemoPki, demo_ec_key, write_demo_keys, write_file
 from fieldkit.simulator.catalog import SimulatedModel, model_named
 from fieldkit.simulator.image import ImageHeader
+from fieldkit.simulator.mcuboot_image import mcuboot_image
 
 EXPIRES: Final = dt.datetime(2036, 1, 15, tzinfo=dt.UTC)
 DEFAULT_PAYLOAD_BYTES: Final = 256 * 1024
@@ -59,9 +60,16 @@ def _iso(moment: dt.datetime) -> str:
 def demo_payload(
     path: Path, model: SimulatedModel, component: str, version: str, size_bytes: int, security_version: int
 ) -> None:
-    """A simulated firmware image: a header the simulator checks before booting it, then filler."""
+    """A simulated firmware image: a header the simulator checks before booting it, then filler.
+
+    An MCU board's image (mcumgr SMP) is an MCUboot image around it, as a real board takes.
+    """
     header = ImageHeader(model.vendor, model.model, component, version, security_version).to_bytes()
     rng = random.Random(f"{model.model}/{component}/{version}")  # noqa: S311 - filler, not crypto
+    if model.transport == "serial-smp":
+        body = header + rng.randbytes(max(0, size_bytes - len(header)))
+        path.write_bytes(mcuboot_image(body, version))
+        return
     with path.open("wb") as handle:
         handle.write(header)
         remaining = max(0, size_bytes - len(header))

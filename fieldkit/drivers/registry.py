@@ -70,7 +70,20 @@ def _linux_ssh(address: str, settings: Settings, options: DriverOptions) -> Driv
     )
 
 
-BUILT_IN: Final[dict[str, DriverFactory]] = {"ssh": _linux_ssh}
+def _smp(address: str, settings: Settings, options: DriverOptions) -> Driver:
+    del options  # a serial line has no keys or host keys
+    from fieldkit.drivers.smp import SmpDriver  # the smp package loads only when an SMP board is used
+    from fieldkit.transports.byte_stream import open_byte_stream
+
+    return SmpDriver(address, open_byte_stream, health_stable_s=settings.health_stable_s)
+
+
+BUILT_IN: Final[dict[str, DriverFactory]] = {
+    "ssh": _linux_ssh,
+    "smp+serial": _smp,
+    "smp+socket": _smp,
+    "smp+rfc2217": _smp,
+}
 
 
 def scheme_of(address: str) -> str:

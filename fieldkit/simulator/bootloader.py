@@ -23,12 +23,19 @@ class BootRecord:
     detail: str = ""
 
 
-def boot(components: dict[str, ComponentState], verified: Callable[[str, str], bool]) -> BootRecord:
-    """Choose and start every component's image; ``verified(component, slot)`` is the verify-before-boot check."""
+def boot(
+    components: dict[str, ComponentState],
+    verified: Callable[[str, str], bool],
+    max_boot_attempts: int = MAX_BOOT_ATTEMPTS,
+) -> BootRecord:
+    """Choose and start every component's image; ``verified(component, slot)`` is the verify-before-boot check.
+
+    ``max_boot_attempts``: how many boots an image on trial gets (MCUboot: one; its next reset goes back).
+    """
     record = BootRecord("ok")
     for name, state in components.items():
         if state.pending is not None:
-            if state.boot_attempts >= MAX_BOOT_ATTEMPTS:
+            if state.boot_attempts >= max_boot_attempts:
                 record = BootRecord(
                     "fallback",
                     f"{name}: slot {state.pending} failed {state.boot_attempts} boots; back to the committed image",

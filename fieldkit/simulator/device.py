@@ -38,12 +38,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from fieldkit.fsutil import atomic_write_bytes
-from fieldkit.simulator.bootloader import BootRecord, boot
+from fieldkit.simulator.bootloader import MAX_BOOT_ATTEMPTS, BootRecord, boot
 from fieldkit.simulator.catalog import SimulatedModel
 from fieldkit.simulator.charging import ChargingSessions
 from fieldkit.simulator.faults import FaultPlan
 from fieldkit.simulator.flash import ComponentState, DeviceError, Flash, Slot, SlotImage, other_slot
 from fieldkit.simulator.image import ImageHeader
+from fieldkit.simulator.mcuboot_image import mcuboot_image
 
 __all__ = ["DeviceError", "SimulatedCharger"]
 
@@ -89,6 +90,8 @@ class SimulatedCharger:
                 model.vendor, model.model, component.name, model.installed_version, model.security_version_floor
             )
             image = header.to_bytes() + hashlib.sha256(header.to_bytes()).digest() * (FACTORY_IMAGE_BYTES // 32)
+            if component.install_method == "mcumgr-smp":  # an MCU board boots MCUboot images
+                image = mcuboot_image(image, model.installed_version)
             atomic_write_bytes(slot_dir / "A", image)
             (slot_dir / "B").write_bytes(b"")
             factory = SlotImage(
@@ -204,11 +207,14 @@ class SimulatedCharger:
 
     # -- booting (bootloader.py) ------------------------------------------------------
 
-    def power_on(self) -> BootRecord:
-        """What the bootloader does after reset, then the connectors as the booted images bring them up."""
+    def power_on(self, max_boot_attempts: int = MAX_BOOT_ATTEMPTS) -> BootRecord:
+        """What the bootloader does after reset, then the connectors as the booted images bring them up.
+
+        ``max_boot_attempts``: boots an image on trial gets (MCUboot gives one).
+        """
         self.faults.check_phase("reboot")
         self.boot_count += 1
-        self.last_boot = boot(self.components, self.verified)
+        self.last_boot = boot(self.components, self.verified, max_boot_attempts)
         self._settle_connectors()
         self.save()
         return self.last_boot

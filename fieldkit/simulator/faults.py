@@ -5,6 +5,8 @@ Specs, as given to `--fault` (repeatable):
     power-cut:byte=N        the charger loses power after N bytes of an image are written
     power-cut:phase=P       ... when phase P starts (install, reboot, commit)
     corrupt:byte=N          the byte at image offset N is flipped on its way to flash
+    drop:byte=N             byte N on a serial line is lost (the board never sees it)
+    noise:byte=N            a burst of line noise arrives before byte N of a serial line
     hang:phase=P            the charger stops answering when phase P starts
     hang:byte=N             the link stalls once N bytes of an image have been received
     link-drop:byte=N        the link drops after N bytes of an image have been received
@@ -28,6 +30,8 @@ from fieldkit.errors import UsageError
 
 PHASES: Final = ("install", "reboot", "commit")
 UNKNOWABLE: Final = ("transaction", "security_version_floor")  # facts a charger may be unable to report
+# A burst of line noise: garbage, with SMP markers and newlines among it.
+NOISE: Final = b"\x00\xff\x06\t~\x92\n\x04\x14\xa5"
 
 
 class PowerCut(Exception):
@@ -43,6 +47,8 @@ class FaultPlan:
     power_cut_byte: int | None = None
     power_cut_phases: set[str] = field(default_factory=set)
     corrupt_bytes: set[int] = field(default_factory=set)
+    dropped_bytes: set[int] = field(default_factory=set)
+    noise_before: set[int] = field(default_factory=set)
     hang_phases: set[str] = field(default_factory=set)
     hang_byte: int | None = None
     link_drop_byte: int | None = None
@@ -68,6 +74,8 @@ class FaultPlan:
             self.flap_health = True
         elif kind == "rate" and argument.isdigit() and int(argument) > 0:
             self.rate_bytes_per_s = int(argument)
+        elif kind in ("drop", "noise") and key == "byte" and value.isdigit():
+            (self.dropped_bytes if kind == "drop" else self.noise_before).add(int(value))
         elif kind in ("power-cut", "corrupt", "link-drop", "hang") and key == "byte" and value.isdigit():
             if kind == "hang":
                 self.hang_byte = int(value)
@@ -86,7 +94,8 @@ class FaultPlan:
         else:
             raise UsageError(
                 f"--fault {spec!r} is not a fault spec",
-                "use power-cut:byte=N, power-cut:phase=install|reboot|commit, corrupt:byte=N, hang:phase=P, "
+                "use power-cut:byte=N, power-cut:phase=install|reboot|commit, corrupt:byte=N, drop:byte=N, "
+                "noise:byte=N, hang:phase=P, "
                 "hang:byte=N, link-drop:byte=N, rate:BYTES_PER_S, fail-install:component=C, never-available, "
                 "flap-health or unknown:fact=transaction|security_version_floor",
             )
@@ -105,6 +114,19 @@ class FaultPlan:
         for index in hits:
             mutable[index] ^= 0xFF
         return bytes(mutable)
+
+    def line_noise(self, offset: int, data: bytes) -> bytes:
+        """``data`` (line bytes from ``offset`` on) as a noisy line delivers it: bytes lost, noise added."""
+        span = range(offset, offset + len(data))
+        if not any(b in span for b in self.dropped_bytes | self.noise_before):
+            return data
+        out = bytearray()
+        for index, byte in enumerate(data):
+            if offset + index in self.noise_before:
+                out += NOISE
+            if offset + index not in self.dropped_bytes:
+                out.append(byte)
+        return bytes(out)
 
     def check_phase(self, phase: str) -> None:
         if phase in self.power_cut_phases:

@@ -7,7 +7,8 @@ bundle manifest, an MCUboot TLV area); here it is the header line:
      "version": ..., "security_version": N}\\n
 
 An image whose header is missing, unreadable or for another model or
-component does not boot.
+component does not boot. An MCU board's image is an MCUboot image whose
+body starts with that header line (mcuboot_image.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from fieldkit.simulator.mcuboot_image import mcuboot_body_offset
+
 MAGIC: Final = "fieldkit_sim_image"
+MCUBOOT_PROBE_BYTES: Final = 32
 MAX_HEADER_BYTES: Final = 4096
 
 
@@ -45,6 +49,8 @@ def read_image_header(path: Path) -> ImageHeader | None:
     """The header of the image at ``path``, or None if it has no valid one."""
     try:
         with path.open("rb") as handle:
+            start = mcuboot_body_offset(handle.read(MCUBOOT_PROBE_BYTES)) or 0  # an MCU board's MCUboot image
+            handle.seek(start)
             line = handle.readline(MAX_HEADER_BYTES)
         document = json.loads(line)
         if not isinstance(document, dict) or document.get(MAGIC) != 1:

@@ -122,7 +122,7 @@ class UpdateJob:
         component = self.components[index]
         container = BundleContainer.open(Path(self.record.bundle_path), self.limits)
         member = container.members[component.payload]
-        return PayloadSource(container.path, member.data_offset, member.size_bytes, component.sha256)
+        return PayloadSource(container.path, member.data_offset, member.size_bytes, component.sha256, component.version)
 
     def _bytes_before(self, index: int) -> int:
         return sum(c.size_bytes for c in self.components[:index])
