@@ -131,6 +131,9 @@ class Revert(StrEnum):
     """How the previous image comes back when a new one fails."""
 
     SLOT_FALLBACK = "the updater or bootloader falls back to the other slot"
+    # MCUboot: a test request cannot be withdrawn, so an install abandoned before it booted runs once, unconfirmed,
+    # before the reset that goes back; a running unconfirmed image is left at the next reset.
+    AFTER_TRIAL = "the bootloader goes back at the next reset; an image marked for test boots once first"
     NONE = "no way back: the previous image is overwritten"
 
 

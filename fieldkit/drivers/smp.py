@@ -143,7 +143,7 @@ class SmpDriver:
         self._upload_match: dict[str, bool | None] = {}
         self._capabilities = Capabilities(
             "serial", frozenset({INSTALL_METHOD}), Resume.DEVICE_OFFSET, Verification.DEVICE_IMAGE_HASH,
-            True, Revert.SLOT_FALLBACK, True, self.baud // 10,
+            True, Revert.AFTER_TRIAL, True, self.baud // 10,
         )  # fmt: skip
 
     @property
@@ -282,7 +282,7 @@ class SmpDriver:
         reported = bytes(second.hash) if second is not None and second.hash is not None else None
         if reported != image.image_hash:
             raise DeviceRefusedError(
-                "the board reports another image hash for slot 1 than the bundle's image has "
+                "the image hash the board reports for slot 1 does not match the bundle's image "
                 f"({reported.hex()[:16] if reported else 'none'}..., expected {image.image_hash.hex()[:16]}...)",
                 "the upload did not land whole; it will be sent again",
             )
@@ -369,7 +369,7 @@ class SmpDriver:
         running = next((i for i in self._image_list() if i.slot == 0), None)
         if running is None or not all(_same_version(running.version, v) for v in expected_versions.values()):
             raise DeviceRefusedError(
-                f"not confirming: the board runs {running.version if running else 'nothing'}, "
+                f"not committing: the board runs {running.version if running else 'nothing'}, "
                 f"not {', '.join(expected_versions.values())}",
                 "the new image is not running; roll back or install again",
             )
@@ -390,13 +390,16 @@ class SmpDriver:
         second = next((i for i in images if i.slot == 1), None)
         if running is not None and not running.confirmed:
             self._reset()  # MCUboot: an unconfirmed image does not get a second boot
-            return f"the unconfirmed {running.version} was left; MCUboot boots the confirmed image again"
+            return f"the unconfirmed {running.version} was left: rebooted into the committed image"
         if second is not None and second.pending:
             # MCUboot cannot withdraw a test request: the verified new image boots once, unconfirmed, and the
             # reset after that goes back. Nothing good is ever marked bad on the way.
             self._reset()
             self._reset()
-            return f"{second.version} was marked for test; it booted once unconfirmed and MCUboot went back"
+            return (
+                f"{second.version} was marked for test and cannot be withdrawn: it booted once, unconfirmed, "
+                "and the board rebooted into the committed image"
+            )
         if previous is None:
             raise DeviceRefusedError(
                 f"nothing to roll back: {running.version if running else 'the image'} runs and is confirmed",

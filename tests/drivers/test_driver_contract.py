@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,16 @@ import pytest
 from fieldkit.domain import Capabilities, FactSource, PayloadSource, Resume, Revert, Verification
 from fieldkit.drivers.base import Driver
 from fieldkit.drivers.linux_ssh import LinuxSshDriver
+from fieldkit.drivers.smp import SmpDriver
 from fieldkit.errors import DeviceRefusedError
-from fieldkit.simulator.catalog import model_named
+from fieldkit.simulator.catalog import SimulatedComponent, SimulatedModel, model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.image import ImageHeader
+from fieldkit.simulator.mcuboot_image import mcuboot_image
 from fieldkit.simulator.memory_driver import KINDS, MemoryDriver
 from fieldkit.simulator.shell import write_shims
+from fieldkit.simulator.smp_server import SmpBoard, TcpLine
+from fieldkit.transports.byte_stream import open_byte_stream
 from fieldkit.transports.ssh import SshSession, SshTarget
 from tests.support.raucbundle import build_rauc_bundle, make_signer
 from tests.support.rig import COMPATIBLE, LinuxRig, rig_image, rig_missing
@@ -55,6 +60,7 @@ class Subject:
     booted: Callable[[], str]  # the slot the charger runs, from its own state
     good: Callable[[str], bool]  # would its bootloader still boot this slot?
     boots: Callable[[], int]
+    component: str = COMPONENT
 
     @property
     def capabilities(self) -> Capabilities:
@@ -62,7 +68,7 @@ class Subject:
 
     @property
     def methods(self) -> dict[str, str]:
-        return {COMPONENT: self.install_method}
+        return {self.component: self.install_method}
 
 
 def _payload(path: Path, data: bytes) -> PayloadSource:
@@ -77,13 +83,15 @@ def _simulated_images(tmp_path: Path) -> tuple[PayloadSource, PayloadSource]:
     return _payload(tmp_path / "new.img", new), _payload(tmp_path / "other-model.img", other)
 
 
-def _device_slots(state: Path) -> tuple[Callable[[], str], Callable[[str], bool], Callable[[], int]]:
+def _device_slots(
+    state: Path, component: str = COMPONENT
+) -> tuple[Callable[[], str], Callable[[str], bool], Callable[[], int]]:
     def booted() -> str:
-        return SimulatedCharger(state).components[COMPONENT].active
+        return SimulatedCharger(state).components[component].active
 
     def good(slot: str) -> bool:
-        rootfs = SimulatedCharger(state).components[COMPONENT]
-        return rootfs.slots.get(slot) is not None and slot in (rootfs.committed, rootfs.pending)
+        image = SimulatedCharger(state).components[component]
+        return image.slots.get(slot) is not None and slot in (image.committed, image.pending)
 
     def boots() -> int:
         return SimulatedCharger(state).boot_count
@@ -167,6 +175,45 @@ def _rig(tmp_path: Path) -> Iterator[Subject]:
         rig.power_off()
 
 
+# An MCU board under MCUboot, as fieldkit's board table knows it (AMP-WB7 r2, component "app"), at OLD.
+SMP_BOARD = SimulatedModel(
+    "Ampero", "AMP-WB7", ("r2",), "serial-smp", (SimulatedComponent("app", "mcu-app", "mcumgr-smp"),),
+    installed_version=OLD, security_version_floor=2,
+)  # fmt: skip
+
+
+def _smp_payload(path: Path, model: str, version: str, size: int) -> PayloadSource:
+    body = ImageHeader("Ampero", model, "app", version, 4).to_bytes() + os.urandom(size)
+    image = mcuboot_image(body, version)
+    path.write_bytes(image)
+    return PayloadSource.whole_file(path, hashlib.sha256(image).hexdigest(), version)
+
+
+def _smp(tmp_path: Path) -> Iterator[Subject]:
+    state = tmp_path / "board"
+    SimulatedCharger.create(state, SMP_BOARD, "WB7-CONTRACT")
+    board = SmpBoard(state, buf_size=2048, buf_count=4)
+    line = TcpLine(board)
+    thread = threading.Thread(target=line.serve_forever, daemon=True)
+    thread.start()
+
+    def connect() -> SmpDriver:
+        return SmpDriver(f"smp+socket://127.0.0.1:{line.port}", open_byte_stream, health_stable_s=0.3, poll_s=0.05,
+                         reset_timeout_s=10)  # fmt: skip
+
+    payload = _smp_payload(tmp_path / "new.bin", "AMP-WB7", NEW, 700_000)
+    refused = _smp_payload(tmp_path / "other-model.bin", "VQ-DC150", NEW, 50_000)
+    driver = connect()
+    try:
+        yield Subject(
+            "smp-simulator", driver, connect, "mcumgr-smp", payload, refused, *_device_slots(state, "app"), "app"
+        )
+    finally:
+        driver.close()
+        line.stop()
+        thread.join(timeout=10)
+
+
 # What each subject's driver declares, known before it runs: each case is collected only for the subjects it
 # applies to (a charger with no way back is not asked to roll back), so none is skipped.
 DECLARED: dict[str, Capabilities] = {
@@ -175,16 +222,24 @@ DECLARED: dict[str, Capabilities] = {
     "memory-dfu": KINDS["dfu"],
     "ssh-simulator": LinuxSshDriver.capabilities,
     "ssh-real-rauc": LinuxSshDriver.capabilities,
+    "smp-simulator": SmpDriver("smp+socket://127.0.0.1:1", open_byte_stream).capabilities,
 }
 
 
-def subjects(*, trial_boot: bool | None = None, revert: bool | None = None, read_back: bool | None = None) -> list[str]:
+def subjects(
+    *,
+    trial_boot: bool | None = None,
+    revert: bool | None = None,
+    read_back: bool | None = None,
+    way_back: Revert | None = None,
+) -> list[str]:
     """The subjects whose declared capabilities match."""
     return [
         name
         for name, declared in DECLARED.items()
         if (trial_boot is None or declared.trial_boot == trial_boot)
         and (revert is None or (declared.revert != Revert.NONE) == revert)
+        and (way_back is None or declared.revert == way_back)
         and (read_back is None or (declared.verification != Verification.STREAMED_HASH) == read_back)
     ]
 
@@ -200,22 +255,24 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
         yield from _memory(tmp_path, name.removeprefix("memory-"))
     elif name == "ssh-simulator":
         yield from _simulator(tmp_path)
+    elif name == "smp-simulator":
+        yield from _smp(tmp_path)
     else:
         yield from _rig(tmp_path)
 
 
 async def _install(subject: Subject, payload: PayloadSource | None = None) -> None:
     driver, payload = subject.driver, payload or subject.payload
-    await driver.transfer(COMPONENT, payload, None)
-    assert await driver.verify(COMPONENT, payload), "verify says what it checked, for the audit trail"
-    await driver.activate(COMPONENT, payload.sha256, subject.install_method)
+    await driver.transfer(subject.component, payload, None)
+    assert await driver.verify(subject.component, payload), "verify says what it checked, for the audit trail"
+    await driver.activate(subject.component, payload.sha256, subject.install_method)
 
 
 def test_identity_names_the_charger_and_leaves_unknowns_unknown(subject: Subject) -> None:
     identity = asyncio.run(subject.driver.identify())
     assert identity.serial, "every charger names its serial"
-    assert identity.components[COMPONENT].version == OLD
-    assert identity.components[COMPONENT].pending_slot is None
+    assert identity.components[subject.component].version == OLD
+    assert identity.components[subject.component].pending_slot is None
     assert subject.install_method in subject.capabilities.install_methods
     for fact, value in (
         ("transaction", identity.transaction_active),
@@ -235,19 +292,20 @@ def test_a_full_update_commits_the_new_version(subject: Subject) -> None:
     async def scenario() -> None:
         driver = subject.driver
         await _install(subject)
-        assert await driver.installed(COMPONENT, NEW) in (True, None)
+        assert await driver.installed(subject.component, NEW) in (True, None)
         before = (await driver.identify()).boot_id
         assert await driver.reboot() is None, "no hand-over: the charger answers where it did"
         after = await driver.identify()
-        assert after.boot_id != before, "reboot() returned before the charger rebooted"
-        assert after.components[COMPONENT].version == NEW
+        # A charger with no boot id (an SMP board) is proven rebooted by the version it runs, just below.
+        assert before is None or after.boot_id != before, "reboot() returned before the charger rebooted"
+        assert after.components[subject.component].version == NEW
         if subject.capabilities.health_check:
-            report = await driver.health({COMPONENT: NEW}, baseline_meter_wh=0)
+            report = await driver.health({subject.component: NEW}, baseline_meter_wh=0)
             assert report.healthy, report.detail
         if subject.capabilities.trial_boot:
-            await driver.commit(subject.methods, {COMPONENT: NEW})
-            await driver.commit(subject.methods, {COMPONENT: NEW})  # a resumed job may commit twice
-        final = (await driver.identify()).components[COMPONENT]
+            await driver.commit(subject.methods, {subject.component: NEW})
+            await driver.commit(subject.methods, {subject.component: NEW})  # a resumed job may commit twice
+        final = (await driver.identify()).components[subject.component]
         assert (final.version, final.pending_slot) == (NEW, None)
 
     old = subject.booted()
@@ -255,15 +313,15 @@ def test_a_full_update_commits_the_new_version(subject: Subject) -> None:
     assert subject.booted() != old and subject.good(subject.booted())
 
 
-@only(subjects(revert=True))
+@only(subjects(way_back=Revert.SLOT_FALLBACK))
 def test_an_install_abandoned_before_it_boots_keeps_the_running_slot_good_and_primary(subject: Subject) -> None:
     async def scenario() -> None:
         await _install(subject)
-        pending = (await subject.driver.identify()).components[COMPONENT]
+        pending = (await subject.driver.identify()).components[subject.component]
         assert pending.pending_slot is not None and pending.pending_version in (NEW, None)
-        note = await subject.driver.rollback(subject.methods, {COMPONENT: OLD})
+        note = await subject.driver.rollback(subject.methods, {subject.component: OLD})
         assert "abandoned" in note and "before it booted" in note
-        after = (await subject.driver.identify()).components[COMPONENT]
+        after = (await subject.driver.identify()).components[subject.component]
         assert after.pending_slot is None and after.version == OLD
 
     booted, boots = subject.booted(), subject.boots()
@@ -272,11 +330,25 @@ def test_an_install_abandoned_before_it_boots_keeps_the_running_slot_good_and_pr
     assert subject.boots() == boots, "abandoning an install that never booted needs no reboot"
 
 
+@only(subjects(way_back=Revert.AFTER_TRIAL))
+def test_an_install_that_cannot_be_withdrawn_boots_once_then_the_good_image_again(subject: Subject) -> None:
+    async def scenario() -> None:
+        await _install(subject)
+        note = await subject.driver.rollback(subject.methods, {subject.component: OLD})
+        assert "cannot be withdrawn" in note and "rebooted into the committed image" in note
+        after = (await subject.driver.identify()).components[subject.component]
+        assert after.pending_slot is None and after.version == OLD
+
+    booted = subject.booted()
+    asyncio.run(scenario())
+    assert subject.booted() == booted and subject.good(booted), "the good image was not booted again"
+
+
 @only(subjects(revert=False))
 def test_a_charger_without_a_way_back_refuses_to_pretend_one(subject: Subject) -> None:
     asyncio.run(_install(subject))
     with pytest.raises(DeviceRefusedError, match="no previous image"):
-        asyncio.run(subject.driver.rollback(subject.methods, {COMPONENT: OLD}))
+        asyncio.run(subject.driver.rollback(subject.methods, {subject.component: OLD}))
 
 
 def test_rollback_with_nothing_pending_refuses_and_changes_nothing(subject: Subject) -> None:
@@ -290,7 +362,7 @@ def test_an_image_the_charger_refuses_is_a_refusal_that_changes_nothing(subject:
     booted = subject.booted()
     with pytest.raises(DeviceRefusedError):
         asyncio.run(_install(subject, subject.refused))
-    after = asyncio.run(subject.driver.identify()).components[COMPONENT]
+    after = asyncio.run(subject.driver.identify()).components[subject.component]
     assert after.pending_slot is None and after.version == OLD
     assert subject.booted() == booted and subject.good(booted)
 
@@ -299,7 +371,7 @@ def test_an_image_the_charger_refuses_is_a_refusal_that_changes_nothing(subject:
 def test_commit_refuses_while_the_new_image_is_not_running(subject: Subject) -> None:
     asyncio.run(_install(subject))
     with pytest.raises(DeviceRefusedError, match=r"not committing|nothing to commit"):
-        asyncio.run(subject.driver.commit(subject.methods, {COMPONENT: NEW}))
+        asyncio.run(subject.driver.commit(subject.methods, {subject.component: NEW}))
 
 
 @only(subjects(trial_boot=True, revert=True))
@@ -307,9 +379,9 @@ def test_a_running_new_image_is_rolled_back_to_the_good_slot(subject: Subject) -
     async def scenario() -> None:
         await _install(subject)
         await subject.driver.reboot()
-        note = await subject.driver.rollback(subject.methods, {COMPONENT: OLD})
+        note = await subject.driver.rollback(subject.methods, {subject.component: OLD})
         assert "marked bad" in note or "rebooted into the committed image" in note
-        assert (await subject.driver.identify()).components[COMPONENT].version == OLD
+        assert (await subject.driver.identify()).components[subject.component].version == OLD
 
     old = subject.booted()
     asyncio.run(scenario())
@@ -330,16 +402,16 @@ def test_an_interrupted_transfer_continues_as_the_driver_declares(subject: Subje
             raise _Interrupted
 
     with pytest.raises(_Interrupted):
-        asyncio.run(subject.driver.transfer(COMPONENT, payload, cut))
+        asyncio.run(subject.driver.transfer(subject.component, payload, cut))
     subject.driver.close()
     again = subject.reopen()  # a laptop restarted: nothing of the first run in memory
     try:
-        sent = asyncio.run(again.transfer(COMPONENT, payload, None))
+        sent = asyncio.run(again.transfer(subject.component, payload, None))
         if subject.capabilities.resume == Resume.RESTART:
             assert sent == payload.size_bytes
         else:
             assert 0 < sent < payload.size_bytes, f"{sent} of {payload.size_bytes} bytes sent again"
-        assert asyncio.run(again.verify(COMPONENT, payload))
+        assert asyncio.run(again.verify(subject.component, payload))
     finally:
         again.close()
 
@@ -347,11 +419,12 @@ def test_an_interrupted_transfer_continues_as_the_driver_declares(subject: Subje
 # Not the rig: its staging directory lies inside the rig's own root; ssh-simulator runs the same driver.
 @only([name for name in subjects(read_back=True) if name != "ssh-real-rauc"])
 def test_verification_refuses_a_damaged_copy_where_the_driver_reads_back(subject: Subject) -> None:
-    asyncio.run(subject.driver.transfer(COMPONENT, subject.payload, None))
+    asyncio.run(subject.driver.transfer(subject.component, subject.payload, None))
     driver = subject.driver
-    if isinstance(driver, MemoryDriver):
-        charger = SimulatedCharger(driver.state_dir)
-        copy = charger.slot_path(COMPONENT, charger.inactive_slot(COMPONENT))
+    if isinstance(driver, MemoryDriver | SmpDriver):
+        state = driver.state_dir if isinstance(driver, MemoryDriver) else subject.payload.path.parent / "board"
+        charger = SimulatedCharger(state)
+        copy = charger.slot_path(subject.component, charger.inactive_slot(subject.component))
     else:
         assert isinstance(driver, LinuxSshDriver)
         copy = Path(driver.staged_path(subject.payload.sha256))
@@ -359,4 +432,4 @@ def test_verification_refuses_a_damaged_copy_where_the_driver_reads_back(subject
     data[-1] ^= 0xFF  # one byte damaged after the transfer
     copy.write_bytes(bytes(data))
     with pytest.raises(DeviceRefusedError, match="does not match"):
-        asyncio.run(subject.driver.verify(COMPONENT, subject.payload))
+        asyncio.run(subject.driver.verify(subject.component, subject.payload))
