@@ -2,6 +2,8 @@
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.fieldkit-installed
+PEERS   := .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
 DEMO    := .demo
 export FIELDKIT_HOME ?= $(abspath $(DEMO))/home
 
@@ -20,10 +22,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -s -o addopts="" tests/bench
 
 venv: $(STAMP)
@@ -32,5 +34,10 @@ $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	bash scripts/bootstrap-venv.sh $(VENV)
 	touch $(STAMP)
 
+# Independent peers the tests interoperate with (smpmgr, imgtool), in a venv of their own.
+$(PEERS_STAMP): scripts/bootstrap-peer-tools.sh $(STAMP)
+	bash scripts/bootstrap-peer-tools.sh $(PEERS) $(BIN)/python
+	touch $(PEERS_STAMP)
+
 clean:
-	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) $(DEMO) .mypy_cache .ruff_cache .pytest_cache .hypothesis

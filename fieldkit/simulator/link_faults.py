@@ -62,7 +62,9 @@ class LinkFaults:
         with self.lock:
             if self.cut:
                 self.cut = False
-                self.plan.link_drop_byte = None
+                limit = self.plan.link_drop_byte
+                if limit is not None and limit <= self.received:  # not a cut planned since, further on
+                    self.plan.link_drop_byte = None
 
     def past_hang(self) -> bool:
         with self.lock:

@@ -26,7 +26,7 @@ def mcuboot_image(body: bytes, version: str) -> bytes:
     header = HEADER.pack(
         IMAGE_MAGIC, LOAD_ADDRESS, HEADER_BYTES, 0, len(body), 0, major, minor, revision, int(build or 0)
     )
-    hashed = header + bytes(HEADER_BYTES - len(header)) + body
+    hashed = header + b"\xff" * (HEADER_BYTES - len(header)) + body  # padded as erased flash, as imgtool does
     entry = TLV_ENTRY.pack(TLV_SHA256, 32) + hashlib.sha256(hashed).digest()
     return hashed + TLV_INFO.pack(TLV_INFO_MAGIC, TLV_INFO.size + len(entry)) + entry
 

@@ -43,6 +43,7 @@ from smp import packet as smp_packet
 
 from fieldkit.drivers.mcuboot import McubootImageError, read_mcuboot_image
 from fieldkit.drivers.smp_link import LINE_LENGTH, FrameReader, decode_frame
+from fieldkit.errors import LinkLostError
 from fieldkit.fsutil import sha256_file
 from fieldkit.simulator.device import DeviceError, SimulatedCharger
 from fieldkit.simulator.faults import FaultPlan, PowerCut
@@ -143,6 +144,10 @@ class SmpBoard:
         self.tx = LinkFaults(FaultPlan(rate_bytes_per_s=rate))  # answers: the other direction of the UART
         self.session: UploadSession | None = None
         self.resets = 0
+        # Image bytes that arrived in upload requests, and those written: the difference is what a client
+        # sent again or out of order (dropped and answered with the offset expected).
+        self.data_received = 0
+        self.data_written = 0
         self.stopping = threading.Event()
         self._reset_requested = False
 
@@ -158,10 +163,14 @@ class SmpBoard:
             while not self.stopping.is_set():
                 try:
                     data = endpoint.read(READ_BYTES, 0.1)
-                except EOFError:
+                except (EOFError, OSError):  # the laptop's end went away
                     return
                 if not data:
                     continue
+                try:
+                    self.rx.wait_while_stalled()  # a stalled line: nothing more arrives until released
+                except LinkLostError:
+                    return
                 start = self.rx.received
                 passed = self.rx.admit(len(data))
                 data = self.plan.line_noise(start, data[:passed])  # corrupt:byte= is a flash fault (device.py)
@@ -171,7 +180,10 @@ class SmpBoard:
                     answer = self.answer(frame)
                     if answer is not None:
                         self.tx.pace(len(answer))
-                        endpoint.write(answer)
+                        try:
+                            endpoint.write(answer)
+                        except OSError:  # the laptop's end went away: the answer is lost, as on a real line
+                            return
                         if self._reset_requested:
                             self._reset()
                 if self.rx.cut:
@@ -295,6 +307,7 @@ class SmpBoard:
         off, data = body.get("off"), body.get("data", b"")
         if not isinstance(off, int) or not isinstance(data, bytes):
             return {"rc": MGMT_ERR_EINVAL}
+        self.data_received += len(data)
         charger = self.charger()
         state = charger.components[self.component]
         if off == 0:
@@ -318,6 +331,7 @@ class SmpBoard:
                 return {"rc": MGMT_ERR_EINVAL, "rsn": "data past the image's length"}
             charger.write_slot(self.component, session.off, data)
             session.off += len(data)
+            self.data_written += len(data)
         answer: dict[str, object] = {"off": session.off}
         if session.off == session.size:
             path = charger.slot_path(self.component, "B" if state.active == "A" else "A")
