@@ -166,6 +166,10 @@ def _client_key(state_dir: Path) -> Path:
 @click.option("--buf-size", default=2048, show_default=True, type=click.IntRange(128, 65535),
               help="The board's SMP buffer size (MCUmgr parameters); Zephyr's default is 384.")  # fmt: skip
 @click.option("--buf-count", default=4, show_default=True, type=click.IntRange(1, 64), help="Its number of buffers.")
+@click.option("--turnaround-ms", default=5.0, show_default=True, type=click.FloatRange(0, 1000),
+              help="The board's own time per request (decode, dispatch, encode).")  # fmt: skip
+@click.option("--flash-rate", default=32 * 1024, show_default=True, type=click.IntRange(0),
+              help="Bytes per second its flash takes, erase included (0: instant).")  # fmt: skip
 @click.option("--fault", "faults", multiple=True, help="Fault spec (repeatable); see `fieldkit sim ssh --help`.")
 def serial(
     state_dir: Path,
@@ -176,6 +180,8 @@ def serial(
     baud: int | None,
     buf_size: int,
     buf_count: int,
+    turnaround_ms: float,
+    flash_rate: int,
     faults: tuple[str, ...],
 ) -> None:
     """Serve a simulated MCU board over mcumgr SMP until SIGTERM or SIGINT.
@@ -202,7 +208,10 @@ def serial(
         SimulatedCharger.create(state_dir, spec, f"SIM-{state_dir.resolve().name.upper()}")
     else:
         SimulatedCharger(state_dir).power_on(max_boot_attempts=1)  # power is back: MCUboot runs
-    board = SmpBoard(state_dir, plan, buf_size=buf_size, buf_count=buf_count, baud=baud)
+    board = SmpBoard(
+        state_dir, plan, buf_size=buf_size, buf_count=buf_count, baud=baud,
+        turnaround_s=turnaround_ms / 1000, flash_bytes_per_s=flash_rate or None,
+    )  # fmt: skip
     served: PtyLine | TcpLine = PtyLine(board) if line == "pty" else TcpLine(board, port=port)
     signal.signal(signal.SIGTERM, lambda *_: served.stop())
     signal.signal(signal.SIGINT, lambda *_: served.stop())

@@ -60,6 +60,11 @@ class Answer:
     frame: bytes
 
 
+def encode_request(request: smp_message.Request, line_length: int = LINE_LENGTH) -> bytes:
+    """A request as it goes on the line: base64 lines of at most ``line_length`` bytes (smp.packet)."""
+    return b"".join(smp_packet.encode(bytes(request), line_length=line_length))
+
+
 def decode_frame(frame: bytes) -> Answer | None:
     """An SMP frame's header and CBOR body, or None when it is not a well-formed frame."""
     if len(frame) < smp_header.Header.SIZE:
@@ -141,7 +146,7 @@ class SmpLink:
         return next(self._sequence) % 256
 
     def encoded(self, request: smp_message.Request) -> bytes:
-        return b"".join(smp_packet.encode(bytes(request), line_length=self.line_length))
+        return encode_request(request, self.line_length)
 
     def send(self, request: smp_message.Request) -> None:
         self.stream.write(self.encoded(request))

@@ -74,7 +74,7 @@ def chunk_bytes_for(buf_size: int, total: int) -> int:
     low, high = 1, max(1, limit)
     while low < high:  # the largest data length whose worst-case frame (last offset, first-request fields) fits
         middle = (low + high + 1) // 2
-        probe = ImageUploadWriteRequest(off=total, data=bytes(middle), sequence=0)
+        probe = ImageUploadWriteRequest(off=total, data=bytes(middle), len=total, sha=bytes(32), image=0, sequence=0)
         if len(bytes(probe)) <= limit:
             low = middle
         else:

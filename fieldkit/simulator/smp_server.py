@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -51,6 +53,12 @@ from fieldkit.simulator.link_faults import LinkFaults
 
 ZEPHYR_BUF_SIZE: Final = 384  # CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE's default
 ZEPHYR_BUF_COUNT: Final = 4  # CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT's default
+# What a request costs the board besides the line: its SMP work queue's turnaround (decode, dispatch,
+# encode), and writing to internal flash with its erase (an nRF52840: 85 ms to erase a 4 KiB page and
+# 41 us a word to write it, about 32 KiB/s). Without them a stop-and-wait client would look as fast as
+# a windowed one, as it never is on a board.
+TURNAROUND_S: Final = 0.005
+FLASH_BYTES_PER_S: Final = 32 * 1024
 MGMT_ERR_EINVAL: Final = 3
 MGMT_ERR_ENOENT: Final = 5
 MGMT_ERR_EBADSTATE: Final = 6
@@ -132,8 +140,12 @@ class SmpBoard:
         buf_count: int = ZEPHYR_BUF_COUNT,
         baud: int | None = None,
         component: str = "app",
+        turnaround_s: float = TURNAROUND_S,
+        flash_bytes_per_s: int | None = FLASH_BYTES_PER_S,
     ) -> None:
         self.state_dir = state_dir
+        self.turnaround_s = turnaround_s
+        self.flash_bytes_per_s = flash_bytes_per_s
         self.plan = faults or FaultPlan()
         self.buf_size = buf_size
         self.buf_count = buf_count
@@ -149,7 +161,9 @@ class SmpBoard:
         self.data_received = 0
         self.data_written = 0
         self.stopping = threading.Event()
+        self._closing = threading.Event()
         self._reset_requested = False
+        self.frames_dropped = 0  # no free buffer, or longer than one
 
     def charger(self) -> SimulatedCharger:
         return SimulatedCharger(self.state_dir, self.plan)
@@ -157,42 +171,68 @@ class SmpBoard:
     # -- serving ----------------------------------------------------------------------
 
     def serve(self, endpoint: Endpoint, close_at_end: bool = True) -> None:
-        """Answer requests on ``endpoint`` until it closes, the link is cut, or ``stop``."""
-        reader = FrameReader()
+        """Answer requests on ``endpoint`` until it closes, the link is cut, or ``stop``.
+
+        As on the board: the UART receives on its own (here a thread, paced at the line rate) into
+        ``buf_count`` buffers of ``buf_size`` bytes, and the SMP work queue takes one request at a time,
+        spends its turnaround and flash time on it, and sends the answer. A frame that finds no free
+        buffer, or is longer than one, is dropped, as Zephyr's serial transport drops it.
+        """
+        frames: queue.Queue[bytes | None] = queue.Queue()
+        receiver = threading.Thread(target=self._receive, args=(endpoint, frames), daemon=True)
+        receiver.start()
         try:
             while not self.stopping.is_set():
                 try:
+                    frame = frames.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if frame is None:
+                    return  # the line closed or was cut: the board keeps its RAM
+                answer = self.answer(frame)
+                if answer is None:
+                    continue
+                self.tx.pace(len(answer))
+                try:
+                    endpoint.write(answer)
+                except OSError:  # the laptop's end went away: the answer is lost, as on a real line
+                    return
+                if self._reset_requested:
+                    self._reset()
+        except PowerCut:
+            os._exit(POWER_CUT_EXIT)
+        finally:
+            self._closing.set()
+            receiver.join(timeout=5)
+            self._closing.clear()
+            if close_at_end:
+                endpoint.close()
+
+    def _receive(self, endpoint: Endpoint, frames: queue.Queue[bytes | None]) -> None:
+        reader = FrameReader()
+        try:
+            while not (self.stopping.is_set() or self._closing.is_set()):
+                try:
                     data = endpoint.read(READ_BYTES, 0.1)
-                except (EOFError, OSError):  # the laptop's end went away
+                    self.rx.wait_while_stalled()  # a stalled line: nothing more arrives until released
+                except (EOFError, OSError, LinkLostError):  # the laptop's end went away, or the stall gave up
                     return
                 if not data:
                     continue
-                try:
-                    self.rx.wait_while_stalled()  # a stalled line: nothing more arrives until released
-                except LinkLostError:
-                    return
                 start = self.rx.received
                 passed = self.rx.admit(len(data))
                 data = self.plan.line_noise(start, data[:passed])  # corrupt:byte= is a flash fault (device.py)
                 self.rx.pace(passed)
                 reader.feed(data)
                 for frame in reader.frames():
-                    answer = self.answer(frame)
-                    if answer is not None:
-                        self.tx.pace(len(answer))
-                        try:
-                            endpoint.write(answer)
-                        except OSError:  # the laptop's end went away: the answer is lost, as on a real line
-                            return
-                        if self._reset_requested:
-                            self._reset()
+                    if len(frame) <= self.buf_size and frames.qsize() < self.buf_count:
+                        frames.put(frame)
+                    else:
+                        self.frames_dropped += 1
                 if self.rx.cut:
-                    return  # the cable came out: the board keeps its RAM, the laptop sees the line die
-        except PowerCut:
-            os._exit(POWER_CUT_EXIT)
+                    return  # the cable came out
         finally:
-            if close_at_end:
-                endpoint.close()
+            frames.put(None)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -210,11 +250,14 @@ class SmpBoard:
         request = decode_frame(frame)
         if request is None:
             return None
+        written_before = self.data_written
         head = request.header
         try:
             body = self._handle(int(head.op), int(head.group_id), int(head.command_id), request.body)
         except DeviceError as exc:
             body = {"rc": MGMT_ERR_EBADSTATE, "rsn": exc.message}
+        flash_s = (self.data_written - written_before) / self.flash_bytes_per_s if self.flash_bytes_per_s else 0.0
+        time.sleep(self.turnaround_s + flash_s)  # the board's own time for the request
         response_op = OP_READ + 1 if int(head.op) == OP_READ else OP_WRITE + 1
         payload = cbor2.dumps(body)
         reply = smp_header.Header(

@@ -43,6 +43,7 @@ from fieldkit.transports.byte_stream import open_byte_stream
 from fieldkit.transports.ssh import SshSession, SshTarget
 from tests.support.raucbundle import build_rauc_bundle, make_signer
 from tests.support.rig import COMPATIBLE, LinuxRig, rig_image, rig_missing
+from tests.support.smp import FAST_BOARD
 from tests.support.sshd import Sshd, sshd_available
 
 OLD, NEW = "2.3.0", "2.4.0"
@@ -192,7 +193,7 @@ def _smp_payload(path: Path, model: str, version: str, size: int) -> PayloadSour
 def _smp(tmp_path: Path) -> Iterator[Subject]:
     state = tmp_path / "board"
     SimulatedCharger.create(state, SMP_BOARD, "WB7-CONTRACT")
-    board = SmpBoard(state, buf_size=2048, buf_count=4)
+    board = SmpBoard(state, buf_size=2048, buf_count=4, **FAST_BOARD)
     line = TcpLine(board)
     thread = threading.Thread(target=line.serve_forever, daemon=True)
     thread.start()

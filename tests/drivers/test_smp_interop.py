@@ -32,6 +32,7 @@ from fieldkit.simulator.mcuboot_image import mcuboot_image
 from fieldkit.simulator.smp_server import PtyLine, SmpBoard
 from fieldkit.transports.byte_stream import open_byte_stream
 from tests.support.peers import peer_tool
+from tests.support.smp import FAST_BOARD
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Board:
 def board(tmp_path: Path) -> Iterator[Board]:
     state = tmp_path / "board"
     SimulatedCharger.create(state, model_named("AMP-WB7"), "WB7-INTEROP")
-    line = PtyLine(SmpBoard(state, buf_size=2048, buf_count=4))
+    line = PtyLine(SmpBoard(state, buf_size=2048, buf_count=4, **FAST_BOARD))
     thread = threading.Thread(target=line.serve_forever, daemon=True)
     thread.start()
     try:

@@ -33,6 +33,7 @@ from fieldkit.simulator.image import ImageHeader
 from fieldkit.simulator.mcuboot_image import mcuboot_image
 from fieldkit.simulator.smp_server import SmpBoard, TcpLine
 from fieldkit.transports.byte_stream import open_byte_stream
+from tests.support.smp import FAST_BOARD
 
 IMAGE_BODY_BYTES = 600_000
 LINK_DROPS = 12
@@ -66,7 +67,7 @@ def _site(tmp_path: Path, faults: list[str]) -> Iterator[Site]:
     image = tmp_path / "app.bin"
     image.write_bytes(mcuboot_image(body, "1.9.0"))
     payload = PayloadSource.whole_file(image, hashlib.sha256(image.read_bytes()).hexdigest(), "1.9.0")
-    board = SmpBoard(state, FaultPlan.parse(faults), buf_size=BUF_SIZE, buf_count=4)
+    board = SmpBoard(state, FaultPlan.parse(faults), buf_size=BUF_SIZE, buf_count=4, **FAST_BOARD)
     line = TcpLine(board)
     thread = threading.Thread(target=line.serve_forever, daemon=True)
     thread.start()
