@@ -31,8 +31,11 @@ class LinkFaults:
     Thread-safe: the SSH front-end's sessions share one.
     """
 
-    def __init__(self, plan: FaultPlan) -> None:
+    def __init__(self, plan: FaultPlan, idle_credit_s: float = LINK_IDLE_S) -> None:
         self.plan = plan
+        # How far behind a paced sender may fall and still be caught up (sleeps overshoot); a link idle
+        # longer than this starts afresh, with no credit for the time it sat idle.
+        self.idle_credit_s = idle_credit_s
         self.received = 0
         self.cut = False
         self.lock = threading.Lock()
@@ -105,7 +108,7 @@ class LinkFaults:
             return
         with self.lock:
             now = time.monotonic()
-            if self._link_free_at < now - LINK_IDLE_S:  # the link sat idle: no credit for that time
+            if self._link_free_at < now - self.idle_credit_s:  # the link sat idle: no credit for that time
                 self._link_free_at = now
             # A sender woken late (sleep and thread switches overshoot) is caught up by the next ones.
             self._link_free_at += count / rate

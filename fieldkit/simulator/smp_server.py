@@ -58,6 +58,7 @@ ZEPHYR_BUF_COUNT: Final = 4  # CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT's default
 # 41 us a word to write it, about 32 KiB/s). Without them a stop-and-wait client would look as fast as
 # a windowed one, as it never is on a board.
 TURNAROUND_S: Final = 0.005
+UART_CATCH_UP_S: Final = 0.002
 FLASH_BYTES_PER_S: Final = 32 * 1024
 MGMT_ERR_EINVAL: Final = 3
 MGMT_ERR_ENOENT: Final = 5
@@ -151,9 +152,11 @@ class SmpBoard:
         self.buf_count = buf_count
         self.component = component
         rate = baud // 10 if baud else None
-        self.rx = LinkFaults(self.plan)  # what arrives: cut, stall, corrupt, drop and noise count here
+        # A UART idle is idle: a byte takes its time on the line whenever it is sent (only sleep overshoot is
+        # caught up), so a client that waits for each answer pays the line for every request afresh.
+        self.rx = LinkFaults(self.plan, idle_credit_s=UART_CATCH_UP_S)  # what arrives, and its faults
         self.rx.plan.rate_bytes_per_s = rate
-        self.tx = LinkFaults(FaultPlan(rate_bytes_per_s=rate))  # answers: the other direction of the UART
+        self.tx = LinkFaults(FaultPlan(rate_bytes_per_s=rate), idle_credit_s=UART_CATCH_UP_S)  # the answers
         self.session: UploadSession | None = None
         self.resets = 0
         # Image bytes that arrived in upload requests, and those written: the difference is what a client
