@@ -94,7 +94,7 @@ def run(directory: Path) -> None:
     Five chargers: a VQ-AC22 and a KS-DC60 (SWUpdate) that update cleanly, a
     VQ-DC150 with a vehicle charging (refused), an NV-AC7 (Mender) whose new
     image never becomes healthy (rolled back), all over SSH; and an AMP-WB7
-    wallbox MCU through the in-memory driver (sim://), which cannot tell
+    wallbox MCU over mcumgr SMP on a serial pseudo-terminal, which cannot tell
     whether a vehicle is charging. This is `make demo`.
 
     The demo runs in its own fieldkit home, DIR/home (identity, journals,

@@ -14,7 +14,10 @@ from fieldkit.cli.common import EXISTING_FILE, resolve_trust_store, settings, tr
     "--charger",
     "chargers",
     multiple=True,
-    help="Charger to show: ssh://USER@HOST[:PORT], sim:///STATE_DIR, HOST[:PORT] or a CIDR range to scan (repeatable).",
+    help=(
+        "Charger to show: ssh://USER@HOST[:PORT], smp+serial:///PORT?baud=N, sim:///STATE_DIR, HOST[:PORT] "
+        "or a CIDR range to scan (repeatable)."
+    ),
 )
 @click.option("--mdns", is_flag=True, help="Also look for chargers announced over mDNS.")
 @click.option("--user", default="root", show_default=True, help="SSH user for scanned hosts.")

@@ -188,7 +188,12 @@ def _print_checks(checks: list[PreflightCheck], as_json: bool) -> None:
 
 @click.command("update")
 @click.option(
-    "--charger", "address", help="The charger: ssh://USER@HOST[:PORT], or sim:///STATE_DIR for a simulated one."
+    "--charger",
+    "address",
+    help=(
+        "The charger: ssh://USER@HOST[:PORT], smp+serial:///dev/ttyACM0?baud=115200 (also smp+socket://, "
+        "smp+rfc2217://), or sim:///STATE_DIR."
+    ),
 )
 @click.option("--bundle", type=EXISTING_FILE, help="The .fwbundle to install.")
 @trust_store_option
@@ -301,7 +306,12 @@ def _resume(address: str | None, job_id: str | None, trust_store: Path | None, a
 
 
 @click.command("rollback")
-@click.option("--charger", "address", required=True, help="The charger: ssh://USER@HOST[:PORT], or sim:///STATE_DIR.")
+@click.option(
+    "--charger",
+    "address",
+    required=True,
+    help="The charger: ssh://USER@HOST[:PORT], smp+serial:///PORT?baud=N, smp+socket://HOST:PORT, or sim:///STATE_DIR.",
+)
 @click.option("--ssh-key", type=EXISTING_FILE)
 @click.option("--accept-new-host-key", is_flag=True)
 def rollback(address: str, ssh_key: Path | None, accept_new_host_key: bool) -> None:

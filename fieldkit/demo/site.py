@@ -8,9 +8,10 @@ free loopback port, sharing one client key:
 - a Kestrel KS-DC60 (SWUpdate) that updates cleanly,
 - a Nordvolt NV-AC7 (Mender) whose new image never becomes healthy, so it rolls back;
 
-and an Ampero AMP-WB7 wallbox MCU reached through the in-memory driver
-(``sim://``, kind ``mcu``): no health check, and it cannot tell whether a
-vehicle is charging, so the technician confirms that before it starts.
+and an Ampero AMP-WB7 wallbox MCU, a `fieldkit sim serial` board speaking
+mcumgr SMP on a pseudo-terminal paced as a 460800-baud UART: it cannot tell
+whether a vehicle is charging or its anti-rollback floor, so the technician
+confirms those before it starts.
 
 The chargers start afresh every time; the demo's laptop home (identity, audit
 trail) and the back office's SQLite database persist, so synced entries
@@ -52,7 +53,7 @@ class DemoCharger:
     serial: str
     faults: tuple[str, ...] = ()
     charging: bool = False
-    memory_kind: str | None = None  # reached through the in-memory driver (sim://) as this kind, not over SSH
+    serial_baud: int | None = None  # an MCU board over mcumgr SMP on a pty at this rate, not over SSH
 
 
 DEMO_CHARGERS: Final = (
@@ -60,7 +61,7 @@ DEMO_CHARGERS: Final = (
     DemoCharger("dc150", "VQ-DC150", "SIM-DC150-0002", charging=True),
     DemoCharger("ks-dc60", "KS-DC60", "SIM-KS60-0003"),
     DemoCharger("nv-ac7", "NV-AC7", "SIM-NV7-0004", faults=("never-available",)),
-    DemoCharger("wb7", "AMP-WB7", "SIM-WB7-0005", memory_kind="mcu"),
+    DemoCharger("wb7", "AMP-WB7", "SIM-WB7-0005", serial_baud=460_800),
 )
 START_TIMEOUT_S: Final = 30
 
@@ -199,8 +200,10 @@ def start_site(directory: Path) -> DemoSite:
             simulated = SimulatedCharger.create(state, model_named(charger.model), charger.serial)
             if charger.charging:
                 simulated.start_transaction(1)
-            if charger.memory_kind is not None:
-                site.addresses.append(f"sim://{state.resolve()}?kind={charger.memory_kind}")
+            if charger.serial_baud is not None:
+                argv = [*_fieldkit(), "sim", "serial", "--state", str(state), "--line", "pty",
+                        "--baud", str(charger.serial_baud)]  # fmt: skip
+                site.addresses.append(_spawn(site, argv, "smp+serial://"))
                 continue
             argv = [
                 *_fieldkit(),

@@ -103,7 +103,9 @@ class ChargersScreen(FieldkitScreen):
         for target in (t for t in targets if t.startswith(SERIAL_PREFIXES) and not bench.reaches(t)):
             problems += 1
             self.post_message(
-                ChargerUnreachable(target, "no driver", "serial chargers need the SMP/U-Boot drivers (next release)")
+                ChargerUnreachable(
+                    target, "no driver", "name the protocol: smp+serial:///dev/ttyACM0?baud=115200 for an mcumgr board"
+                )
             )
         scans = [t for t in targets if "://" not in t and not t.startswith(SERIAL_PREFIXES)]
 
@@ -257,7 +259,8 @@ class ChargersScreen(FieldkitScreen):
     def action_add_target(self) -> None:
         self.app.push_screen(
             PromptScreen(
-                "Add: ssh://USER@HOST:PORT, sim:///STATE_DIR, HOST[:PORT], a CIDR range, or a serial URL", "192.0.2.10"
+                "Add: ssh://USER@HOST:PORT, smp+serial:///PORT?baud=N, sim:///STATE_DIR, HOST[:PORT] or a CIDR range",
+                "192.0.2.10",
             ),
             self._target_added,
         )
