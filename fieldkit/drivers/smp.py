@@ -33,7 +33,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 from smp.image_management import (
@@ -70,7 +70,7 @@ from fieldkit.drivers.mcuboot import McubootImage, McubootImageError, read_mcubo
 from fieldkit.drivers.smp_link import SmpError, SmpLink
 from fieldkit.drivers.smp_upload import WindowedUpload
 from fieldkit.errors import DeviceRefusedError, LinkLostError, TransportError, UsageError
-from fieldkit.transports.byte_stream import DEFAULT_BAUD, ByteStream
+from fieldkit.transports.byte_stream import DEFAULT_BAUD, ByteStream, LineSettings
 
 AnswerT = TypeVar("AnswerT")
 SCHEMES: Final = {"smp+serial": "", "smp+socket": "socket://", "smp+rfc2217": "rfc2217://"}
@@ -80,25 +80,37 @@ DEFAULT_BUF_SIZE: Final = 384
 DEFAULT_BUF_COUNT: Final = 4
 
 
-def serial_url(address: str) -> tuple[str, int]:
-    """The pyserial URL and baud rate an ``smp+...`` address names."""
+def serial_url(address: str) -> tuple[str, LineSettings]:
+    """The pyserial URL and line settings an ``smp+...`` address names.
+
+    Query: ``baud`` (default 115200), ``parity`` (N, E or O), ``stopbits`` (1 or 2), ``rtscts`` (0 or 1).
+    """
     parts = urlsplit(address)
     prefix = SCHEMES.get(parts.scheme)
     if prefix is None:
         raise UsageError(f"{address!r} is not an SMP board address", "use smp+serial:///dev/ttyACM0?baud=115200, "
                          "smp+socket://HOST:PORT or smp+rfc2217://HOST:PORT")  # fmt: skip
-    query = parse_qs(parts.query)
-    baud_text = query.get("baud", [str(DEFAULT_BAUD)])[0]
-    if not baud_text.isdigit() or int(baud_text) <= 0:
-        raise UsageError(f"{address!r}: baud={baud_text!r} is not a baud rate", "e.g. ?baud=115200")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"baud", "parity", "stopbits", "rtscts"}
+    if unknown:
+        raise UsageError(
+            f"{address!r}: unknown setting {sorted(unknown)[0]!r}", "settings: baud, parity, stopbits, rtscts"
+        )
+    baud, parity = query.get("baud", str(DEFAULT_BAUD)), query.get("parity", "N").upper()
+    stop_bits, rtscts = query.get("stopbits", "1"), query.get("rtscts", "0")
+    if not baud.isdigit() or int(baud) <= 0:
+        raise UsageError(f"{address!r}: baud={baud!r} is not a baud rate", "e.g. ?baud=115200")
+    if parity not in ("N", "E", "O") or stop_bits not in ("1", "2") or rtscts not in ("0", "1"):
+        raise UsageError(f"{address!r}: parity, stopbits or rtscts is not one of N/E/O, 1/2, 0/1", "e.g. ?parity=E")
+    line = LineSettings(int(baud), cast(Literal["N", "E", "O"], parity), 2 if stop_bits == "2" else 1, rtscts == "1")
     if prefix:
         if not parts.hostname or parts.port is None:
             raise UsageError(f"{address!r} names no host and port", f"use {parts.scheme}://HOST:PORT")
-        return f"{prefix}{parts.netloc}", int(baud_text)
+        return f"{prefix}{parts.netloc}", line
     if not parts.path:
         raise UsageError(f"{address!r} names no port", "use smp+serial:///dev/ttyACM0 (or smp+serial:///COM3)")
     port = parts.path[1:] if re.fullmatch(r"/COM\d+", parts.path, re.IGNORECASE) else parts.path
-    return port, int(baud_text)
+    return port, line
 
 
 @dataclass(frozen=True)
@@ -124,14 +136,15 @@ class SmpDriver:
     def __init__(
         self,
         address: str,
-        open_stream: Callable[[str, int], ByteStream],
+        open_stream: Callable[[str, LineSettings], ByteStream],
         answer_timeout_s: float = 2.0,
         reset_timeout_s: float = 30.0,
         health_stable_s: float = 2.0,
         poll_s: float = 0.2,
     ) -> None:
         self.address = address
-        self.url, self.baud = serial_url(address)
+        self.url, self.line = serial_url(address)
+        self.baud = self.line.baud
         self._open_stream = open_stream
         self.answer_timeout_s = answer_timeout_s
         self.reset_timeout_s = reset_timeout_s
@@ -154,7 +167,7 @@ class SmpDriver:
 
     def _smp(self) -> SmpLink:
         if self._link is None:
-            self._link = SmpLink(self._open_stream(self.url, self.baud))
+            self._link = SmpLink(self._open_stream(self.url, self.line))
         return self._link
 
     def close(self) -> None:

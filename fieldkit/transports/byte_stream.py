@@ -12,8 +12,11 @@ names what to check on that kind of link.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import time
-from typing import Final, Protocol
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
 
 from fieldkit.errors import HostUnreachableError, LinkLostError, UsageError
 
@@ -44,6 +47,29 @@ class ByteStream(Protocol):
     def close(self) -> None: ...
 
 
+def _open_error(url: str, exc: Exception) -> HostUnreachableError:
+    """Why a port would not open, in words that say what to do: missing, busy, or not allowed."""
+    text = str(exc)
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOENT or "No such file" in text or ("could not open port" in text and "FileNotFound" in text):
+        return HostUnreachableError(
+            f"there is no serial port {url}",
+            "check the cable and the port's name (`ls /dev/serial/by-id/`, or Device Manager on Windows)",
+        )
+    if code == errno.EACCES or "Permission denied" in text or "Access is denied" in text:
+        return HostUnreachableError(
+            f"{url}: permission denied",
+            "add your user to the dialout group (`sudo usermod -aG dialout $USER`, then log in again), "
+            "or install fieldkit's udev rules",
+        )
+    if code == errno.EBUSY or "exclusively lock" in text or "busy" in text.lower():
+        return HostUnreachableError(
+            f"{url} is in use by another program",
+            "close the terminal, flasher or modem manager holding it (`fuser " + url + "` shows which)",
+        )
+    return HostUnreachableError(f"cannot open {url}: {text}", _hint_for(url))
+
+
 def _hint_for(url: str) -> str:
     if url.startswith(NETWORK_SCHEMES):
         return "check the serial device server's address and port, and that nothing else holds the port"
@@ -55,24 +81,50 @@ def _hint_for(url: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class LineSettings:
+    """How the line is framed: 8 data bits always; parity, stop bits and flow control as the board wants."""
+
+    baud: int = DEFAULT_BAUD
+    parity: Literal["N", "E", "O"] = "N"
+    stop_bits: Literal[1, 2] = 1
+    rtscts: bool = False  # hardware flow control
+    xonxoff: bool = False  # software flow control: never with a binary protocol (SMP bytes include XON/XOFF)
+
+
 class SerialByteStream:
     """``ByteStream`` over pyserial."""
 
-    def __init__(self, url: str, baud: int = DEFAULT_BAUD) -> None:
+    def __init__(self, url: str, line: LineSettings | int = DEFAULT_BAUD) -> None:
         import serial  # imported here: `import fieldkit` loads no pyserial
 
-        if baud <= 0:
-            raise UsageError(f"baud rate {baud} is not a baud rate", "use the charger's console speed, e.g. 115200")
-        self._url = url
-        try:
-            self._port = serial.serial_for_url(url, baudrate=baud, write_timeout=DEFAULT_READ_TIMEOUT_S)
-        except ValueError as exc:  # a URL pyserial does not understand
+        settings = line if isinstance(line, LineSettings) else LineSettings(baud=line)
+        if settings.baud <= 0:
             raise UsageError(
-                f"{url!r} is not a serial port or serial URL: {exc}",
+                f"baud rate {settings.baud} is not a baud rate", "use the charger's console speed, e.g. 115200"
+            )
+        self._url = url
+        local = not url.startswith((*NETWORK_SCHEMES, "loop://"))
+        try:
+            self._port = serial.serial_for_url(
+                url,
+                baudrate=settings.baud,
+                parity=settings.parity,
+                stopbits=settings.stop_bits,
+                rtscts=settings.rtscts,
+                xonxoff=settings.xonxoff,
+                write_timeout=DEFAULT_READ_TIMEOUT_S,
+                # A local port is ours alone while we use it: another program (a terminal left open, a modem
+                # manager) reading from it would eat the board's answers.
+                **({"exclusive": True} if local and os.name == "posix" else {}),
+            )
+        except ValueError as exc:  # a URL or a setting pyserial does not understand
+            raise UsageError(
+                f"{url!r} is not a serial port or serial URL, or its settings are wrong: {exc}",
                 "use a port (/dev/ttyUSB0, COM3) or rfc2217://HOST:PORT or socket://HOST:PORT",
             ) from exc
         except (serial.SerialException, OSError) as exc:
-            raise HostUnreachableError(f"cannot open {url}: {exc}", _hint_for(url)) from exc
+            raise _open_error(url, exc) from exc
         self._serial_error: type[Exception] = serial.SerialException
 
     @property
@@ -129,5 +181,5 @@ def read_exactly_from(stream: ByteStream, count: int, timeout_s: float) -> bytes
     return bytes(received)
 
 
-def open_byte_stream(url: str, baud: int = DEFAULT_BAUD) -> ByteStream:
-    return SerialByteStream(url, baud)
+def open_byte_stream(url: str, line: LineSettings | int = DEFAULT_BAUD) -> ByteStream:
+    return SerialByteStream(url, line)

@@ -3,14 +3,16 @@ a technician meets (no such port, nobody listening, the server going away), each
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+import tty
 from collections.abc import Iterator
 
 import pytest
 
 from fieldkit.errors import HostUnreachableError, LinkLostError, UsageError
-from fieldkit.transports.byte_stream import open_byte_stream
+from fieldkit.transports.byte_stream import LineSettings, open_byte_stream
 
 
 def test_loopback_returns_what_was_written_and_what_arrived_only() -> None:
@@ -83,11 +85,29 @@ def test_nobody_listening_is_unreachable_with_a_hint_for_device_servers() -> Non
     assert "serial device server" in (refused.value.hint or "")
 
 
-def test_a_missing_port_names_the_port_and_the_dialout_group() -> None:
+def test_a_missing_port_names_the_port_and_where_to_look() -> None:
     with pytest.raises(HostUnreachableError) as missing:
         open_byte_stream("/dev/ttyFIELDKIT-none")
-    assert "/dev/ttyFIELDKIT-none" in missing.value.message
-    assert "dialout" in (missing.value.hint or "")
+    assert missing.value.message == "there is no serial port /dev/ttyFIELDKIT-none"
+    assert "/dev/serial/by-id" in (missing.value.hint or "")
+
+
+def test_a_local_port_is_opened_exclusively_and_a_second_user_is_told_it_is_busy() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    first = open_byte_stream(path, LineSettings(baud=115_200, parity="E", stop_bits=2))
+    try:
+        with pytest.raises(HostUnreachableError) as busy:
+            open_byte_stream(path)
+        assert busy.value.message == f"{path} is in use by another program"
+        assert "fuser" in (busy.value.hint or "")
+        first.write(b"still ours")
+        assert os.read(master, 64) == b"still ours"
+    finally:
+        first.close()
+        os.close(slave)
+        os.close(master)
 
 
 def test_a_url_pyserial_does_not_understand_is_a_usage_error_listing_the_forms() -> None:
@@ -103,4 +123,4 @@ def test_a_device_server_address_without_a_port_cannot_be_opened() -> None:
 
 def test_a_nonsense_baud_rate_is_refused() -> None:
     with pytest.raises(UsageError, match="not a baud rate"):
-        open_byte_stream("loop://", baud=0)
+        open_byte_stream("loop://", 0)
