@@ -141,8 +141,10 @@ class SmpDriver:
         reset_timeout_s: float = 30.0,
         health_stable_s: float = 2.0,
         poll_s: float = 0.2,
+        attempts: int = 3,
     ) -> None:
         self.address = address
+        self.attempts = attempts  # tries per request (a discovery probe makes one)
         self.url, self.line = serial_url(address)
         self.baud = self.line.baud
         self._open_stream = open_stream
@@ -201,12 +203,13 @@ class SmpDriver:
     # -- identity -------------------------------------------------------------------------
 
     async def identify(self) -> ChargerIdentity:
-        return await asyncio.to_thread(self._identify)
+        return await asyncio.to_thread(self.identify_blocking)
 
-    def _identify(self) -> ChargerIdentity:
+    def identify_blocking(self) -> ChargerIdentity:
+        """``identify`` for a caller in a worker thread (discovery probes ports this way)."""
         info = self._ask(lambda link: link.request(
             OSApplicationInfoReadRequest, OSApplicationInfoReadResponse, "the board's OS info",
-            self.answer_timeout_s, format="in"))  # fmt: skip
+            self.answer_timeout_s, attempts=self.attempts, format="in"))  # fmt: skip
         words = info.output.split()
         platform, serial = [*words, "", ""][:2]
         board = load_boards().get(platform)

@@ -181,5 +181,50 @@ def read_exactly_from(stream: ByteStream, count: int, timeout_s: float) -> bytes
     return bytes(received)
 
 
+# What kind of adapter a USB vendor:product id is, for the technician looking at a list of ports.
+ADAPTER_HINTS: Final = {
+    (0x0403, None): "FTDI USB-serial adapter",
+    (0x10C4, None): "Silicon Labs CP210x USB-serial adapter",
+    (0x1A86, None): "WCH CH340 USB-serial adapter",
+    (0x067B, None): "Prolific PL2303 USB-serial adapter",
+    (0x0483, 0x5740): "STM32 virtual COM port (CDC-ACM)",
+    (0x1915, None): "Nordic Semiconductor board (CDC-ACM)",
+    (0x2FE3, None): "Zephyr USB device (CDC-ACM)",
+    (0x1366, None): "SEGGER J-Link virtual COM port",
+}
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    """A local serial port as the operating system describes it."""
+
+    device: str
+    description: str
+    manufacturer: str | None
+    vid: int | None
+    pid: int | None
+    serial_number: str | None
+
+    @property
+    def hint(self) -> str:
+        if self.vid is not None:
+            found = ADAPTER_HINTS.get((self.vid, self.pid)) or ADAPTER_HINTS.get((self.vid, None))
+            if found:
+                return found
+        if "ttyACM" in self.device:
+            return "USB CDC-ACM device"
+        return self.description if self.description not in ("", "n/a") else "serial port"
+
+
+def list_local_ports() -> list[PortInfo]:
+    """The laptop's serial ports (USB adapters, CDC-ACM boards, built-in UARTs)."""
+    from serial.tools import list_ports  # imported here: `import fieldkit` loads no pyserial
+
+    return [
+        PortInfo(p.device, p.description or "", p.manufacturer, p.vid, p.pid, p.serial_number)
+        for p in sorted(list_ports.comports(), key=lambda port: port.device)
+    ]
+
+
 def open_byte_stream(url: str, line: LineSettings | int = DEFAULT_BAUD) -> ByteStream:
     return SerialByteStream(url, line)
