@@ -102,11 +102,7 @@ class ChargersScreen(FieldkitScreen):
             self._put_row(address)
         for target in (t for t in targets if t.startswith(SERIAL_PREFIXES) and not bench.reaches(t)):
             problems += 1
-            self.post_message(
-                ChargerUnreachable(
-                    target, "no driver", "name the protocol: smp+serial:///dev/ttyACM0?baud=115200 for an mcumgr board"
-                )
-            )
+            self.post_message(ChargerUnreachable(target, "no driver", "name the protocol: smp+serial:///PORT?baud=N"))
         scans = [t for t in targets if "://" not in t and not t.startswith(SERIAL_PREFIXES)]
 
         async def identify(address: str) -> None:
