@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fieldkit.tui.app import FieldkitApp
 
 SERIAL_PREFIXES = ("rfc2217://", "socket://", "/dev/", "COM", "serial:")
+LOCAL_PORT_PREFIXES = ("/dev/", "COM")
 # Most important first: at 80 columns the last ones are cut.
 COLUMNS = ("sel", "serial", "charger", "version", "connectors", "bundle", "address", "via")
 
@@ -100,9 +101,14 @@ class ChargersScreen(FieldkitScreen):
         for address in addresses:  # a row per target at once, in the order given, while it is identified
             self.fk.charger_problems.setdefault(address, "identifying...")
             self._put_row(address)
+        # A local port (/dev/ttyACM0, COM3) is asked over mcumgr SMP; a device server's URL needs the protocol named.
+        local_ports = [t for t in targets if t.startswith(LOCAL_PORT_PREFIXES) and not bench.reaches(t)]
         for target in (t for t in targets if t.startswith(SERIAL_PREFIXES) and not bench.reaches(t)):
-            problems += 1
-            self.post_message(ChargerUnreachable(target, "no driver", "name the protocol: smp+serial:///PORT?baud=N"))
+            if target not in local_ports:
+                problems += 1
+                self.post_message(
+                    ChargerUnreachable(target, "no driver", "name the protocol: smp+serial:///PORT?baud=N")
+                )
         scans = [t for t in targets if "://" not in t and not t.startswith(SERIAL_PREFIXES)]
 
         async def identify(address: str) -> None:
@@ -117,6 +123,9 @@ class ChargersScreen(FieldkitScreen):
             self.post_message(ChargerFound(address, identity))
 
         await asyncio.gather(*(identify(a) for a in addresses))
+        if local_ports:
+            serial_found, serial_problems = await self._probe_serial(local_ports)
+            found, problems = found + serial_found, problems + serial_problems
         if scans:
             try:
                 results = await bench.discover(scans, context.user)
@@ -133,6 +142,20 @@ class ChargersScreen(FieldkitScreen):
                     problems += 1
                     self.post_message(ChargerUnreachable(address, result.outcome, result.detail))
         self.post_message(DiscoveryFinished(found, problems))
+
+    async def _probe_serial(self, ports: list[str]) -> tuple[int, int]:
+        """Ask each local port over mcumgr SMP; a board that answers is listed at its smp+serial address."""
+        from fieldkit.discovery.serial import discover_serial
+
+        found = problems = 0
+        for probed in await discover_serial(ports):
+            if probed.identity is not None:
+                found += 1
+                self.post_message(ChargerFound(probed.address, probed.identity))
+            else:
+                problems += 1
+                self.post_message(ChargerUnreachable(probed.address, probed.outcome, probed.detail))
+        return found, problems
 
     def on_charger_found(self, message: ChargerFound) -> None:
         self.fk.chargers[message.address] = message.identity
@@ -255,7 +278,7 @@ class ChargersScreen(FieldkitScreen):
     def action_add_target(self) -> None:
         self.app.push_screen(
             PromptScreen(
-                "Add: ssh://USER@HOST:PORT, smp+serial:///PORT?baud=N, sim:///STATE_DIR, HOST[:PORT] or a CIDR range",
+                "Add: ssh://USER@HOST:PORT, a serial port (/dev/ttyACM0), smp+serial:///PORT?baud=N, HOST[:PORT], CIDR",
                 "192.0.2.10",
             ),
             self._target_added,
