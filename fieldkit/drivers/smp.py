@@ -200,6 +200,11 @@ class SmpDriver:
             ImageStatesReadRequest, ImageStatesReadResponse, "the image list", self.answer_timeout_s))  # fmt: skip
         return [image for image in answer.images if (image.image or 0) == 0]
 
+    def _slots(self) -> tuple[ImageState | None, ImageState | None]:
+        """The image running (slot 0) and the one beside it (slot 1), as the board lists them."""
+        images = self._image_list()
+        return next((i for i in images if i.slot == 0), None), next((i for i in images if i.slot == 1), None)
+
     # -- identity -------------------------------------------------------------------------
 
     async def identify(self) -> ChargerIdentity:
@@ -215,9 +220,7 @@ class SmpDriver:
         board = load_boards().get(platform)
         self._parameters()
         component = board.component if board is not None else "app"
-        images = self._image_list()
-        running = next((i for i in images if i.slot == 0), None)
-        second = next((i for i in images if i.slot == 1), None)
+        running, second = self._slots()
         trial = running is not None and not running.confirmed
         sources = {"vendor": FactSource.PROFILE, "model": FactSource.PROFILE, "hardware_revision": FactSource.PROFILE}
         return ChargerIdentity(
@@ -294,7 +297,7 @@ class SmpDriver:
 
     def _verify(self, payload: PayloadSource) -> str:
         image = self._checked_image(payload)
-        second = next((i for i in self._image_list() if i.slot == 1), None)
+        second = self._slots()[1]
         reported = bytes(second.hash) if second is not None and second.hash is not None else None
         if reported != image.image_hash:
             raise DeviceRefusedError(
@@ -360,7 +363,7 @@ class SmpDriver:
         last = HealthReport(False, "no answer yet")
         while time.monotonic() < deadline:
             try:
-                running = next((i for i in self._image_list() if i.slot == 0), None)
+                running = self._slots()[0]
             except TransportError as exc:
                 last, stable_since = HealthReport(False, f"the board is not answering: {exc.message}"), None
                 time.sleep(self.poll_s)
@@ -382,7 +385,7 @@ class SmpDriver:
         await asyncio.to_thread(self._confirm, expected_versions)
 
     def _confirm(self, expected_versions: Mapping[str, str]) -> None:
-        running = next((i for i in self._image_list() if i.slot == 0), None)
+        running = self._slots()[0]
         if running is None or not all(_same_version(running.version, v) for v in expected_versions.values()):
             raise DeviceRefusedError(
                 f"not committing: the board runs {running.version if running else 'nothing'}, "
@@ -401,9 +404,7 @@ class SmpDriver:
         return await asyncio.to_thread(self._go_back, previous_versions)
 
     def _go_back(self, previous: Mapping[str, str | None] | None) -> str:
-        images = self._image_list()
-        running = next((i for i in images if i.slot == 0), None)
-        second = next((i for i in images if i.slot == 1), None)
+        running, second = self._slots()
         if running is not None and not running.confirmed:
             self._reset()  # MCUboot: an unconfirmed image does not get a second boot
             return f"the unconfirmed {running.version} was left: rebooted into the committed image"

@@ -29,7 +29,6 @@ in its last answer) decides whether the upload is good.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from smp.image_management import ImageUploadWriteRequest, ImageUploadWriteRespon
 
 from fieldkit.drivers.smp_link import SmpError, SmpLink, parse_answer
 from fieldkit.errors import DeviceRefusedError, LinkLostError
+from fieldkit.fsutil import sha256_file
 
 FRAMING_MARGIN_BYTES: Final = 4  # the serial frame's length and CRC share the board's receive buffer
 MAX_RETRIES_IN_A_ROW: Final = 6
@@ -108,17 +108,10 @@ class WindowedUpload:
         self._sha = self._file_sha256()
 
     def _file_sha256(self) -> bytes:
-        digest = hashlib.sha256()
-        with self.path.open("rb") as source:
-            source.seek(self.source_offset)
-            left = self.size
-            while left:
-                block = source.read(min(1 << 20, left))
-                if not block:
-                    raise DeviceRefusedError(f"{self.path} ended before the image did")
-                digest.update(block)
-                left -= len(block)
-        return digest.digest()
+        hashed, digest = sha256_file(self.path, self.source_offset, self.size)
+        if hashed != self.size:
+            raise DeviceRefusedError(f"{self.path} ended before the image did")
+        return bytes.fromhex(digest)
 
     def run(self) -> UploadReport:
         with self.path.open("rb") as source:

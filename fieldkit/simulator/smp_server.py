@@ -49,6 +49,7 @@ from fieldkit.errors import LinkLostError
 from fieldkit.fsutil import sha256_file
 from fieldkit.simulator.device import DeviceError, SimulatedCharger
 from fieldkit.simulator.faults import FaultPlan, PowerCut
+from fieldkit.simulator.flash import other_slot
 from fieldkit.simulator.link_faults import LinkFaults
 
 ZEPHYR_BUF_SIZE: Final = 384  # CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE's default
@@ -158,7 +159,6 @@ class SmpBoard:
         self.rx.plan.rate_bytes_per_s = rate
         self.tx = LinkFaults(FaultPlan(rate_bytes_per_s=rate), idle_credit_s=UART_CATCH_UP_S)  # the answers
         self.session: UploadSession | None = None
-        self.resets = 0
         # Image bytes that arrived in upload requests, and those written: the difference is what a client
         # sent again or out of order (dropped and answered with the offset expected).
         self.data_received = 0
@@ -243,7 +243,6 @@ class SmpBoard:
     def _reset(self) -> None:
         self._reset_requested = False
         self.session = None  # RAM is gone
-        self.resets += 1
         charger = self.charger()
         charger.power_on(max_boot_attempts=1)  # MCUboot: an unconfirmed image gets one boot
 
@@ -310,7 +309,7 @@ class SmpBoard:
 
     def _images(self) -> list[dict[str, object]]:
         state = self.charger().components[self.component]
-        other = "B" if state.active == "A" else "A"
+        other = other_slot(state.active)
         images: list[dict[str, object]] = []
         running = self._slot_image(state.active)
         if running is not None:
@@ -332,7 +331,7 @@ class SmpBoard:
                 charger.mark_good(self.component)
             return {"images": self._images()}
         wanted = body.get("hash")
-        other = "B" if state.active == "A" else "A"
+        other = other_slot(state.active)
         uploaded = self._slot_image(other)
         running = self._slot_image(state.active)
         if running is not None and wanted == running[1]:
@@ -362,7 +361,7 @@ class SmpBoard:
                 return {"rc": MGMT_ERR_EINVAL}
             if state.pending is not None:  # the slot holds an image waiting for (or on) its trial
                 return {"rc": MGMT_ERR_EBADSTATE, "rsn": "an image is already pending"}
-            other = "B" if state.active == "A" else "A"
+            other = other_slot(state.active)
             path = charger.slot_path(self.component, other)
             if len(sha) == 32 and path.exists() and path.stat().st_size == size and _file_sha256(path) == sha.hex():
                 self.session = None
@@ -380,7 +379,7 @@ class SmpBoard:
             self.data_written += len(data)
         answer: dict[str, object] = {"off": session.off}
         if session.off == session.size:
-            path = charger.slot_path(self.component, "B" if state.active == "A" else "A")
+            path = charger.slot_path(self.component, other_slot(state.active))
             answer["match"] = len(session.sha) == 32 and _file_sha256(path) == session.sha.hex()
         return answer
 

@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +37,11 @@ from fieldkit.simulator.image import ImageHeader
 from fieldkit.simulator.mcuboot_image import mcuboot_image
 from fieldkit.simulator.memory_driver import KINDS, MemoryDriver
 from fieldkit.simulator.shell import write_shims
-from fieldkit.simulator.smp_server import SmpBoard, TcpLine
 from fieldkit.transports.byte_stream import open_byte_stream
 from fieldkit.transports.ssh import SshSession, SshTarget
 from tests.support.raucbundle import build_rauc_bundle, make_signer
 from tests.support.rig import COMPATIBLE, LinuxRig, rig_image, rig_missing
-from tests.support.smp import FAST_BOARD
+from tests.support.smp import serving
 from tests.support.sshd import Sshd, sshd_available
 
 OLD, NEW = "2.3.0", "2.4.0"
@@ -193,26 +191,20 @@ def _smp_payload(path: Path, model: str, version: str, size: int) -> PayloadSour
 def _smp(tmp_path: Path) -> Iterator[Subject]:
     state = tmp_path / "board"
     SimulatedCharger.create(state, SMP_BOARD, "WB7-CONTRACT")
-    board = SmpBoard(state, buf_size=2048, buf_count=4, **FAST_BOARD)
-    line = TcpLine(board)
-    thread = threading.Thread(target=line.serve_forever, daemon=True)
-    thread.start()
-
-    def connect() -> SmpDriver:
-        return SmpDriver(f"smp+socket://127.0.0.1:{line.port}", open_byte_stream, health_stable_s=0.3, poll_s=0.05,
-                         reset_timeout_s=10)  # fmt: skip
-
     payload = _smp_payload(tmp_path / "new.bin", "AMP-WB7", NEW, 700_000)
     refused = _smp_payload(tmp_path / "other-model.bin", "VQ-DC150", NEW, 50_000)
-    driver = connect()
-    try:
-        yield Subject(
-            "smp-simulator", driver, connect, "mcumgr-smp", payload, refused, *_device_slots(state, "app"), "app"
-        )
-    finally:
-        driver.close()
-        line.stop()
-        thread.join(timeout=10)
+    with serving(state, "socket") as line:
+
+        def connect() -> SmpDriver:
+            return SmpDriver(f"smp+{line.url}", open_byte_stream, health_stable_s=0.3, poll_s=0.05, reset_timeout_s=10)
+
+        driver = connect()
+        try:
+            yield Subject(
+                "smp-simulator", driver, connect, "mcumgr-smp", payload, refused, *_device_slots(state, "app"), "app"
+            )
+        finally:
+            driver.close()
 
 
 # What each subject's driver declares, known before it runs: each case is collected only for the subjects it

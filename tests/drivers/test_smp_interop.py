@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,10 @@ from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.image import ImageHeader
 from fieldkit.simulator.mcuboot_image import mcuboot_image
-from fieldkit.simulator.smp_server import PtyLine, SmpBoard
+from fieldkit.simulator.smp_server import PtyLine
 from fieldkit.transports.byte_stream import open_byte_stream
 from tests.support.peers import peer_tool
-from tests.support.smp import FAST_BOARD
+from tests.support.smp import serving
 
 
 @dataclass
@@ -49,14 +48,9 @@ class Board:
 def board(tmp_path: Path) -> Iterator[Board]:
     state = tmp_path / "board"
     SimulatedCharger.create(state, model_named("AMP-WB7"), "WB7-INTEROP")
-    line = PtyLine(SmpBoard(state, buf_size=2048, buf_count=4, **FAST_BOARD))
-    thread = threading.Thread(target=line.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(state, "pty") as line:
+        assert isinstance(line, PtyLine)
         yield Board(state, line)
-    finally:
-        line.stop()
-        thread.join(timeout=10)
 
 
 def _imgtool_image(tmp_path: Path, version: str, body_bytes: int) -> Path:

@@ -16,7 +16,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +27,11 @@ from fieldkit.drivers.smp import SmpDriver
 from fieldkit.errors import LinkLostError
 from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger
-from fieldkit.simulator.faults import FaultPlan
 from fieldkit.simulator.image import ImageHeader
 from fieldkit.simulator.mcuboot_image import mcuboot_image
 from fieldkit.simulator.smp_server import SmpBoard, TcpLine
 from fieldkit.transports.byte_stream import open_byte_stream
-from tests.support.smp import FAST_BOARD
+from tests.support.smp import serving
 
 IMAGE_BODY_BYTES = 600_000
 LINK_DROPS = 12
@@ -67,15 +65,9 @@ def _site(tmp_path: Path, faults: list[str]) -> Iterator[Site]:
     image = tmp_path / "app.bin"
     image.write_bytes(mcuboot_image(body, "1.9.0"))
     payload = PayloadSource.whole_file(image, hashlib.sha256(image.read_bytes()).hexdigest(), "1.9.0")
-    board = SmpBoard(state, FaultPlan.parse(faults), buf_size=BUF_SIZE, buf_count=4, **FAST_BOARD)
-    line = TcpLine(board)
-    thread = threading.Thread(target=line.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Site(board, line, image, payload)
-    finally:
-        line.stop()
-        thread.join(timeout=10)
+    with serving(state, "socket", faults, BUF_SIZE) as line:
+        assert isinstance(line, TcpLine)
+        yield Site(line.board, line, image, payload)
 
 
 @pytest.fixture

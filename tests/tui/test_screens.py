@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,14 @@ from textual.widgets import Markdown
 
 from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger
-from fieldkit.simulator.smp_server import PtyLine, SmpBoard
+from fieldkit.simulator.smp_server import PtyLine
 from fieldkit.tui.app import FieldkitApp
 from fieldkit.tui.screens.dialogs import HelpScreen, ResumeOfferScreen, help_markdown
 from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.engine import JobCancelledError
 from fieldkit.updates.service import Confirmations, UpdateService
 from tests.support.backoffice import free_port
-from tests.support.smp import FAST_BOARD
+from tests.support.smp import serving
 from tests.tui.conftest import TuiSite, tui_site
 from tests.tui.pilot import discovered, highlight_row, table_rows, until
 
@@ -311,23 +310,17 @@ def test_a_local_serial_port_is_asked_over_smp_and_its_board_listed(
 ) -> None:
     state = tmp_path / "wb7"
     SimulatedCharger.create(state, model_named("AMP-WB7"), "SN-SERIAL-1")
-    line = PtyLine(SmpBoard(state, buf_size=2048, buf_count=4, **FAST_BOARD))
-    thread = threading.Thread(target=line.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
-            app = site.app([line.path])
+    with serving(state, "pty") as line, tui_site(tmp_path, monkeypatch, demo_library, []) as site:
+        assert isinstance(line, PtyLine)
+        app = site.app([line.path])
 
-            async def look() -> list[list[str]]:
-                async with app.run_test(size=(120, 40)) as pilot:
-                    await discovered(pilot, 1)
-                    await until(pilot, lambda: any(r[1] == "SN-SERIAL-1" for r in table_rows(app, "#chargers-table")))
-                    return table_rows(app, "#chargers-table")
+        async def look() -> list[list[str]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 1)
+                await until(pilot, lambda: any(r[1] == "SN-SERIAL-1" for r in table_rows(app, "#chargers-table")))
+                return table_rows(app, "#chargers-table")
 
-            rows = asyncio.run(look())
-    finally:
-        line.stop()
-        thread.join(timeout=10)
+        rows = asyncio.run(look())
     board = next(r for r in rows if r[1] == "SN-SERIAL-1")
     assert board[2] == "Ampero AMP-WB7 rev r2" and board[3] == "1.8.0"
     assert board[6].startswith(f"smp+serial://{line.path}"), "listed at the address an update takes"
