@@ -20,7 +20,9 @@ from fieldkit.drivers.smp import SmpDriver
 from fieldkit.errors import FieldkitError, LinkLostError
 from fieldkit.transports.byte_stream import DEFAULT_BAUD, PortInfo, list_local_ports, open_byte_stream
 
-PROBE_TIMEOUT_S: Final = 0.6  # a board answers an SMP request in milliseconds; a silent port costs this much
+# A board answers an SMP request in milliseconds; a silent port costs this much. Generous, so a board on a
+# busy laptop (or a slow USB hub) is not taken for silence.
+PROBE_TIMEOUT_S: Final = 1.5
 SerialOutcome = Literal["charger", "no answer", "unreachable"]
 
 
