@@ -51,7 +51,8 @@ class Site:
         return f"smp+socket://127.0.0.1:{self.line.port}"
 
     def driver(self) -> SmpDriver:
-        return SmpDriver(self.address, open_byte_stream, answer_timeout_s=1.0)
+        # Generous: a retransmission here must come from a lost frame, never from a slow, loaded machine.
+        return SmpDriver(self.address, open_byte_stream, answer_timeout_s=10.0)
 
     def slot_one(self) -> bytes:
         charger = SimulatedCharger(self.board.state_dir)
