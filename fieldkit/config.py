@@ -18,11 +18,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Final
 
-from fieldkit.errors import ConfigError
+from fieldkit.errors import ConfigError, UsageError
+from fieldkit.fsutil import read_regular_file
 
 APP_NAME: Final = "fieldkit"
 HOME_ENV: Final = "FIELDKIT_HOME"
 MAX_UPLOAD_STREAMS: Final = 16
+MAX_SETTINGS_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,8 @@ def load_settings(path: Path | None = None) -> Settings:
     if not path.exists():
         return Settings()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(read_regular_file(path, MAX_SETTINGS_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UsageError) as exc:
         raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
     settings = Settings()
     limits_raw = raw.pop("limits", {})

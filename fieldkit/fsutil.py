@@ -1,4 +1,4 @@
-"""File helpers shared by every layer: crash-safe writing, streamed hashing.
+"""File helpers shared by every layer: crash-safe writing, bounded reading, streamed hashing.
 
 Write to a temporary file in the same directory, fsync it, rename it over the
 target, fsync the directory: after a crash or power cut the target holds the
@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from fieldkit.errors import UsageError
 
 
 def fsync_directory(directory: Path) -> None:
@@ -41,6 +44,48 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def require_regular_file(path: Path) -> None:
+    """Refuse a FIFO, device, socket or directory where a file is expected (stat never blocks, open can)."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path} is {_kind(mode)}, not a regular file", "give the path of a file")
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The content of ``path``, refused (UsageError) unless it is a regular file of at most ``max_bytes``.
+
+    Opened without blocking: a FIFO put where a document belongs would
+    otherwise hang the reader until something writes to it. FileNotFoundError
+    and other OSErrors pass through for the caller to word.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"{path} is {_kind(mode)}, not a regular file", "give the path of a file")
+        chunks, remaining = [], max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise UsageError(f"{path} is larger than the {max_bytes:,} bytes allowed", "give the path of the right file")
+    return data
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:

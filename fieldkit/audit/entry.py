@@ -25,7 +25,9 @@ from typing import Any, Final, Literal
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from fieldkit.safejson import STRICT, Timestamp
 
 ENTRY_CONTEXT: Final = b"fieldkit.audit.entry.v1\x00"
 GENESIS_HASH: Final = "0" * 64
@@ -40,7 +42,7 @@ MAX_NOTE_CHARS: Final = 4000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class Technician(_Strict):
@@ -63,7 +65,7 @@ class BundleRef(_Strict):
 
 
 class EntryTime(_Strict):
-    wall_utc: AwareDatetime
+    wall_utc: Timestamp
     monotonic_us: int = Field(ge=0, le=2**53 - 1)  # RFC 8785 integers stop at 2**53
     boot_id: str = Field(max_length=64)
     clock_trust: ClockTrust

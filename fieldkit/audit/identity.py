@@ -23,8 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fieldkit import config
 from fieldkit.audit.entry import Technician, laptop_id_for
 from fieldkit.errors import FieldkitError, KeyFileError
+from fieldkit.safejson import load_json_file
 
 PASSPHRASE_ENV: Final = "FIELDKIT_PASSPHRASE_FILE"  # noqa: S105 - the name of a variable, not a secret
+MAX_PROFILE_BYTES: Final = 64 * 1024
 
 
 class IdentityError(FieldkitError):
@@ -103,7 +105,9 @@ def init_identity(
 def load_profile(directory: Path | None = None) -> Profile:
     directory = directory or identity_dir()
     try:
-        raw = json.loads((directory / "profile.json").read_text(encoding="utf-8"))
+        raw = load_json_file(directory / "profile.json", MAX_PROFILE_BYTES, 4)
+        if not isinstance(raw, dict):
+            raise ValueError("profile.json is not a JSON object")
         return Profile(
             laptop_id=raw["laptop_id"],
             technician=Technician.model_validate(raw["technician"]),
@@ -113,7 +117,7 @@ def load_profile(directory: Path | None = None) -> Profile:
         )
     except FileNotFoundError as exc:
         raise IdentityError("this laptop has no fieldkit identity yet") from exc
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JsonShapeError and ValidationError are ValueErrors
         raise IdentityError(
             f"the identity profile in {directory} is damaged: {exc}",
             "restore it from backup or run `fieldkit identity init` again",

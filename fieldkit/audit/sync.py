@@ -27,10 +27,12 @@ import httpx
 
 from fieldkit.audit.store import AuditStore
 from fieldkit.audit.wire import API_PREFIX, BatchResponse, SyncRefusal, batch_id_for
-from fieldkit.errors import FieldkitError
+from fieldkit.errors import FieldkitError, UsageError
+from fieldkit.safejson import load_json_file
 
 DEFAULT_BATCH_ENTRIES: Final = 1000
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
+MAX_CREDENTIAL_BYTES: Final = 64 * 1024
 
 
 class SyncError(FieldkitError):
@@ -50,15 +52,22 @@ class Credential:
     @classmethod
     def load(cls, path: Path) -> Credential:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            ca = raw.get("ca_cert")
-            return cls(raw["backoffice_url"], raw["laptop_id"], raw["token"], Path(ca) if ca else None)
+            raw = load_json_file(path, MAX_CREDENTIAL_BYTES, 4)
+            raw = raw if isinstance(raw, dict) else {}
+            url, laptop_id, token, ca = (raw.get(k) for k in ("backoffice_url", "laptop_id", "token", "ca_cert"))
+            if not (isinstance(url, str) and isinstance(laptop_id, str) and isinstance(token, str) and url and token):
+                raise ValueError("it needs backoffice_url, laptop_id and token as text")
+            if not isinstance(ca, str | None):
+                raise ValueError("ca_cert must be the path of a CA certificate")
+            return cls(url, laptop_id, token, Path(ca) if ca else None)
         except FileNotFoundError as exc:
             raise SyncError(
                 f"no back-office credential at {path}",
                 "enroll the laptop with `fieldkit backoffice enroll-laptop` and pass --credential",
             ) from exc
-        except (OSError, ValueError, KeyError) as exc:
+        except UsageError:
+            raise
+        except (OSError, ValueError) as exc:  # JsonShapeError is a ValueError
             raise SyncError(
                 f"the back-office credential {path} is unreadable: {exc}", "enroll the laptop again"
             ) from exc

@@ -26,7 +26,7 @@ MAX_BATCH_BYTES: Final = 16 * 1024 * 1024
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     laptop_id: str = Field(pattern=r"^laptop-[0-9a-f]{16}$")
     batch_id: str = Field(pattern=r"^[0-9a-f]{32}$")
@@ -34,6 +34,8 @@ class BatchRequest(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     high_water_mark: int
     stored: int
     duplicates: int
@@ -41,12 +43,16 @@ class BatchResponse(BaseModel):
 
 
 class SyncRefusal(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     code: str
     detail: str
     high_water_mark: int
 
 
 class SyncStatus(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     laptop_id: str
     high_water_mark: int
     head_hash: str

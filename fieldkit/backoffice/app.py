@@ -35,7 +35,7 @@ from fieldkit.backoffice.db import (
 )
 from fieldkit.backoffice.guard import MISS_LANES, ConcurrencyLimit, KnownTokens, busy_error, read_body_limited
 from fieldkit.backoffice.ingest import AuthError, SyncConflict, authenticate, bearer_digest, ingest_batch
-from fieldkit.bundles.safejson import JsonShapeError, parse_bounded
+from fieldkit.safejson import JsonShapeError, parse_bounded
 
 HEALTH_PATH: Final = f"{API_PREFIX}/health"
 SLOT_WAIT_S: Final = 2.0  # how long a request may wait for a free slot before it is told 503

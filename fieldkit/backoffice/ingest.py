@@ -35,6 +35,7 @@ from fieldkit.audit.entry import GENESIS_HASH, MAX_ENTRY_BYTES, AuditEntry, veri
 from fieldkit.audit.wire import BatchRequest, BatchResponse
 from fieldkit.backoffice.db import Batch, Credential, Entry, Laptop, TrustStoreRelease, WorkOrderRelease
 from fieldkit.errors import FieldkitError
+from fieldkit.safejson import parse_bounded
 
 TOKEN_PREFIX: Final = "fk1_"  # noqa: S105 - a format marker, not a secret
 
@@ -259,9 +260,9 @@ def publish_work_order(session: Session, content: bytes) -> str:
     from fieldkit.bundles.workorder import MAX_WORK_ORDER_BYTES, WorkOrderBody
 
     try:
-        document = json.loads(content[:MAX_WORK_ORDER_BYTES])
+        document = parse_bounded(content, MAX_WORK_ORDER_BYTES, 16)
         body = WorkOrderBody.model_validate(document["signed"])
-    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # JsonShapeError and ValidationError are ValueErrors
         raise EnrollmentError(
             f"not a fieldkit work order: {exc}", "create it with `fieldkit workorder create`"
         ) from exc

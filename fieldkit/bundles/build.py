@@ -34,7 +34,6 @@ from fieldkit.bundles.manifest import (
     parse_manifest,
     payload_member_for,
 )
-from fieldkit.bundles.safejson import JsonShapeError, parse_bounded, parse_for_check
 from fieldkit.bundles.signatures import (
     SignatureEntry,
     SignaturesFile,
@@ -44,6 +43,7 @@ from fieldkit.bundles.signatures import (
 from fieldkit.config import Limits
 from fieldkit.errors import BundleBuildError, BundleRejectedError
 from fieldkit.fsutil import sha256_file
+from fieldkit.safejson import JsonShapeError, parse_bounded, parse_for_check
 
 
 def read_manifest_template(path: Path, limits: Limits) -> dict[str, Any]:

@@ -18,11 +18,26 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from fieldkit.errors import UsageError
 from fieldkit.fsutil import atomic_output
+from fieldkit.safejson import STRICT, Timestamp, first_validation_error, load_json_file
 
 STATE_NAME: Final = "trusted-state.json"
+MAX_STATE_BYTES: Final = 1024 * 1024
+
+
+class _StateFile(BaseModel):
+    model_config = STRICT
+
+    last_trusted_time: Timestamp | None = None
+    highest_trust_store_versions: dict[str, Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(default_factory=dict)
+
+
+_STATE: Final = TypeAdapter(_StateFile)
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,8 @@ class TrustedState:
     """Last trusted time and highest trust-store version, persisted atomically.
 
     A missing or unreadable state file starts empty rather than blocking work
-    on site; the loss only weakens the rollback checks until the next sync.
+    on site; the loss weakens the rollback checks until the next sync, and
+    ``loss_warning`` says so (the CLI prints it where a trust store is in use).
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -52,8 +68,12 @@ class TrustedState:
         self._last_trusted: dt.datetime | None = None
         self._trust_store_versions: dict[str, int] = {}
         self._fixed_now: dt.datetime | None = None
-        if path is not None and path.exists():
-            self._load(path)
+        self.lost: str | None = None  # why the state file could not be read ("is missing", "is unreadable (...)")
+        if path is not None:
+            if path.exists():
+                self._load(path)
+            else:
+                self.lost = "is missing"
 
     @classmethod
     def in_memory(cls, fixed_now: dt.datetime | None = None) -> TrustedState:
@@ -63,13 +83,25 @@ class TrustedState:
 
     def _load(self, path: Path) -> None:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            if raw.get("last_trusted_time"):
-                self._last_trusted = dt.datetime.fromisoformat(raw["last_trusted_time"])
-            versions = raw.get("highest_trust_store_versions", {})
-            self._trust_store_versions = {str(k): int(v) for k, v in versions.items()}
-        except (OSError, ValueError, TypeError, AttributeError):
+            state = _STATE.validate_python(load_json_file(path, MAX_STATE_BYTES, 4))
+            self._last_trusted = state.last_trusted_time
+            self._trust_store_versions = dict(state.highest_trust_store_versions)
+        except ValidationError as exc:
             self._last_trusted, self._trust_store_versions = None, {}
+            self.lost = f"is unreadable ({first_validation_error(exc)})"
+        except (OSError, ValueError, UsageError) as exc:  # JsonShapeError is a ValueError
+            self._last_trusted, self._trust_store_versions = None, {}
+            self.lost = f"is unreadable ({exc})"
+
+    def loss_warning(self) -> str | None:
+        """What it means that the state file is gone or damaged, or None when it was read (or never needed)."""
+        if self.lost is None or self.path is None:
+            return None
+        return (
+            f"{self.path} {self.lost}: until the next back-office sync or verified bundle, this laptop no longer "
+            "knows its last trusted time or the trust-store versions it installed, so a clock set back or an "
+            "older trust store copied over the current one would not be noticed"
+        )
 
     def _save(self) -> None:
         if self.path is None:

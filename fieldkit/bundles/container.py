@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -157,9 +158,18 @@ class BundleContainer:
     @classmethod
     def open(cls, path: Path, limits: Limits) -> BundleContainer:
         try:
-            with path.open("rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                members = _read_structure(handle, size, limits)
+            # Opened without blocking and checked before reading: a FIFO in the bundle library must not hang a scan.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+            with os.fdopen(fd, "rb") as handle:
+                status = os.fstat(handle.fileno())
+                if stat.S_ISDIR(status.st_mode):
+                    raise IsADirectoryError(path)
+                if not stat.S_ISREG(status.st_mode):
+                    raise _reject(
+                        "not-a-file", f"{path} is not a regular file (a FIFO or a device)", "give a .fwbundle file"
+                    )
+                members = _read_structure(handle, status.st_size, limits)
+                size = status.st_size
         except IsADirectoryError as exc:
             raise _reject("not-a-file", f"{path} is a directory, not a bundle file") from exc
         except FileNotFoundError as exc:

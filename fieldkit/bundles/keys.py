@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from fieldkit.errors import KeyFileError, UsageError
+from fieldkit.fsutil import read_regular_file
 
 Algorithm = Literal["ed25519", "ecdsa-p256-sha256"]
 ALGORITHMS: Final[tuple[Algorithm, ...]] = ("ed25519", "ecdsa-p256-sha256")
@@ -34,6 +35,7 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 _META_PREFIX: Final = "fieldkit-key-"
+MAX_KEY_FILE_BYTES: Final = 64 * 1024  # a PEM key with its metadata is under 2 KiB
 
 
 def spki_der(public_key: PublicKey) -> bytes:
@@ -158,11 +160,17 @@ def write_key_pair(
     return key_path, pub_path
 
 
-def load_public_key(path: Path) -> tuple[PublicKey, KeyMeta]:
+def _read_key_file(path: Path, what: str) -> bytes:
     try:
-        data = path.read_bytes()
+        return read_regular_file(path, MAX_KEY_FILE_BYTES)
+    except UsageError as exc:
+        raise KeyFileError(f"cannot read {what} {path}: {exc.message}", "check the path") from exc
     except OSError as exc:
-        raise KeyFileError(f"cannot read public key {path}: {exc.strerror}", "check the path") from exc
+        raise KeyFileError(f"cannot read {what} {path}: {exc.strerror}", "check the path") from exc
+
+
+def load_public_key(path: Path) -> tuple[PublicKey, KeyMeta]:
+    data = _read_key_file(path, "public key")
     try:
         loaded = serialization.load_pem_public_key(data)
     except ValueError as exc:
@@ -174,17 +182,11 @@ def load_public_key(path: Path) -> tuple[PublicKey, KeyMeta]:
 
 
 def is_encrypted(path: Path) -> bool:
-    try:
-        return b"ENCRYPTED PRIVATE KEY" in path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key {path}: {exc.strerror}", "check the path") from exc
+    return b"ENCRYPTED PRIVATE KEY" in _read_key_file(path, "key")
 
 
 def load_private_key(path: Path, passphrase: bytes | None) -> tuple[PrivateKey, KeyMeta]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key {path}: {exc.strerror}", "check the path") from exc
+    data = _read_key_file(path, "key")
     try:
         loaded = serialization.load_pem_private_key(data, password=passphrase or None)
     except TypeError as exc:
@@ -205,10 +207,7 @@ def load_private_key(path: Path, passphrase: bytes | None) -> tuple[PrivateKey, 
 
 def read_passphrase_file(path: Path) -> bytes:
     """A passphrase file holds the passphrase on its first line."""
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read passphrase file {path}: {exc.strerror}", "check the path") from exc
+    text = _read_key_file(path, "passphrase file")
     passphrase = text.splitlines()[0] if text else b""
     if not passphrase:
         raise KeyFileError(f"passphrase file {path} is empty", "write the passphrase on its first line")

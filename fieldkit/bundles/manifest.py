@@ -11,7 +11,6 @@ import re
 from typing import Any, Final, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,10 +20,10 @@ from pydantic import (
 )
 
 from fieldkit.bundles.container import PAYLOAD_NAME_RE
-from fieldkit.bundles.safejson import first_validation_error
 from fieldkit.bundles.semver import Version, is_semver
 from fieldkit.domain import Transport
 from fieldkit.errors import BundleRejectedError
+from fieldkit.safejson import STRICT, Timestamp, first_validation_error
 
 SCHEMA: Final = "fieldkit-bundle"
 SCHEMA_VERSION: Final = 2  # what fieldkit writes; it reads 1 and 2
@@ -55,7 +54,7 @@ CHECK: Final = "manifest"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = STRICT
 
 
 def _semver(value: str) -> str:
@@ -156,13 +155,13 @@ class Manifest(_Strict):
     vendor: str = Field(min_length=1, max_length=64)
     version: str
     security_version: int = Field(ge=0, le=2**31 - 1)
-    created_at: AwareDatetime
-    expires_at: AwareDatetime
+    created_at: Timestamp
+    expires_at: Timestamp
     compatibility: list[Compatibility] = Field(min_length=1, max_length=256)
     release_notes: str = Field(default="", max_length=65536)
     components: list[Component] = Field(min_length=1, max_length=32)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(**STRICT, populate_by_name=True)
     _check_version = field_validator("version")(_semver)
 
     @model_validator(mode="after")

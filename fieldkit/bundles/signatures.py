@@ -22,20 +22,20 @@ from typing import Any, Final, Literal
 import rfc8785
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from fieldkit.bundles import keys
-from fieldkit.bundles.safejson import first_validation_error, parse_for_check
 from fieldkit.bundles.truststore import KEY_ID_PATTERN, Scope, TrustStoreBody
 from fieldkit.config import Limits
 from fieldkit.errors import BundleRejectedError
+from fieldkit.safejson import STRICT, first_validation_error, parse_for_check
 
 MANIFEST_CONTEXT: Final = b"fieldkit.bundle.manifest.v1\x00"
 CHECK: Final = "signatures"
 
 
 class SignatureEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     key_id: str = Field(pattern=KEY_ID_PATTERN)
     algorithm: keys.Algorithm
@@ -44,7 +44,7 @@ class SignatureEntry(BaseModel):
 
 
 class SignaturesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     signatures: list[SignatureEntry]
 

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import rfc8785
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from fieldkit.bundles import keys
 from fieldkit.bundles.demo_keys import is_demo_key
 from fieldkit.bundles.roles import Role
-from fieldkit.bundles.safejson import JsonShapeError, first_validation_error, parse_bounded
 from fieldkit.config import Limits
-from fieldkit.errors import FieldkitError, TrustStoreError
-from fieldkit.fsutil import atomic_output
+from fieldkit.errors import FieldkitError, TrustStoreError, UsageError
+from fieldkit.fsutil import atomic_output, read_regular_file
+from fieldkit.safejson import STRICT, JsonShapeError, Timestamp, first_validation_error, parse_bounded
 
 TRUST_STORE_CONTEXT: Final = b"fieldkit.trust-store.v1\x00"
 RootRole = Literal["release", "metrology", "ocpp-manufacturer"]
@@ -40,7 +40,7 @@ KEY_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class Scope(_Strict):
@@ -66,8 +66,8 @@ class TrustedKey(_Strict):
     algorithm: keys.Algorithm
     public_key_pem: str = Field(max_length=4096)
     roles: list[Role] = Field(min_length=1)
-    not_before: AwareDatetime | None = None
-    not_after: AwareDatetime | None = None
+    not_before: Timestamp | None = None
+    not_after: Timestamp | None = None
     scope: Scope = Field(default_factory=Scope)
 
     @model_validator(mode="after")
@@ -115,7 +115,7 @@ class TrustStoreBody(_Strict):
     type: Literal["fieldkit-trust-store"]
     schema_version: Literal[1]
     version: int = Field(ge=1)
-    issued_at: AwareDatetime
+    issued_at: Timestamp
     demo: bool = False
     keys: list[TrustedKey] = Field(default_factory=list)
     x509_roots: list[TrustedRoot] = Field(default_factory=list)
@@ -282,7 +282,9 @@ def load_trust_store(path: Path, limits: Limits, now: dt.datetime) -> TrustStore
     returned.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, limits.max_trust_store_bytes)
+    except UsageError as exc:
+        raise TrustStoreError(f"cannot read trust store: {exc.message}", exc.hint) from exc
     except FileNotFoundError as exc:
         raise TrustStoreError(
             f"no trust store at {path}",

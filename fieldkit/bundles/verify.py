@@ -29,7 +29,6 @@ from fieldkit.bundles.clock import TrustedState
 from fieldkit.bundles.container import MANIFEST_NAME, SIGNATURES_NAME, BundleContainer
 from fieldkit.bundles.manifest import Manifest, parse_manifest
 from fieldkit.bundles.ocpp import ocpp_signature_problem
-from fieldkit.bundles.safejson import parse_for_check
 from fieldkit.bundles.semver import Version
 from fieldkit.bundles.signatures import (
     Signer,
@@ -42,6 +41,7 @@ from fieldkit.bundles.signatures import (
 from fieldkit.bundles.truststore import TrustStoreBody
 from fieldkit.config import Settings
 from fieldkit.errors import BundleRejectedError
+from fieldkit.safejson import parse_for_check
 
 CHECKS: Final = (
     "container",

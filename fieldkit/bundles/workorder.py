@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import rfc8785
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from fieldkit.bundles import keys
 from fieldkit.bundles.truststore import TrustStoreBody, sign_envelope, split_envelope, valid_signers
-from fieldkit.errors import FieldkitError
-from fieldkit.fsutil import atomic_output
+from fieldkit.errors import FieldkitError, UsageError
+from fieldkit.fsutil import atomic_output, read_regular_file
+from fieldkit.safejson import STRICT, Timestamp
 
 WORK_ORDER_CONTEXT: Final = b"fieldkit.work-order.v1\x00"
 MAX_WORK_ORDER_BYTES: Final = 256 * 1024
@@ -43,18 +44,18 @@ class WorkOrderError(FieldkitError):
 
 
 class WorkOrderBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     type: Literal["fieldkit-work-order"]
     schema_version: Literal[1]
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-    issued_at: AwareDatetime
+    issued_at: Timestamp
     vendor: str | None = Field(default=None, max_length=64)
     site: str | None = Field(default=None, max_length=128)
     charger_serials: list[str] = Field(min_length=1, max_length=10000)
     bundle_id: str = Field(max_length=128)
-    not_before: AwareDatetime
-    not_after: AwareDatetime
+    not_before: Timestamp
+    not_after: Timestamp
     note: str = Field(default="", max_length=4000)
 
     @model_validator(mode="after")
@@ -114,8 +115,8 @@ def load_work_orders(store: TrustStoreBody, now: dt.datetime, directory: Path | 
     orders = []
     for path in sorted(directory.glob("*.json")):
         try:
-            orders.append(verify_work_order(path.read_bytes(), store, now))
-        except (WorkOrderError, OSError):
+            orders.append(verify_work_order(read_regular_file(path, MAX_WORK_ORDER_BYTES), store, now))
+        except (WorkOrderError, OSError, UsageError):
             continue
     return orders
 

@@ -10,6 +10,7 @@ import click
 
 from fieldkit.cli.common import (
     EXISTING_FILE,
+    INPUT_FILE,
     console_out,
     passphrase_for,
     print_json,
@@ -140,7 +141,7 @@ def _run_verification(
 
 
 @bundle_group.command("verify")
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=INPUT_FILE)
 @trust_store_option
 @_charger_options
 @click.option("--json", "as_json", is_flag=True, help="Print every check and its result as JSON.")
@@ -194,7 +195,7 @@ def _record_refusal(bundle: Path, report: Any) -> None:
 
 
 @bundle_group.command("inspect")
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=INPUT_FILE)
 @trust_store_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -18,8 +20,33 @@ if TYPE_CHECKING:
     from fieldkit.bundles.roles import Role
 
 
-# An option naming a file that must already exist.
-EXISTING_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
+class RegularFile(click.Path):
+    """A path to read: a regular file (it must exist unless ``exists=False``).
+
+    A FIFO, device or socket is refused while the command line is parsed: stat
+    never blocks, where opening a FIFO for reading waits for a writer forever.
+    """
+
+    def __init__(self, exists: bool = True) -> None:
+        super().__init__(dir_okay=False, exists=exists, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return path  # absent (allowed here) or unreadable: the command words it
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else (
+                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")  # fmt: skip
+            self.fail(f"{printable(path)} is {kind}, not a regular file", param, ctx)
+        return path
+
+
+# An option naming a file that must already exist, and be a file.
+EXISTING_FILE = RegularFile()
+# A file to read that may be absent (the command says what to do then).
+INPUT_FILE = RegularFile(exists=False)
 
 
 def console_out() -> Any:
@@ -52,14 +79,18 @@ def settings() -> config.Settings:
 def trusted_state() -> Any:
     from fieldkit.bundles.clock import STATE_NAME, TrustedState
 
-    return TrustedState(config.data_dir() / STATE_NAME)
+    state = TrustedState(config.data_dir() / STATE_NAME)
+    warning = state.loss_warning()
+    if warning and config.default_trust_store_path().exists():  # a laptop in use, not one being set up
+        click.echo(f"warning: {printable(warning)}", err=True)
+    return state
 
 
 def trust_store_option(function: Any) -> Any:
     return click.option(
         "--trust-store",
         "trust_store",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=INPUT_FILE,
         default=None,
         help="Trust store file [default: trust-store.json in fieldkit's data directory].",
     )(function)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fieldkit.cli.common import console_out, settings, shown
+from fieldkit.cli.common import EXISTING_FILE, console_out, settings, shown
 from fieldkit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 )
 @click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535), help="Default SSH port.")
 @click.option("--user", default="root", show_default=True, help="SSH user on the chargers.")
-@click.option("--ssh-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--ssh-key", type=EXISTING_FILE)
 @click.option("--accept-new-host-key", is_flag=True, help="Pin host keys of chargers seen for the first time.")
 @click.option("--json", "as_json", is_flag=True)
 def discover(

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from fieldkit.bundles.roles import ROLES
-from fieldkit.cli.common import console_out
+from fieldkit.cli.common import EXISTING_FILE, console_out
 from fieldkit.errors import UsageError
 
 
@@ -39,7 +39,7 @@ def keys_group() -> None:
 )
 @click.option(
     "--passphrase-file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=EXISTING_FILE,
     help="Encrypt the private key with the passphrase on this file's first line.",
 )
 @click.option(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fieldkit.cli.common import console_out, print_json
+from fieldkit.cli.common import EXISTING_FILE, console_out, print_json
 from fieldkit.errors import UsageError
 
 
@@ -88,7 +88,7 @@ def status(state_dir: Path, as_json: bool) -> None:
     "--authorized-key",
     "authorized_keys",
     multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=EXISTING_FILE,
     help="OpenSSH public key allowed to log in (repeatable) [default: a key made in DIR].",
 )
 @click.option("--rate", type=click.IntRange(min=1), help="Link rate limit in bytes per second.")

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
-import json
 import re
 import shlex
 import time
@@ -52,6 +51,7 @@ from fieldkit.drivers.helpers_protocol import HelperIdentity, HelperStatus, pars
 from fieldkit.drivers.profiles import Profile, ProfileLibrary, fact_script, load_profiles, transaction_state
 from fieldkit.errors import DeviceRefusedError, HostUnreachableError, LinkLostError, TransportError
 from fieldkit.fsutil import sha256_file
+from fieldkit.safejson import parse_bounded
 from fieldkit.transports.remote_shell import RemoteShell
 from fieldkit.transports.striped_upload import BLOCK_BYTES, hole_bound_bytes
 
@@ -66,6 +66,7 @@ VENDOR_UPDATE_COMMAND: Final = "charger-update"
 
 STAGING_DIR_MAX_CHARS: Final = 200
 SAFE_STAGING_DIR: Final = re.compile(r"^(/[A-Za-z0-9._+-]+)+$")
+MAX_HELPER_JSON_BYTES: Final = 1024 * 1024  # charger-identity/-status answers are a few KiB
 
 
 def reported_staging_dir(value: str | None) -> str:
@@ -233,8 +234,8 @@ class LinuxSshDriver:
     def _json(self, command: str) -> object:
         text = self._run(command)
         try:
-            return json.loads(text)
-        except ValueError as exc:
+            return parse_bounded(text.encode("utf-8", "surrogateescape"), MAX_HELPER_JSON_BYTES, 16)
+        except ValueError as exc:  # JsonShapeError included: too big, too deep, duplicate keys
             raise DeviceRefusedError(f"`{self._program(command)}` did not answer with JSON: {text[:200]!r}") from exc
 
     def _helper_identity(self) -> HelperIdentity:

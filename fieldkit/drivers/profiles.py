@@ -29,11 +29,13 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fieldkit import config
-from fieldkit.errors import ConfigError
+from fieldkit.errors import ConfigError, UsageError
+from fieldkit.fsutil import read_regular_file
 
 FactName = Literal[
     "vendor", "model", "hardware_revision", "serial", "version", "transaction", "security_version_floor", "connectors"
 ]
+MAX_PROFILE_BYTES: Final = 256 * 1024
 FACT_OUTPUT_BYTES: Final = 4096  # what one fact source may print; identity files are short
 TRANSACTION_ACTIVE: Final = frozenset({"active", "charging", "true", "1", "yes"})
 TRANSACTION_IDLE: Final = frozenset({"idle", "none", "false", "0", "no"})
@@ -244,8 +246,8 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileLibrary:
     if directory.is_dir():
         for path in sorted(directory.glob("*.toml")):
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                text = read_regular_file(path, MAX_PROFILE_BYTES).decode("utf-8")
+            except (OSError, UnicodeDecodeError, UsageError) as exc:
                 raise ConfigError(f"cannot read charger profile {path}: {exc}") from exc
             data = _parse(text, str(path))
             raw[str(data.get("name", path.stem))] = {**data, "source": str(path)}

@@ -21,16 +21,17 @@ rules are tested without a charger; the driver runs the commands.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Final
 
 from fieldkit.errors import DeviceRefusedError
+from fieldkit.safejson import parse_bounded
 
 STATUS_COMMAND: Final = "rauc status --detailed --output-format=json"
 MARK_GOOD: Final = "rauc status mark-good booted"
 MARK_BAD: Final = "rauc status mark-bad booted"
 RESTORE_BOOTED: Final = "rauc status mark-active booted"
+MAX_STATUS_BYTES: Final = 1024 * 1024  # the remote shell caps any answer at 4 MiB; a status is a few KiB
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class RaucStatus:
     @classmethod
     def parse(cls, text: str) -> RaucStatus:
         try:
-            raw = json.loads(text)
+            raw = parse_bounded(text.encode("utf-8", "surrogateescape"), MAX_STATUS_BYTES, 16)
             slots = []
             for entry in raw["slots"]:
                 for name, info in entry.items():

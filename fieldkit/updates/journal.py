@@ -19,8 +19,11 @@ from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from fieldkit import config
 from fieldkit.errors import FieldkitError, UsageError
-from fieldkit.fsutil import atomic_write_bytes
+from fieldkit.fsutil import atomic_write_bytes, read_regular_file
+from fieldkit.safejson import parse_bounded
 from fieldkit.updates.states import TERMINAL, JobState, allowed
+
+MAX_JOURNAL_BYTES: Final = 4 * 1024 * 1024  # a job with every transition and device answer fits many times
 
 
 class JournalError(FieldkitError):
@@ -113,7 +116,7 @@ class Journal:
 
     def load(self, job_id: str) -> JobRecord:
         try:
-            return _read_record(self.path(job_id).read_text(encoding="utf-8"))
+            return _read_record(read_regular_file(self.path(job_id), MAX_JOURNAL_BYTES))
         except FileNotFoundError as exc:
             raise UsageError(f"no job {job_id!r}", "see `fieldkit update --resume` for interrupted jobs") from exc
         except (OSError, ValueError, TypeError) as exc:
@@ -123,8 +126,8 @@ class Journal:
         records = []
         for path in sorted(self.directory.glob("*.json")):
             try:
-                record = _read_record(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, TypeError):
+                record = _read_record(read_regular_file(path, MAX_JOURNAL_BYTES))
+            except (OSError, ValueError, TypeError, UsageError):  # not a journal fieldkit can read: not offered
                 continue
             if not record.finished:
                 records.append(record)
@@ -151,9 +154,9 @@ class StepChanges:
 _RECORD: Final = TypeAdapter(JobRecord)
 
 
-def _read_record(text: str) -> JobRecord:
+def _read_record(data: bytes) -> JobRecord:
     """A journal file as a JobRecord, every field checked (a ValueError names what is wrong)."""
-    document = json.loads(text)
+    document = parse_bounded(data, MAX_JOURNAL_BYTES, 16)
     if not isinstance(document, dict):
         raise ValueError("a job journal is a JSON object")
     try:

@@ -475,6 +475,29 @@ ATTACKS: dict[str, Attack] = {
     "duplicate JSON key": Attack(duplicate_json_key, "manifest", "manifest-duplicate-key"),
     "unknown schema version": Attack(unknown_schema, "manifest", "unknown-schema-version"),
     "unknown manifest field": Attack(unknown_field, "manifest", "manifest-invalid"),
+    # One document, one reading: no coercion between JSON types, no times outside 1970..9000.
+    "security_version as a string": Attack(lambda w: w.bundle(security_version="5"), "manifest", "manifest-invalid"),
+    "security_version as a float": Attack(lambda w: w.bundle(security_version=5.0), "manifest", "manifest-invalid"),
+    "security_version as a boolean": Attack(lambda w: w.bundle(security_version=True), "manifest", "manifest-invalid"),
+    "metrology_relevant as a string": Attack(
+        lambda w: w.bundle({"rootfs": b"R"}, with_components(w.manifest({"rootfs": b"R"}), metrology_relevant="false")),
+        "manifest",
+        "manifest-invalid",
+    ),
+    "size_bytes as a string": Attack(
+        lambda w: w.bundle({"rootfs": b"R"}, with_components(w.manifest({"rootfs": b"R"}), size_bytes="1")),
+        "manifest",
+        "manifest-invalid",
+    ),
+    "created_at in year 1": Attack(
+        lambda w: w.bundle(created_at="0001-01-01T00:00:00Z"), "manifest", "manifest-invalid"
+    ),
+    "created_at as seconds since 1970": Attack(
+        lambda w: w.bundle(created_at=int(NOW.timestamp())), "manifest", "manifest-invalid"
+    ),
+    "expires_at in year 9999": Attack(
+        lambda w: w.bundle(expires_at="9999-12-31T23:59:59Z"), "manifest", "manifest-invalid"
+    ),
     "expired bundle": Attack(lambda w: w.bundle(), "freshness", "expired", now=dt.datetime(2027, 2, 1, tzinfo=dt.UTC)),
     "not yet valid beyond skew": Attack(
         lambda w: w.bundle(created_at=iso(NOW + dt.timedelta(hours=2))),

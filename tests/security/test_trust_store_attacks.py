@@ -61,6 +61,14 @@ def _with_demo_release_key(lab: BundleLab) -> TrustStoreBody:
     return lab.store_body.model_copy(update={"keys": [*lab.store_body.keys, demo]})
 
 
+def _signed_raw(lab: BundleLab, **changes: object) -> bytes:
+    """A successor whose body, as JSON, has ``changes``: signed by the real root, so only its types are wrong."""
+    from fieldkit.bundles.truststore import sign_body
+
+    raw = {**lab.store_body.model_dump(mode="json", exclude_none=True), "version": 2, **changes}
+    return json.dumps({"signed": raw, "signatures": sign_body(raw, [lab.root])}).encode()
+
+
 TRUST_ATTACKS: dict[str, tuple[Callable[[BundleLab], bytes], str]] = {
     "rollback to an older version": (lambda w: _successor(w, 1, [w.root]), "not newer"),
     "unsigned update": (
@@ -84,6 +92,13 @@ TRUST_ATTACKS: dict[str, tuple[Callable[[BundleLab], bytes], str]] = {
         "anyone can derive",
     ),
     "not JSON": (lambda w: b"\x00\x01binary", "malformed"),
+    # One document, one reading: no coercion between JSON types, no times outside 1970..9000.
+    "version as a string": (lambda w: _signed_raw(w, version="2"), "valid integer"),
+    "version as a float": (lambda w: _signed_raw(w, version=2.0), "valid integer"),
+    "threshold as a string": (lambda w: _signed_raw(w, thresholds={"trust-root": "1"}), "valid integer"),
+    "demo flag as a string": (lambda w: _signed_raw(w, demo="false"), "valid boolean"),
+    "issued_at in year 1": (lambda w: _signed_raw(w, issued_at="0001-01-01T00:00:00Z"), "outside 1970"),
+    "issued_at as a number": (lambda w: _signed_raw(w, issued_at=1767225600), "ISO 8601"),
     "extra top-level field": (
         lambda w: json.dumps({**json.loads(_successor(w, 2, [w.root])), "x": 1}).encode(),
         "exactly",

@@ -67,7 +67,7 @@ def test_fast_canonical_json_equals_rfc8785(value: Any) -> None:
 
 
 def test_nesting_depth_ignores_brackets_in_strings_and_escapes() -> None:
-    from fieldkit.bundles.safejson import nesting_depth
+    from fieldkit.safejson import nesting_depth
 
     assert nesting_depth(b'{"a": "[\\"[{", "b": [[1]]}') == 3
     assert nesting_depth(b"[" * 50 + b"]" * 50) == 50

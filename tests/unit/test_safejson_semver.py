@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from fieldkit.bundles.safejson import JsonShapeError, nesting_depth, parse_bounded
+from fieldkit.safejson import JsonShapeError, nesting_depth, parse_bounded
 from fieldkit.bundles.semver import Version
 
 

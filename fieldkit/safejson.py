@@ -1,24 +1,35 @@
-"""Bounded, unambiguous JSON parsing for untrusted (or just-authenticated) bytes.
+"""Bounded, unambiguous JSON for every document fieldkit did not just write itself.
 
-Refused: more than ``max_bytes``, nesting deeper than ``max_depth`` (checked by
-a scan before the parser runs, so a hostile file cannot exhaust the stack),
-invalid UTF-8, a byte-order mark, duplicate object keys (two parsers could
-read two different documents), NaN/Infinity (not JSON), integers of more
-than 20 digits and numbers too large for a float.
+One reader for bundles' manifests and signatures, trust stores, work orders,
+sync batches, audit segments, journals, the laptop's state files and what a
+charger answers. Refused: more than ``max_bytes``, nesting deeper than
+``max_depth`` (checked by a scan before the parser runs, so a hostile file
+cannot exhaust the stack), invalid UTF-8, a byte-order mark, duplicate object
+keys (two parsers could read two different documents), NaN/Infinity (not
+JSON), integers of more than 20 digits and numbers too large for a float.
+
+The document models then validate strictly (``STRICT``): no string, float or
+boolean is coerced into an integer, nor a string or number into a boolean, so
+one document has one reading. Times are ISO 8601 text with a zone, between
+1970 and 9000 (``Timestamp``): a year-1 date cannot overflow the arithmetic
+that follows.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import math
 import operator
 import re
-from typing import Any, Final
+from pathlib import Path
+from typing import Annotated, Any, Final
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Strict, ValidationError
 
 from fieldkit.errors import BundleRejectedError
+from fieldkit.fsutil import read_regular_file
 
 
 class JsonShapeError(ValueError):
@@ -37,6 +48,33 @@ MAX_INTEGER_DIGITS: Final = 20  # a 64-bit integer, signed or not
 MAX_FLOAT_CHARS: Final = 64
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # opening: +1, closing: -1 (after subtracting 1)
+
+
+EARLIEST_TIME: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a laptop whose clock reset reads 1970
+LATEST_TIME: Final = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)  # room to add days without overflowing year 9999
+MAX_TIME_CHARS: Final = 40
+
+# Model config of every JSON document: unknown fields refused, values never coerced between types.
+STRICT: Final = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _time_as_text(value: object) -> object:
+    # A number would be read as seconds since 1970 by pydantic's lax datetime: a document writes text.
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or len(value) > MAX_TIME_CHARS:
+        raise ValueError("a time is ISO 8601 text with a zone, such as 2026-05-01T12:00:00Z")
+    return value
+
+
+def _sane_time(value: dt.datetime) -> dt.datetime:
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise ValueError(f"{value.isoformat()} is outside 1970..9000")
+    return value
+
+
+# Strict(False): the ISO text is parsed into a datetime even inside a strict model.
+Timestamp = Annotated[AwareDatetime, Strict(False), BeforeValidator(_time_as_text), AfterValidator(_sane_time)]
 
 
 def nesting_depth(data: bytes) -> int:
@@ -106,6 +144,15 @@ def parse_bounded(data: bytes, max_bytes: int, max_depth: int) -> Any:
         raise JsonShapeError("invalid-json", f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     except RecursionError as exc:  # unreachable after the depth scan; kept as a backstop
         raise JsonShapeError("too-deep", "nested too deeply") from exc
+
+
+def load_json_file(path: Path, max_bytes: int, max_depth: int = 32) -> Any:
+    """A JSON file read and parsed under the bounds above (a FIFO or device is refused, never waited on).
+
+    Raises JsonShapeError for the content; UsageError for what is not a regular
+    file or is too large; OSError (FileNotFoundError...) for the rest.
+    """
+    return parse_bounded(read_regular_file(path, max_bytes), max_bytes, max_depth)
 
 
 def parse_for_check(data: bytes, check: str, what: str, max_bytes: int, max_depth: int) -> Any:
