@@ -202,10 +202,15 @@ def sync_round(store: AuditStore, client: BackofficeClient, batch_entries: int =
     refusals = 0
     while mark < store.head_seq:
         batch: list[dict[str, Any]] = []
-        for entry in store.entries(after_seq=mark):
+        for entry in store.entries(after_seq=mark, strict=True):  # a damaged segment stops the sync, named
             batch.append(entry)
             if len(batch) >= batch_entries:
                 break
+        if not batch or batch[0].get("seq") != mark + 1:
+            raise SyncError(
+                f"entry {mark + 1} is missing from this laptop's audit trail, so nothing after it can be delivered",
+                "run `fieldkit audit verify`; keep a copy of the audit directory and report it to the back office",
+            )
         answer = client.send(batch)
         sent += len(batch)
         if isinstance(answer, SyncRefusal):

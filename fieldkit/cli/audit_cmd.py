@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from fieldkit import csvcells
-from fieldkit.cli.common import EXISTING_FILE, console_out, print_json, shown, trusted_state
+from fieldkit.cli.common import EXISTING_FILE, console_out, print_json, printable, shown, trusted_state
 from fieldkit.errors import UsageError
 
 
@@ -119,10 +119,23 @@ def _matches(entry: dict[str, Any], action: str | None, charger: str | None, sin
     if charger and (entry.get("charger") or {}).get("serial") != charger:
         return False
     if since:
-        wall = dt.datetime.fromisoformat(entry["time"]["wall_utc"])
-        if wall < since:
+        try:
+            wall = dt.datetime.fromisoformat(_wall(entry))
+        except ValueError:  # an altered entry: `audit verify` names it; a time filter cannot place it
+            return False
+        if wall.tzinfo is None or wall < since:
             return False
     return True
+
+
+def _wall(entry: dict[str, Any]) -> str:
+    time = entry.get("time")
+    return str(time.get("wall_utc", "")) if isinstance(time, dict) else ""
+
+
+def _warn_damaged(store: Any) -> None:
+    for message in store.damaged:
+        click.echo(f"warning: {printable(message)} (not shown; `fieldkit audit verify` says more)", err=True)
 
 
 def _filtered(action: str | None, charger: str | None, since: str | None) -> list[dict[str, Any]]:
@@ -134,7 +147,9 @@ def _filtered(action: str | None, charger: str | None, since: str | None) -> lis
             raise UsageError(f"--since {since!r} is not a date", "use ISO 8601, e.g. 2026-11-01") from exc
         since_time = since_time if since_time.tzinfo else since_time.replace(tzinfo=dt.UTC)
     with _open_read_only() as store:
-        return [e for e in store.entries() if _matches(e, action, charger, since_time)]
+        entries = [e for e in store.entries() if _matches(e, action, charger, since_time)]
+        _warn_damaged(store)
+        return entries
 
 
 def _filter_options(function: Any) -> Any:
@@ -166,8 +181,8 @@ def audit_list(action: str | None, charger: str | None, since: str | None, limit
         versions = f"{e.get('from_version') or ''} → {e.get('to_version') or ''}" if e.get("to_version") else ""
         table.add_row(
             str(e["seq"]),
-            shown(e["time"]["wall_utc"][:19].replace("T", " ")),
-            shown(e["action"]),
+            shown(_wall(e)[:19].replace("T", " ")),
+            shown(e.get("action", "")),
             shown((e.get("charger") or {}).get("serial", "")),
             shown(e.get("status") or ""),
             shown(versions),
@@ -202,6 +217,8 @@ def audit_verify() -> None:
             f"({report.count} entries before it are intact)",
             "the store was altered or damaged; keep a copy and report it to the back office",
         )
+    for warning in report.warnings:
+        click.echo(f"warning: {printable(warning)}", err=True)
     console_out().print(f"audit chain intact: {report.count} entries, every signature valid")
 
 

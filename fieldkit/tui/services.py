@@ -118,7 +118,7 @@ class AuditService:
         with self._store(writable=False) as store:
             report = store.verify(profile.public_key(), profile.laptop_id)
         if report.ok:
-            return f"intact: {report.count} entries, every signature valid"
+            return f"intact: {report.count} entries, every signature valid" + "".join(f"; {w}" for w in report.warnings)
         return f"BROKEN at entry {report.broken_seq}: {report.reason}"
 
     @property
