@@ -19,14 +19,16 @@ from typing import Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from pydantic import ValidationError
 
 from fieldkit import config
 from fieldkit.audit.entry import Technician, laptop_id_for
-from fieldkit.errors import FieldkitError, KeyFileError
+from fieldkit.errors import FieldkitError, KeyFileError, UsageError
 from fieldkit.safejson import load_json_file
 
 PASSPHRASE_ENV: Final = "FIELDKIT_PASSPHRASE_FILE"  # noqa: S105 - the name of a variable, not a secret
 MAX_PROFILE_BYTES: Final = 64 * 1024
+MAX_SITE_CHARS: Final = 128  # as an audit entry holds it
 
 
 class IdentityError(FieldkitError):
@@ -67,6 +69,13 @@ def init_identity(
     technician_id: str, name: str, site: str | None, passphrase: bytes, directory: Path | None = None
 ) -> Profile:
     """Create the laptop key if there is none; (re)write the technician profile."""
+    try:  # checked before anything is written: every audit entry carries these
+        technician = Technician(id=technician_id, name=name)
+    except ValidationError as exc:
+        where = {"id": "--technician-id", "name": "--name"}.get(str(exc.errors()[0]["loc"][0]), "technician")
+        raise UsageError(f"{where}: {exc.errors()[0]['msg']}", "give the technician's id and name as text") from exc
+    if site is not None and not 1 <= len(site) <= MAX_SITE_CHARS:
+        raise UsageError(f"--site: 1 to {MAX_SITE_CHARS} characters", "give the site's name")
     directory = directory or identity_dir()
     key_path = directory / "laptop.key"
     if key_path.exists():
@@ -85,7 +94,7 @@ def init_identity(
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     profile = Profile(
         laptop_id=laptop_id_for(public),
-        technician=Technician(id=technician_id, name=name),
+        technician=technician,
         site=site,
         public_key_pem=pem,
         created_at=dt.datetime.now(dt.UTC).isoformat(),

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from fieldkit import csvcells
-from fieldkit.cli.common import EXISTING_FILE, console_out, print_json, printable, shown, trusted_state
+from fieldkit.cli.common import EXISTING_FILE, OUTPUT_FILE, console_out, print_json, printable, shown, trusted_state
 from fieldkit.errors import UsageError
 
 
@@ -225,7 +225,7 @@ def audit_verify() -> None:
 @audit_group.command("export")
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write [default: stdout].")
+@click.option("--out", type=OUTPUT_FILE, help="File to write [default: stdout].")
 def audit_export(action: str | None, charger: str | None, since: str | None, fmt: str, out: Path | None) -> None:
     """Export entries as JSON (complete, signed) or CSV (flat, for spreadsheets)."""
     entries = _filtered(action, charger, since)

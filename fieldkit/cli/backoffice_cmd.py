@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from fieldkit import config
-from fieldkit.cli.common import EXISTING_FILE, console_out, print_json
+from fieldkit.cli.common import EXISTING_FILE, OUTPUT_FILE, console_out, print_json, require_free_port
 from fieldkit.errors import UsageError
 
 
@@ -74,6 +74,7 @@ def serve(db_url: str | None, host: str, port: int, tls_cert: Path | None, tls_k
     if tls_cert is None and not _is_loopback(host):
         raise UsageError(f"refusing to serve plain HTTP on {host}", "pass --tls-cert and --tls-key")
     scheme = "https" if tls_cert else "http"
+    require_free_port(host, port)
     app = create_app(db_url or default_db_url())
     click.echo(f"fieldkit back office listening on {scheme}://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(
@@ -96,7 +97,7 @@ def serve(db_url: str | None, host: str, port: int, tls_cert: Path | None, tls_k
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Credential file to hand to the laptop (contains its secret token; owner-only).",
 )
 def enroll_laptop(
@@ -128,7 +129,7 @@ def enroll_laptop(
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="File to write the operator token to (owner-only).",
 )
 def create_operator(db_url: str | None, name: str, out: Path) -> None:

@@ -11,6 +11,7 @@ import click
 from fieldkit.cli.common import (
     EXISTING_FILE,
     INPUT_FILE,
+    OUTPUT_FILE,
     console_out,
     passphrase_for,
     print_json,
@@ -55,7 +56,7 @@ def _parse_payloads(values: tuple[str, ...]) -> dict[str, Path]:
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="FILE.fwbundle to write.",
 )
 def create(manifest_path: Path, payloads: tuple[str, ...], out: Path) -> None:
@@ -313,7 +314,7 @@ def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
 @click.option("--expires-in-days", default=365, show_default=True, type=click.IntRange(min=1, max=3650))
 @click.option("--release-notes", type=EXISTING_FILE, help="Markdown file.")
 @click.option("--metrology-relevant", is_flag=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=OUTPUT_FILE)
 @click.option("--key", "key_path", type=EXISTING_FILE, help="Also sign the new bundle with this key.")
 @click.option("--passphrase-file", type=EXISTING_FILE)
 def import_ocpp(

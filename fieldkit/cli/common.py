@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import math
 import os
 import re
 import stat
@@ -43,10 +45,63 @@ class RegularFile(click.Path):
         return path
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange, without NaN (which compares false with both bounds and so passes them)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuse, in words, a port something else listens on (before a server library fails on it in its own)."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"cannot listen on {host!r}: it is not an address of this machine", "use 127.0.0.1") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {port} is in use on {host}", "stop what listens there (`ss -ltnp`) or choose another --port"
+                ) from exc
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}", "use another --host or --port") from exc
+
+
+class OutputFile(click.Path):
+    """A file to write: its directory must exist, and it may not be a directory, FIFO or device."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = cast(Path, super().convert(value, param, ctx))  # path_type=Path
+        if str(path) == "-":
+            return path
+        if not path.parent.is_dir():
+            self.fail(f"the directory {printable(path.parent)} does not exist", param, ctx)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                self.fail(f"{printable(path)} exists and is not a regular file", param, ctx)
+        return path
+
+
 # An option naming a file that must already exist, and be a file.
 EXISTING_FILE = RegularFile()
 # A file to read that may be absent (the command says what to do then).
 INPUT_FILE = RegularFile(exists=False)
+OUTPUT_FILE = OutputFile()
 
 
 def console_out() -> Any:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fieldkit.cli.common import EXISTING_FILE, console_out, settings, shown
+from fieldkit.cli.common import EXISTING_FILE, FiniteFloatRange, console_out, settings, shown
 from fieldkit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 @click.option("--baud", default=115_200, show_default=True, type=click.IntRange(min=300), help="For --serial.")
 @click.option("--mdns", is_flag=True, help="Also browse mDNS for announced SSH services (_ssh._tcp).")
 @click.option(
-    "--mdns-seconds", default=3.0, show_default=True, type=click.FloatRange(0.1, 60), help="How long to browse mDNS."
+    "--mdns-seconds", default=3.0, show_default=True, type=FiniteFloatRange(0.1, 60), help="How long to browse mDNS."
 )
 @click.option(
     "--mdns-interface", "mdns_interfaces", multiple=True, help="Local IPv4 address to browse on [default: all]."

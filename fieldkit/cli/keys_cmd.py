@@ -10,6 +10,8 @@ from fieldkit.bundles.roles import ROLES
 from fieldkit.cli.common import EXISTING_FILE, console_out
 from fieldkit.errors import UsageError
 
+MAX_KEY_NAME_CHARS = 64
+
 
 @click.group("keys")
 def keys_group() -> None:
@@ -58,6 +60,10 @@ def generate(
     """Generate a key pair: DIR/NAME.key (private, owner-only) and DIR/NAME.pub."""
     from fieldkit.bundles import keys
 
+    if len(name) > MAX_KEY_NAME_CHARS:
+        raise UsageError(
+            f"--name is {len(name)} characters long", f"at most {MAX_KEY_NAME_CHARS}: it names the key files"
+        )
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UsageError(f"--name {name!r} may hold only letters, digits, '-', '_' and '.'")
     if unencrypted and passphrase_file:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fieldkit.cli.common import EXISTING_FILE, console_out, print_json
+from fieldkit.cli.common import EXISTING_FILE, FiniteFloatRange, console_out, print_json, require_free_port
 from fieldkit.errors import UsageError
 
 
@@ -120,6 +120,7 @@ def ssh(
 
     specs = [*faults, *([f"rate:{rate}"] if rate else [])]
     FaultPlan.parse(specs)  # refuse a bad spec before anything starts
+    require_free_port("127.0.0.1", port)
     if not (state_dir / "state.json").exists():
         try:
             spec = model_named(model)
@@ -166,7 +167,7 @@ def _client_key(state_dir: Path) -> Path:
 @click.option("--buf-size", default=2048, show_default=True, type=click.IntRange(128, 65535),
               help="The board's SMP buffer size (MCUmgr parameters); Zephyr's default is 384.")  # fmt: skip
 @click.option("--buf-count", default=4, show_default=True, type=click.IntRange(1, 64), help="Its number of buffers.")
-@click.option("--turnaround-ms", default=5.0, show_default=True, type=click.FloatRange(0, 1000),
+@click.option("--turnaround-ms", default=5.0, show_default=True, type=FiniteFloatRange(0, 1000),
               help="The board's own time per request (decode, dispatch, encode).")  # fmt: skip
 @click.option("--flash-rate", default=32 * 1024, show_default=True, type=click.IntRange(0),
               help="Bytes per second its flash takes, erase included (0: instant).")  # fmt: skip
@@ -200,6 +201,8 @@ def serial(
 
     del protocol  # SMP is the one serial protocol the simulator speaks so far
     plan = FaultPlan.parse(list(faults))  # refuse a bad spec before anything starts
+    if line == "socket":
+        require_free_port("127.0.0.1", port)
     if not (state_dir / "state.json").exists():
         try:
             spec = model_named(model)

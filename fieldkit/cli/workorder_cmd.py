@@ -10,6 +10,7 @@ import click
 from fieldkit.cli.audit_cmd import record_event
 from fieldkit.cli.common import (
     EXISTING_FILE,
+    OUTPUT_FILE,
     console_out,
     parse_utc_time,
     passphrase_for,
@@ -38,7 +39,7 @@ def workorder_group() -> None:
 @click.option("--note", default="", help="Instructions for the technician.")
 @click.option("--key", "key_path", required=True, type=EXISTING_FILE, help="A dispatch private key.")
 @click.option("--passphrase-file", type=EXISTING_FILE)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=OUTPUT_FILE)
 def create(
     order_id: str,
     serials: tuple[str, ...],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from fieldkit.errors import (
 )
 
 MAX_SCAN_HOSTS: Final = 1024
+MAX_PORT: Final = 65535
+MAX_HOST_CHARS: Final = 253
+HOST_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 PROBE_TIMEOUT_S: Final = 1.5
 CONCURRENT_PROBES: Final = 64
 CONCURRENT_IDENTIFY: Final = 8
@@ -75,6 +79,8 @@ def expand(targets: list[str], default_port: int) -> list[Candidate]:
             if not port_text.isdigit():
                 raise UsageError(f"{target!r}: the port is not a number", "use HOST:PORT")
             port = int(port_text)
+        if not 1 <= port <= MAX_PORT:
+            raise UsageError(f"{target!r}: port {port} is out of range", f"a TCP port is 1 to {MAX_PORT}")
         if "/" in host:
             try:
                 network = ipaddress.ip_network(host, strict=False)
@@ -88,8 +94,19 @@ def expand(targets: list[str], default_port: int) -> list[Candidate]:
             hosts = list(network.hosts()) or [network.network_address]
             candidates.extend(Candidate(str(address), port) for address in hosts)
         else:
+            if not _valid_host(host):
+                raise UsageError(f"{target!r} is not a host name or IP address", "e.g. 192.0.2.10, charger-07.local")
             candidates.append(Candidate(host, port))
     return candidates
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address, or a DNS name: dot-separated labels of 1-63 letters, digits and hyphens, 253 in all."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return 0 < len(host) <= MAX_HOST_CHARS and all(HOST_LABEL.fullmatch(label) for label in host.split("."))
+    return True
 
 
 async def _port_open(candidate: Candidate, limit: asyncio.Semaphore) -> bool:

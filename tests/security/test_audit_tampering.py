@@ -36,13 +36,15 @@ class Trail:
         return AuditStore(self.directory, segment_entries=SEGMENT, writable=writable)
 
     def append(self, store: AuditStore, action: str = "tamper.test") -> int:
-        entry = store.append(self.key, self.profile, action, wall_utc=dt.datetime.now(dt.UTC), clock_trust="laptop-clock")
+        entry = store.append(
+            self.key, self.profile, action, wall_utc=dt.datetime.now(dt.UTC), clock_trust="laptop-clock"
+        )
         return int(entry["seq"])
 
     def segment(self, index: int) -> Path:
         return self.directory / f"segment-{index:06d}.json"
 
-    def rewrite(self, index: int, change: Callable[[dict[str, dict[str, object]]], None]) -> None:
+    def rewrite(self, index: int, change: Callable[[dict[str, dict[str, object]]], object]) -> None:
         path = self.segment(index)
         path.chmod(0o644)
         document = json.loads(path.read_text())
@@ -79,9 +81,25 @@ def _swap_two(table: dict[str, dict[str, object]]) -> None:
     table[a]["seq"], table[b]["seq"] = table[b]["seq"], table[a]["seq"]
 
 
-TAMPERINGS: dict[str, tuple[Callable[[Trail], None], str]] = {
+def _drop_last_two(table: dict[str, dict[str, object]]) -> None:
+    _drop_last(table)
+    _drop_last(table)
+
+
+def _delete_every_segment(t: Trail) -> None:
+    for index in (1, 2, 3):
+        t.segment(index).unlink()
+
+
+def _delete_acknowledged_tail_and_head(t: Trail) -> None:
+    (t.directory / SYNC_STATE).write_text(json.dumps({"acked_seq": 20}))
+    t.segment(3).unlink()
+    (t.directory / HEAD_RECORD).unlink()
+
+
+TAMPERINGS: dict[str, tuple[Callable[[Trail], object], str]] = {
     "last entry deleted": (lambda t: t.rewrite(3, _drop_last), "entry 20 is missing"),
-    "last two entries deleted": (lambda t: t.rewrite(3, lambda d: [_drop_last(d), _drop_last(d)]), "entries 19 to 20"),
+    "last two entries deleted": (lambda t: t.rewrite(3, _drop_last_two), "entries 19 to 20"),
     "last segment deleted": (lambda t: t.segment(3).unlink(), "entries 17 to 20 are missing"),
     "last segment emptied (no entries)": (
         lambda t: t.segment(3).write_text(json.dumps({"_default": {}})),
@@ -97,10 +115,7 @@ TAMPERINGS: dict[str, tuple[Callable[[Trail], None], str]] = {
     "middle segment deleted": (lambda t: t.segment(2).unlink(), "entry 9 is missing"),
     "sealed segment edited": (lambda t: t.rewrite(1, _edit_note), "signature does not match"),
     "two entries swapped": (lambda t: t.rewrite(1, _swap_two), "prev_hash does not match"),
-    "every segment deleted": (
-        lambda t: [t.segment(i).unlink() for i in (1, 2, 3)],
-        "entries 1 to 20 are missing",
-    ),
+    "every segment deleted": (_delete_every_segment, "entries 1 to 20 are missing"),
     "head record forged ahead": (
         lambda t: (t.directory / HEAD_RECORD).write_text(
             json.dumps({**json.loads((t.directory / HEAD_RECORD).read_text()), "seq": 99})
@@ -109,11 +124,7 @@ TAMPERINGS: dict[str, tuple[Callable[[Trail], None], str]] = {
     ),
     "head record garbage": (lambda t: (t.directory / HEAD_RECORD).write_text("{"), "head.json is unreadable"),
     "acknowledged entries deleted with the head record": (
-        lambda t: [
-            (t.directory / SYNC_STATE).write_text(json.dumps({"acked_seq": 20})),
-            t.segment(3).unlink(),
-            (t.directory / HEAD_RECORD).unlink(),
-        ],
+        _delete_acknowledged_tail_and_head,
         "acknowledged entries up to 20, but the trail ends at 16",
     ),
 }

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from fieldkit.safejson import JsonShapeError, nesting_depth, parse_bounded
 from fieldkit.bundles.semver import Version
+from fieldkit.safejson import JsonShapeError, nesting_depth, parse_bounded
 
 
 @pytest.mark.parametrize(
