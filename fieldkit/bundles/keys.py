@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from fieldkit.errors import KeyFileError, UsageError
 from fieldkit.fsutil import read_regular_file
@@ -35,6 +36,7 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 _META_PREFIX: Final = "fieldkit-key-"
+P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 MAX_KEY_FILE_BYTES: Final = 64 * 1024  # a PEM key with its metadata is under 2 KiB
 
 
@@ -84,7 +86,19 @@ def sign(private_key: PrivateKey, message: bytes) -> bytes:
         return private_key.sign(message)
     # Deterministic ECDSA (RFC 6979): no dependence on a good RNG at signing
     # time, and the same input signs to the same bytes (reproducible demos).
-    return private_key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    der = private_key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    r, s = decode_dss_signature(der)
+    return encode_dss_signature(r, min(s, P256_ORDER - s))  # low-S, the one form verify accepts
+
+
+def _canonical_ecdsa(signature: bytes) -> bool:
+    """Strict DER with a low S: (r, s) and (r, n - s) both verify, so only one of them is allowed,
+    and only its one DER encoding: a release then has exactly one valid signature encoding."""
+    try:
+        r, s = decode_dss_signature(signature)
+    except ValueError:
+        return False
+    return 0 < s <= P256_ORDER // 2 and encode_dss_signature(r, s) == signature
 
 
 def verify(public_key: PublicKey, signature: bytes, message: bytes) -> bool:
@@ -93,6 +107,8 @@ def verify(public_key: PublicKey, signature: bytes, message: bytes) -> bool:
         if isinstance(public_key, ed25519.Ed25519PublicKey):
             public_key.verify(signature, message)
         else:
+            if not _canonical_ecdsa(signature):
+                return False
             public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return False

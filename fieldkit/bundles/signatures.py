@@ -260,6 +260,11 @@ def _evaluate_x509_signer(
     if root is None:  # the validator found a root we did not pin: impossible, but never trust it
         signer.problem = "untrusted-chain"
         return signer
+    if verified[:-1] != chain:
+        # Exactly the path from the leaf up to (not including) the pinned root: a chain padded with
+        # certificates the path does not use, or carrying the root, is a second encoding of one release.
+        signer.problem, signer.detail = "non-minimal-chain", "the chain must hold the leaf and its intermediates only"
+        return signer
     signer.roles = [r for r in root.roles if r in ("release", "metrology")]
     signer.scope = root.scope
     if any(store.is_revoked(keys.certificate_key_id(c)) for c in verified):

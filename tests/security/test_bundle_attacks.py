@@ -8,6 +8,7 @@ accepted after tomorrow's refactor.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import struct
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from fieldkit.bundles.container import BundleContainer
+from fieldkit.bundles.keys import P256_ORDER
 from fieldkit.bundles.verify import ChargerFacts
 from fieldkit.config import Limits, Settings
 from tests.support.bundle_lab import NOW, BundleLab, iso, with_components
@@ -81,6 +84,34 @@ def tampered_manifest(w: BundleLab) -> Path:
             ("signatures.json", members["signatures.json"]),
         ],
     )
+
+
+def _ecdsa_signature_rewritten(rewrite: Callable[[int, int], bytes]) -> Callable[[BundleLab], Path]:
+    """A bundle signed by the ECDSA release key whose signature is re-encoded by ``rewrite(r, s)``: still valid
+    ECDSA for the same manifest, but not the one encoding fieldkit signs and accepts."""
+
+    def build(w: BundleLab) -> Path:
+        from fieldkit.bundles.signatures import SignaturesFile, encode_signatures
+
+        members = _members(w.bundle(signers=[w.release_ec]))
+        entries = SignaturesFile.model_validate_json(members["signatures.json"]).signatures
+        r, s = decode_dss_signature(base64.b64decode(entries[0].signature))
+        changed = entries[0].model_copy(update={"signature": base64.b64encode(rewrite(r, s)).decode("ascii")})
+        return _rebuild(w, [
+            ("manifest.json", members["manifest.json"]),
+            ("payloads/rootfs", members["payloads/rootfs"]),
+            ("signatures.json", encode_signatures([changed])),
+        ])  # fmt: skip
+
+    return build
+
+
+def _der_with_padded_s(r: int, s: int) -> bytes:
+    """The same (r, s) in BER that strict DER forbids: S with a superfluous leading zero byte."""
+    r_bytes = encode_dss_signature(r, s)[4 : 4 + encode_dss_signature(r, s)[3]]
+    s_bytes = b"\x00" + s.to_bytes((s.bit_length() + 8) // 8, "big")
+    body = b"\x02" + bytes([len(r_bytes)]) + r_bytes + b"\x02" + bytes([len(s_bytes)]) + s_bytes
+    return b"\x30" + bytes([len(body)]) + body
 
 
 def manifest_byte_flipped_raw(w: BundleLab) -> Path:
@@ -538,6 +569,22 @@ ATTACKS: dict[str, Attack] = {
         x509_chain("oem_old_key", "oem_old_leaf"),
         "authorization",
         "certificate-not-valid-at-signing-time",
+    ),
+    "ECDSA signature with a high S": Attack(
+        _ecdsa_signature_rewritten(lambda r, s: encode_dss_signature(r, P256_ORDER - s)), "signatures", "bad-signature"
+    ),
+    "ECDSA signature in non-strict DER": Attack(
+        _ecdsa_signature_rewritten(_der_with_padded_s), "signatures", "bad-signature"
+    ),
+    "certificate chain padded with an unrelated certificate": Attack(
+        lambda w: w.bundle(signers=[w.oem_leaf_key], chains={0: [w.oem_leaf, w.oem_tls_leaf]}),
+        "signatures",
+        "non-minimal-chain",
+    ),
+    "certificate chain carrying its root": Attack(
+        lambda w: w.bundle(signers=[w.oem_leaf_key], chains={0: [w.oem_leaf, w.oem_ca]}),
+        "signatures",
+        "non-minimal-chain",
     ),
     "OCPP signature mismatch": Attack(ocpp_mismatch, "ocpp-signatures", "ocpp-signature-mismatch"),
     "OCPP certificate from an unpinned root": Attack(ocpp_untrusted, "ocpp-signatures", "ocpp-certificate-untrusted"),
