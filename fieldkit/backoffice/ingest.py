@@ -38,6 +38,7 @@ from fieldkit.errors import FieldkitError
 from fieldkit.safejson import parse_bounded
 
 TOKEN_PREFIX: Final = "fk1_"  # noqa: S105 - a format marker, not a secret
+MAX_NAME_CHARS: Final = 128  # as the database holds a laptop or operator name
 
 
 class SyncConflict(Exception):
@@ -86,9 +87,16 @@ def authenticate(session: Session, digest: str, kind: str) -> Credential:
     return credential
 
 
-def enroll_laptop(session: Session, public_key_pem: bytes, name: str) -> tuple[str, str]:
-    """Register a laptop's public key; return (laptop_id, its new token). Shown once."""
+def enroll_laptop(session: Session, public_key_pem: bytes, name: str, reissue: bool = False) -> tuple[str, str]:
+    """Register a laptop's public key; return (laptop_id, its new token). Shown once.
+
+    A laptop already enrolled keeps its token unless ``reissue`` is asked for:
+    then the new token replaces every earlier one (a lost or leaked credential).
+    """
     from fieldkit.audit.entry import laptop_id_for
+
+    if not 1 <= len(name) <= MAX_NAME_CHARS or not name.isprintable():
+        raise EnrollmentError(f"a laptop name is 1 to {MAX_NAME_CHARS} printable characters", "e.g. its asset tag")
 
     try:
         key = serialization.load_pem_public_key(public_key_pem)
@@ -114,7 +122,11 @@ def enroll_laptop(session: Session, public_key_pem: bytes, name: str) -> tuple[s
             )
         elif laptop.revoked:
             raise EnrollmentError(f"laptop {laptop_id} was revoked", "a revoked laptop needs a new identity")
-        # Re-enrolling issues a new token and retires the old ones.
+        elif not reissue:
+            raise EnrollmentError(
+                f"laptop {laptop_id} is already enrolled (as {laptop.name!r}); its credential stays valid",
+                "to replace a lost or leaked credential, enroll again with --reissue (the old one stops working)",
+            )
         for old in session.scalars(select(Credential).where(Credential.subject == laptop_id)):
             old.revoked = True
         session.add(Credential(token_sha256=token_digest(token), kind="laptop", subject=laptop_id))
@@ -122,6 +134,8 @@ def enroll_laptop(session: Session, public_key_pem: bytes, name: str) -> tuple[s
 
 
 def create_operator(session: Session, name: str) -> str:
+    if not 1 <= len(name) <= MAX_NAME_CHARS or not name.isprintable():
+        raise EnrollmentError(f"an operator name is 1 to {MAX_NAME_CHARS} printable characters", "e.g. ops-berlin")
     token = new_token()
     with session.begin():
         session.add(Credential(token_sha256=token_digest(token), kind="operator", subject=name))

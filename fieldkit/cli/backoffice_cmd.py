@@ -14,6 +14,8 @@ from fieldkit import config
 from fieldkit.cli.common import EXISTING_FILE, OUTPUT_FILE, console_out, print_json, require_free_port
 from fieldkit.errors import UsageError
 
+MAX_URL_CHARS = 2048
+
 
 def default_db_url() -> str:
     from fieldkit.backoffice.db import sqlite_url
@@ -41,6 +43,21 @@ def _sessions(db_url: str | None) -> Any:
         raise UsageError(
             f"cannot open the back-office database: {type(exc).__name__}: {str(exc).splitlines()[0]}", "check --db"
         ) from exc
+
+
+def _check_backoffice_url(url: str) -> None:
+    """https:// to a host (plain http:// only to this machine), as the laptop's sync will insist."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise UsageError(f"--url {url!r} is not a URL", "e.g. https://backoffice.example.com") from exc
+    if len(url) > MAX_URL_CHARS or not parts.hostname or parts.scheme not in ("https", "http"):
+        raise UsageError(f"--url {url!r} is not an https:// URL with a host", "e.g. https://backoffice.example.com")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise UsageError(f"--url {url!r} is plain HTTP to another machine", "use https:// (http only on loopback)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -100,13 +117,26 @@ def serve(db_url: str | None, host: str, port: int, tls_cert: Path | None, tls_k
     type=OUTPUT_FILE,
     help="Credential file to hand to the laptop (contains its secret token; owner-only).",
 )
+@click.option("--reissue", is_flag=True, help="The laptop is enrolled already: issue a new token, retire the old.")
 def enroll_laptop(
-    db_url: str | None, public_key: Path, name: str, backoffice_url: str, ca_cert: Path | None, out: Path
+    db_url: str | None,
+    public_key: Path,
+    name: str,
+    backoffice_url: str,
+    ca_cert: Path | None,
+    out: Path,
+    reissue: bool,
 ) -> None:
-    """Register a laptop's public key and issue its credential file."""
-    from fieldkit.backoffice.ingest import enroll_laptop as enroll
+    """Register a laptop's public key and issue its credential file.
 
-    laptop_id, token = enroll(_sessions(db_url)(), public_key.read_bytes(), name)
+    A laptop enrolled before is refused unless --reissue is given: a second
+    enrollment would otherwise silently cut off the credential it uses.
+    """
+    from fieldkit.backoffice.ingest import enroll_laptop as enroll
+    from fieldkit.fsutil import read_regular_file
+
+    _check_backoffice_url(backoffice_url)
+    laptop_id, token = enroll(_sessions(db_url)(), read_regular_file(public_key, 64 * 1024), name, reissue)
     document = {
         "backoffice_url": backoffice_url,
         "laptop_id": laptop_id,
