@@ -13,8 +13,9 @@ from typing import Any
 import click
 
 from fieldkit import csvcells
-from fieldkit.cli.common import EXISTING_FILE, OUTPUT_FILE, console_out, print_json, printable, shown, trusted_state
+from fieldkit.cli.common import EXISTING_FILE, OUTPUT_FILE, console_out, print_json, shown, trusted_state
 from fieldkit.errors import UsageError
+from fieldkit.printable import printable
 
 
 def identity_passphrase(passphrase_file: Path | None, confirm: bool = False) -> bytes:

@@ -15,7 +15,6 @@ from fieldkit.cli.common import (
     console_out,
     passphrase_for,
     print_json,
-    printable,
     resolve_trust_store,
     settings,
     shown,
@@ -23,6 +22,7 @@ from fieldkit.cli.common import (
     trusted_state,
 )
 from fieldkit.errors import UsageError
+from fieldkit.printable import printable
 
 _STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "warning": "yellow"}
 

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
 import stat
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import click
 
 from fieldkit import config
 from fieldkit.errors import KeyFileError, UsageError
+from fieldkit.printable import printable
 
 if TYPE_CHECKING:
     from fieldkit.bundles.roles import Role
@@ -108,16 +108,6 @@ def console_out() -> Any:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
-
-
-# C0 and C1 controls (ESC among them) except tab and newline: a bundle, a certificate or a charger must not
-# be able to move the cursor, retitle the window or hide text on the technician's terminal.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(value: object) -> str:
-    """Text from outside (a bundle, a charger, a file) with its control characters shown escaped (``\\x1b``)."""
-    return _CONTROL_CHARACTERS.sub(lambda found: f"\\x{ord(found.group()):02x}", str(value))
 
 
 def shown(value: object) -> str:

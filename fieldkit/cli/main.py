@@ -17,7 +17,6 @@ from fieldkit import __version__
 from fieldkit.cli.audit_cmd import audit_group, identity_group
 from fieldkit.cli.backoffice_cmd import backoffice_group
 from fieldkit.cli.bundle_cmd import bundle_group
-from fieldkit.cli.common import printable
 from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.discover_cmd import discover
 from fieldkit.cli.keys_cmd import keys_group
@@ -27,6 +26,7 @@ from fieldkit.cli.tui_cmd import tui
 from fieldkit.cli.update_cmd import rollback, update
 from fieldkit.cli.workorder_cmd import workorder_group
 from fieldkit.errors import FieldkitError
+from fieldkit.printable import printable
 
 EXIT_INTERNAL: Final = 70
 EXIT_INTERRUPTED: Final = 130

@@ -15,7 +15,6 @@ import click
 from fieldkit.cli.common import (
     EXISTING_FILE,
     console_out,
-    printable,
     resolve_trust_store,
     settings,
     shown,
@@ -23,6 +22,7 @@ from fieldkit.cli.common import (
     trusted_state,
 )
 from fieldkit.errors import FieldkitError, UsageError
+from fieldkit.printable import printable
 
 if TYPE_CHECKING:  # imported where used: `fieldkit --help` loads no update machinery
     from fieldkit.audit.recorder import AuditRecorder

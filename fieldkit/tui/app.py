@@ -12,7 +12,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
-from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import BindingType
@@ -22,6 +21,7 @@ from fieldkit.domain import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import ACTIONS, bindings_for
 from fieldkit.tui.messages import AuditSynced
+from fieldkit.tui.outside_text import escape
 from fieldkit.tui.screens.audit import SYNC_INTERVAL_S, AuditScreen
 from fieldkit.tui.screens.bundles import BundlesScreen
 from fieldkit.tui.screens.chargers import ChargersScreen

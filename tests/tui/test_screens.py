@@ -285,7 +285,8 @@ def test_sync_now_delivers_the_trail_to_a_real_back_office(
 def test_markup_from_a_charger_is_shown_as_text_never_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
 ) -> None:
-    hostile = "[@click=app.quit]EVIL[/] [b red]SN"
+    hostile = "[@click=app.quit]EVIL[/] [b red]SN\x1b]0;pwned\x07"  # markup, and a terminal title change
+    shown = "[@click=app.quit]EVIL[/] [b red]SN\\x1b]0;pwned\\x07"  # as text, its controls escaped
     with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-HOSTILE", ())]) as site:
         charger = SimulatedCharger(site.sims[0].state)
         charger.identity["serial"] = hostile
@@ -295,13 +296,13 @@ def test_markup_from_a_charger_is_shown_as_text_never_run(
         async def look() -> tuple[list[list[str]], str, bool]:
             async with app.run_test(size=(120, 40)) as pilot:
                 await discovered(pilot, 1)
-                await until(pilot, lambda: hostile in _detail(app), what="the detail pane")
+                await until(pilot, lambda: shown in _detail(app), what="the detail pane")
                 await pilot.click("#charger-detail-text")
                 return table_rows(app, "#chargers-table"), _detail(app), app.is_running
 
         rows, detail, running = asyncio.run(look())
-        assert rows[0][1] == hostile
-        assert f"serial {hostile}" in detail
+        assert rows[0][1] == shown
+        assert f"serial {shown}" in detail and "\x1b" not in detail
         assert running, "a click on the text must not run an action the charger named"
 
 

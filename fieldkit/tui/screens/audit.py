@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from rich.markup import escape
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -21,6 +19,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import AuditSynced
+from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ class AuditScreen(FieldkitScreen):
                 (entry.get("charger") or {}).get("serial", ""),
                 entry.get("status") or "",
             )
-            table.add_row(*(Text(cell) for cell in cells), key=str(entry["seq"]))
+            table.add_row(*(plain(cell) for cell in cells), key=str(entry["seq"]))
         self.fit_columns()
         self._show_entry()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import DataTable
 
 from fieldkit.tui.messages import TransferProgressed
+from fieldkit.tui.outside_text import plain
 from fieldkit.tui.widgets.job_panel import JobPanel
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class FieldkitScreen(Screen[None]):
         for key, column in table.columns.items():
             cells = [table.get_cell(row, key) for row in table.rows]
             widest = max(
-                [column.label.cell_len, *(Text(c).cell_len if isinstance(c, str) else c.cell_len for c in cells)]
+                [column.label.cell_len, *(plain(c).cell_len if isinstance(c, str) else c.cell_len for c in cells)]
             )
             column.width, column.auto_width = widest, False
         table.refresh(layout=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.markup import escape
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -16,6 +14,7 @@ from textual.widgets import DataTable, Header, Markdown, Static
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import BundlesLoaded
+from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
 from fieldkit.updates.service import BundleSummary
@@ -83,7 +82,7 @@ class BundlesScreen(FieldkitScreen):
         table = self.query_one(DataTable)
         table.clear()
         for bundle in message.bundles:
-            table.add_row(*(Text(cell) for cell in self._cells(bundle)), key=str(bundle.path))
+            table.add_row(*(plain(cell) for cell in self._cells(bundle)), key=str(bundle.path))
         self.fit_columns()
         valid = sum(1 for b in message.bundles if b.valid)
         self.query_one("#bundles-status", Static).update(
@@ -131,7 +130,7 @@ class BundlesScreen(FieldkitScreen):
         for row_key in list(table.rows):
             for b in self.fk.bundles:
                 if str(b.path) == row_key.value:
-                    table.update_cell(row_key, "", Text(self._cells(b)[0]))
+                    table.update_cell(row_key, "", plain(self._cells(b)[0]))
         self.notify(escape(f"bundle for the update: {bundle.path.name}"))
 
     def action_import_bundle(self) -> None:

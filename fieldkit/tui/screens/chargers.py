@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.markup import escape
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -17,6 +15,7 @@ from fieldkit.domain import ChargerIdentity
 from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import ChargerFound, ChargerUnreachable, DiscoveryFinished
+from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
 
@@ -195,7 +194,7 @@ class ChargersScreen(FieldkitScreen):
 
     def _put_row(self, address: str) -> None:
         table = self.query_one(DataTable)
-        cells = [Text(cell) for cell in self._cells(address)]  # plain text: "[x]" and "[Errno 111]" are not markup
+        cells = [plain(cell) for cell in self._cells(address)]  # plain text: "[x]" and "[Errno 111]" are not markup
         if address in table.rows:
             for column, value in zip(COLUMNS, cells, strict=True):
                 table.update_cell(address, column, value)

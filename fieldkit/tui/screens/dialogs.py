@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -12,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, Static
 
 from fieldkit.tui.actions import ACTIONS
+from fieldkit.tui.outside_text import escape
 from fieldkit.updates.journal import JobRecord
 
 SCREEN_TITLES = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -21,6 +20,7 @@ from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.jobs import drive
 from fieldkit.tui.messages import UpdateFailed, UpdateFinished
+from fieldkit.tui.outside_text import escape
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.auditing import rollback_entry, running_versions

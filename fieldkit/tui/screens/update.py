@@ -6,8 +6,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.markup import escape
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -19,6 +17,7 @@ from fieldkit.errors import FieldkitError
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.jobs import drive
 from fieldkit.tui.messages import PreflightFinished, UpdateFailed, UpdateFinished
+from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
 from fieldkit.tui.widgets.job_panel import JobPanel
@@ -127,7 +126,7 @@ class UpdateScreen(FieldkitScreen):
         table = self.query_one(DataTable)
         name = message.identity.serial if message.identity else message.address
         if message.result is None:
-            table.add_row(Text(name), "charger", "[red]NO[/]", Text(message.error))
+            table.add_row(plain(name), "charger", "[red]NO[/]", plain(message.error))
         else:
             for check in message.result.checks:
                 if check.passed:
@@ -136,7 +135,7 @@ class UpdateScreen(FieldkitScreen):
                     mark = "[yellow]at confirm[/]"
                 else:
                     mark = "[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]"
-                table.add_row(Text(name), check.name, mark, Text(check.reason))
+                table.add_row(plain(name), check.name, mark, plain(check.reason))
         if len(self.plan) == len(self.fk.selected_chargers):
             ready = [a for a, p in self.plan.items() if p.ok]
             refused = len(self.plan) - len(ready)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
+from fieldkit.tui.outside_text import escape
 from fieldkit.updates.engine import ProgressEvent
 from fieldkit.updates.journal import JobRecord
 
