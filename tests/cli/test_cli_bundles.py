@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,3 +272,33 @@ def test_thresholds_can_be_set_from_the_cli(keyring: Path, capsys: pytest.Captur
     code, out, err = run(capsys, "trust", "show", *store)
     assert code == 0, err
     assert "release=2" in out
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda path: path.unlink(), "is missing"),
+        (lambda path: path.write_text('{"last_trusted_time": "2026-01-01T00:00:00"}'), "timezone"),
+        (lambda path: path.write_text('{"last_trusted_time": "0001-01-01T00:00:00Z"}'), "outside 1970..9000"),
+        (lambda path: path.write_bytes(b"\xff\x00"), "is unreadable"),
+    ],
+)
+def test_a_lost_trusted_state_is_a_loud_warning_saying_what_it_means(
+    keyring: Path, capsys: pytest.CaptureFixture[str], damage: Any, said: str
+) -> None:
+    """Deleting trusted-state.json re-opens trust-store rollback and expired bundles with the clock set back."""
+    from fieldkit import config
+    from fieldkit.bundles.clock import STATE_NAME
+
+    bundle = _create(keyring, capsys)
+    run(capsys, "bundle", "sign", str(bundle), "--key", str(keyring / "k/rel.key"))
+    config.default_trust_store_path().parent.mkdir(parents=True, exist_ok=True)
+    config.default_trust_store_path().write_bytes((keyring / "ts.json").read_bytes())
+    state = config.data_dir() / STATE_NAME
+    assert run(capsys, "bundle", "verify", str(bundle))[0] == 0
+    assert run(capsys, "bundle", "verify", str(bundle))[2] == "", "no warning while the state is intact"
+    damage(state)
+    code, _, err = run(capsys, "bundle", "verify", str(bundle))
+    assert code == 0, "the technician can still work"
+    warning = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and said in warning[0] and "clock set back" in warning[0], err
