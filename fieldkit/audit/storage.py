@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from tinydb.storages import Storage
 
 from fieldkit.fsutil import atomic_write_bytes
+from fieldkit.safejson import parse_bounded
+
+MAX_SEGMENT_BYTES: Final = 16 * 1024 * 1024  # 128 entries of at most 96 KiB each, with room
 
 
 class AtomicJSONStorage(Storage):
@@ -32,7 +35,8 @@ class AtomicJSONStorage(Storage):
                 text = self.path.read_bytes()
             except FileNotFoundError:
                 return None
-            self._cache = json.loads(text) if text else None
+            # The store checked this segment with the same bounds before opening it for writing.
+            self._cache = parse_bounded(text, MAX_SEGMENT_BYTES, 16) if text else None
         return self._cache
 
     def write(self, data: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ from fieldkit.audit.entry import (
     signature_valid,
 )
 from fieldkit.audit.identity import Profile
-from fieldkit.audit.storage import AtomicJSONStorage
+from fieldkit.audit.storage import MAX_SEGMENT_BYTES, AtomicJSONStorage
 from fieldkit.errors import FieldkitError, UsageError
 from fieldkit.fsutil import atomic_write_bytes, read_regular_file
 from fieldkit.safejson import parse_bounded
@@ -64,7 +64,6 @@ SEGMENT_ENTRIES: Final = 128
 SYNC_STATE: Final = "sync-state.json"
 HEAD_RECORD: Final = "head.json"
 HEAD_CONTEXT: Final = b"fieldkit.audit.head.v1\x00"
-MAX_SEGMENT_BYTES: Final = 16 * 1024 * 1024  # 128 entries of at most 96 KiB each, with room
 MAX_STATE_BYTES: Final = 64 * 1024
 
 
