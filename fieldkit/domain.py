@@ -11,6 +11,7 @@ that matter for safety.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -92,6 +93,34 @@ class HealthReport:
 
 
 ProgressCallback = Callable[[int], None]
+# Told each interim reading of a health check (from the driver's thread); returns False to stop the check
+# (the technician cancelled), which then ends unhealthy at once instead of waiting out its timeout.
+HealthCallback = Callable[[HealthReport], bool]
+HEALTH_STOP_CHECK_S: Final = 0.1
+
+
+def versions_text(versions: Mapping[str, str | None]) -> str:
+    """``rootfs 2.5.0, app 1.2.0``: component versions as a technician reads them (no Python dict syntax)."""
+    return ", ".join(f"{name} {version or 'unknown'}" for name, version in versions.items()) or "nothing"
+
+
+def health_pause(on_poll: HealthCallback | None, reading: HealthReport, seconds: float) -> bool:
+    """Report ``reading`` and wait ``seconds`` between two polls; False as soon as the check is to stop."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while True:
+        if on_poll is not None and not on_poll(reading):
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, HEALTH_STOP_CHECK_S))
+
+
+def health_cancelled(reading: HealthReport) -> HealthReport:
+    return HealthReport(
+        False, f"cancelled by the technician during the health check ({reading.detail})",
+        reading.connector_statuses, reading.running_versions, reading.meter_wh,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

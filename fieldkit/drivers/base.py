@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from fieldkit.domain import Capabilities, ChargerIdentity, HealthReport, PayloadSource, ProgressCallback
+from fieldkit.domain import (
+    Capabilities,
+    ChargerIdentity,
+    HealthCallback,
+    HealthReport,
+    PayloadSource,
+    ProgressCallback,
+)
 
 
 class Driver(Protocol):
@@ -59,8 +66,11 @@ class Driver(Protocol):
         """
         ...
 
-    async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
-        """Only called when ``capabilities.health_check``."""
+    async def health(
+        self, expected_versions: dict[str, str], baseline_meter_wh: int, on_poll: HealthCallback | None = None
+    ) -> HealthReport:
+        """Only called when ``capabilities.health_check``. ``on_poll`` is told each interim reading (what the
+        technician sees while the charger proves itself) and stops the check when it returns False."""
         ...
 
     async def commit(self, install_methods: Mapping[str, str], expected_versions: Mapping[str, str]) -> None:

@@ -39,12 +39,16 @@ from fieldkit.domain import (
     ChargerIdentity,
     ComponentInfo,
     FactSource,
+    HealthCallback,
     HealthReport,
     PayloadSource,
     ProgressCallback,
     Resume,
     Revert,
     Verification,
+    health_cancelled,
+    health_pause,
+    versions_text,
 )
 from fieldkit.drivers import mender, rauc, swupdate
 from fieldkit.drivers.helpers_protocol import HelperIdentity, HelperStatus, parse_answer
@@ -556,12 +560,14 @@ class LinuxSshDriver:
                 raise LinkLostError(f"the charger did not come back within {self.reboot_timeout_s:.0f} s: {last}")
             time.sleep(self.poll_s)
 
-    async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
+    async def health(
+        self, expected_versions: dict[str, str], baseline_meter_wh: int, on_poll: HealthCallback | None = None
+    ) -> HealthReport:
         if self.profile().updater == "helpers":
-            return await asyncio.to_thread(self._health_helpers, expected_versions, baseline_meter_wh)
-        return await asyncio.to_thread(self._health_profile, expected_versions)
+            return await asyncio.to_thread(self._health_helpers, expected_versions, baseline_meter_wh, on_poll)
+        return await asyncio.to_thread(self._health_profile, expected_versions, on_poll)
 
-    def _health_profile(self, expected_versions: dict[str, str]) -> HealthReport:
+    def _health_profile(self, expected_versions: dict[str, str], on_poll: HealthCallback | None) -> HealthReport:
         """Healthy = the expected versions run, and the profile's health command passes for a whole stable window.
 
         While the charger boots, failing commands and old versions mean "not yet", until the timeout.
@@ -577,8 +583,8 @@ class LinuxSshDriver:
                 wrong = {n: v for n, v in expected_versions.items() if running.get(n) != v}
                 statuses = list(identity.connector_statuses)
                 if wrong:
-                    last, stable_since = HealthReport(False, f"running {running}, expected {expected_versions}",
-                                                      statuses, running), None  # fmt: skip
+                    detail = f"running {versions_text(running)}, expected {versions_text(expected_versions)}"
+                    last, stable_since = HealthReport(False, detail, statuses, running), None
                 elif health_command is not None and self._ssh().run(health_command, self.command_timeout_s).exit_status:
                     last, stable_since = HealthReport(False, f"`{health_command}` reports the charger unhealthy",
                                                       statuses, running), None  # fmt: skip
@@ -589,13 +595,16 @@ class LinuxSshDriver:
                                                             " (this profile has no health command)")  # fmt: skip
                     if stable_for_s >= self.health_stable_s:
                         return HealthReport(True, detail, statuses, running)
-                    last = HealthReport(False, detail, statuses, running)
-                    time.sleep(min(self.poll_s, self.health_stable_s - stable_for_s))
+                    last = HealthReport(False, f"{detail}; stable {stable_for_s:.0f} of {self.health_stable_s:.0f} s",
+                                        statuses, running)  # fmt: skip
+                    if not health_pause(on_poll, last, min(self.poll_s, self.health_stable_s - stable_for_s)):
+                        return health_cancelled(last)
                     continue
             except (TransportError, DeviceRefusedError) as exc:
                 last, stable_since = HealthReport(False, f"charger not answering yet: {exc.message}"), None
                 self._drop()
-            time.sleep(self.poll_s)
+            if not health_pause(on_poll, last, self.poll_s):
+                return health_cancelled(last)
         return HealthReport(
             False,
             f"not healthy within {self.health_timeout_s:.0f} s: {last.detail}",
@@ -603,7 +612,9 @@ class LinuxSshDriver:
             last.running_versions,
         )
 
-    def _health_helpers(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
+    def _health_helpers(
+        self, expected_versions: dict[str, str], baseline_meter_wh: int, on_poll: HealthCallback | None
+    ) -> HealthReport:
         """Healthy = expected versions running, connectors Available for a whole stable window, meter intact."""
         deadline = time.monotonic() + self.health_timeout_s
         stable_since: float | None = None
@@ -615,22 +626,25 @@ class LinuxSshDriver:
                 # Still booting: a failing command means "not yet", until the timeout.
                 last, stable_since = HealthReport(False, f"charger not answering: {exc.message}"), None
                 self._drop()
-                time.sleep(self.poll_s)
+                if not health_pause(on_poll, last, self.poll_s):
+                    return health_cancelled(last)
                 continue
             statuses = [c.status for c in raw.connectors]
             running = {n: c.running_version for n, c in raw.components.items()}
             meter = raw.meter_wh
             wrong = {n: v for n, v in expected_versions.items() if running.get(n) != v}
             if wrong:  # still booting, or the bootloader went back: "not yet" until the timeout says which
-                last, stable_since = HealthReport(False, f"running {running}, expected {expected_versions}",
-                                                  statuses, running, meter), None  # fmt: skip
-                time.sleep(self.poll_s)
+                detail = f"running {versions_text(running)}, expected {versions_text(expected_versions)}"
+                last, stable_since = HealthReport(False, detail, statuses, running, meter), None
+                if not health_pause(on_poll, last, self.poll_s):
+                    return health_cancelled(last)
                 continue
             if meter < baseline_meter_wh:
                 return HealthReport(
                     False, f"meter register went back from {baseline_meter_wh} to {meter} Wh", statuses, running, meter
                 )
             pause_s = self.poll_s
+            shown = ", ".join(statuses) or "none reported"
             if all(s == "Available" for s in statuses):
                 stable_since = stable_since if stable_since is not None else time.monotonic()
                 stable_for_s = time.monotonic() - stable_since
@@ -639,10 +653,13 @@ class LinuxSshDriver:
                 # Look again when the window closes (no later than the next poll): a short window is not
                 # stretched to a whole poll interval.
                 pause_s = min(self.poll_s, self.health_stable_s - stable_for_s)
+                detail = f"connectors {shown}; stable {stable_for_s:.0f} of {self.health_stable_s:.0f} s"
             else:
                 stable_since = None
-            last = HealthReport(False, f"connectors {statuses}", statuses, running, meter)
-            time.sleep(pause_s)
+                detail = f"connectors {shown}; waiting for all to be Available"
+            last = HealthReport(False, detail, statuses, running, meter)
+            if not health_pause(on_poll, last, pause_s):
+                return health_cancelled(last)
         return HealthReport(
             False,
             f"not healthy within {self.health_timeout_s:.0f} s: {last.detail}",

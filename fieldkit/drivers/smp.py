@@ -59,12 +59,16 @@ from fieldkit.domain import (
     ChargerIdentity,
     ComponentInfo,
     FactSource,
+    HealthCallback,
     HealthReport,
     PayloadSource,
     ProgressCallback,
     Resume,
     Revert,
     Verification,
+    health_cancelled,
+    health_pause,
+    versions_text,
 )
 from fieldkit.drivers.mcuboot import McubootImage, McubootImageError, read_mcuboot_image
 from fieldkit.drivers.smp_link import SmpError, SmpLink
@@ -353,10 +357,12 @@ class SmpDriver:
             "check its power and the line; `fieldkit update --resume` continues the job",
         )
 
-    async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
-        return await asyncio.to_thread(self._health, expected_versions)
+    async def health(
+        self, expected_versions: dict[str, str], baseline_meter_wh: int, on_poll: HealthCallback | None = None
+    ) -> HealthReport:
+        return await asyncio.to_thread(self._health, expected_versions, on_poll)
 
-    def _health(self, expected_versions: dict[str, str]) -> HealthReport:
+    def _health(self, expected_versions: dict[str, str], on_poll: HealthCallback | None) -> HealthReport:
         """Healthy: the new image runs (on trial) and the board keeps answering for a stable window."""
         deadline = time.monotonic() + max(self.reset_timeout_s, self.health_stable_s * 3)
         stable_since: float | None = None
@@ -366,19 +372,24 @@ class SmpDriver:
                 running = self._slots()[0]
             except TransportError as exc:
                 last, stable_since = HealthReport(False, f"the board is not answering: {exc.message}"), None
-                time.sleep(self.poll_s)
+                if not health_pause(on_poll, last, self.poll_s):
+                    return health_cancelled(last)
                 continue
             running_version: str | None = running.version if running is not None else None
             versions: dict[str, str | None] = dict.fromkeys(expected_versions, running_version)
             wrong = {n: v for n, v in expected_versions.items() if not _same_version(versions.get(n), v)}
             if wrong:
-                return HealthReport(False, f"the board runs {versions}, not {expected_versions}: MCUboot went "
-                                    "back, or the image did not start", running_versions=versions)  # fmt: skip
+                detail = f"the board runs {versions_text(versions)}, not {versions_text(expected_versions)}"
+                return HealthReport(False, f"{detail}: MCUboot went back, or the image did not start",
+                                    running_versions=versions)  # fmt: skip
             stable_since = stable_since or time.monotonic()
             if time.monotonic() - stable_since >= self.health_stable_s:
                 return HealthReport(True, "the new image runs and the board answers", running_versions=versions)
-            last = HealthReport(False, "the new image runs; watching it", running_versions=versions)
-            time.sleep(self.poll_s)
+            watched_s = time.monotonic() - stable_since
+            last = HealthReport(False, f"the new image runs; watched {watched_s:.0f} of {self.health_stable_s:.0f} s",
+                                running_versions=versions)  # fmt: skip
+            if not health_pause(on_poll, last, self.poll_s):
+                return health_cancelled(last)
         return HealthReport(False, f"not healthy in time: {last.detail}", running_versions=last.running_versions)
 
     async def commit(self, install_methods: Mapping[str, str], expected_versions: Mapping[str, str]) -> None:

@@ -33,12 +33,14 @@ from fieldkit.domain import (
     ChargerIdentity,
     ComponentInfo,
     FactSource,
+    HealthCallback,
     HealthReport,
     PayloadSource,
     ProgressCallback,
     Resume,
     Revert,
     Verification,
+    versions_text,
 )
 from fieldkit.drivers.base import Driver
 from fieldkit.drivers.registry import DriverOptions
@@ -214,19 +216,24 @@ class MemoryDriver:
                     charger.mark_good(name)
         return self.handover_to
 
-    async def health(self, expected_versions: dict[str, str], baseline_meter_wh: int) -> HealthReport:
+    async def health(
+        self, expected_versions: dict[str, str], baseline_meter_wh: int, on_poll: HealthCallback | None = None
+    ) -> HealthReport:
         charger = self._charger()
         running = {n: (s.running().version if s.running() else None) for n, s in charger.components.items()}  # type: ignore[union-attr]
         readings = [[c["status"] for c in charger.observed_connectors()] for _ in range(HEALTH_OBSERVATIONS)]
         statuses = readings[-1]
         problems = []
         if any(running.get(name) != version for name, version in expected_versions.items()):
-            problems.append(f"runs {running}, expected {expected_versions}")
+            problems.append(f"runs {versions_text(running)}, expected {versions_text(expected_versions)}")
         if any(status not in ("Available", "Charging") for reading in readings for status in reading):
-            problems.append(f"connectors not steadily available: {readings}")
+            problems.append(f"connectors not steadily available: {' / '.join(', '.join(r) for r in readings)}")
         if charger.meter_wh < baseline_meter_wh:
             problems.append(f"meter register went back from {baseline_meter_wh} to {charger.meter_wh} Wh")
-        detail = "; ".join(problems) or f"runs {running}, connectors {statuses} in {HEALTH_OBSERVATIONS} readings"
+        detail = (
+            "; ".join(problems)
+            or f"runs {versions_text(running)}, connectors {', '.join(statuses)} in {HEALTH_OBSERVATIONS} readings"
+        )
         return HealthReport(not problems, detail, statuses, running, charger.meter_wh)
 
     # -- commit and roll back ----------------------------------------------------------------------

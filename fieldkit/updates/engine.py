@@ -29,7 +29,7 @@ from pathlib import Path
 from fieldkit.bundles.container import BundleContainer
 from fieldkit.bundles.manifest import Manifest
 from fieldkit.config import Limits
-from fieldkit.domain import Capabilities, ChargerIdentity, PayloadSource
+from fieldkit.domain import Capabilities, ChargerIdentity, HealthReport, PayloadSource
 from fieldkit.drivers.base import Driver
 from fieldkit.errors import DeviceRefusedError, FieldkitError, TransportError
 from fieldkit.updates.install_ways import install_methods_for
@@ -60,6 +60,7 @@ class ProgressEvent:
     rate_bytes_per_s: float
     eta_s: float | None
     message: str = ""
+    health: HealthReport | None = None  # the latest reading while the charger proves itself
 
 
 AuditHook = Callable[[JobRecord, str, str], None]  # (job, status, note)
@@ -92,7 +93,8 @@ class UpdateJob:
         # there is nothing to ask the charger about. False for a state read back from the journal.
         self._state_is_ours = False
         self._transfer_bytes = 0  # sent by this run (not counting a resumed prefix), for the rate
-        self._transfer_started: float | None = None
+        self._transfer_started: float | None = None  # when the transfer now running began sending
+        self._transfer_seconds = 0.0  # sending time of transfers that ended: the rate is the link's, not the job's
         self._last_sent = 0
 
     def cancel(self) -> None:
@@ -127,11 +129,12 @@ class UpdateJob:
     def _bytes_before(self, index: int) -> int:
         return sum(c.size_bytes for c in self.components[:index])
 
-    def _event(self, message: str = "") -> ProgressEvent:
+    def _event(self, message: str = "", health: HealthReport | None = None) -> ProgressEvent:
         record = self.record
-        elapsed = time.monotonic() - self._transfer_started if self._transfer_started is not None else 0.0
+        sending = time.monotonic() - self._transfer_started if self._transfer_started is not None else 0.0
+        elapsed = self._transfer_seconds + sending
         rate = self._transfer_bytes / elapsed if elapsed > 0 else 0.0
-        remaining = record.bytes_total - record.bytes_done
+        remaining = record.bytes_total - record.bytes_done if record.current == JobState.DOWNLOADING else 0
         component = self.components[min(record.component_index, len(self.components) - 1)].name
         return ProgressEvent(
             record.job_id,
@@ -142,6 +145,7 @@ class UpdateJob:
             rate,
             remaining / rate if rate > 0 and remaining > 0 else None,
             message,
+            health,
         )
 
     def _go(
@@ -213,7 +217,8 @@ class UpdateJob:
                 elif step == JobState.INSTALLING:
                     await self._install(record.component_index)
                 elif step == JobState.INSTALL_REBOOTING:
-                    await self._reboot_and_check()
+                    async for event in self._reboot_and_check():
+                        yield event
                 elif step == JobState.INSTALLED:
                     await self._commit()
                 elif step in (JobState.INSTALLATION_FAILED, JobState.INSTALL_VERIFICATION_FAILED):
@@ -242,7 +247,7 @@ class UpdateJob:
             if self._cancelled:
                 raise JobCancelledError("update cancelled during the transfer, before anything was installed")
             if seen["position"] < 0:  # first report: the transfer (re)starts here
-                self._transfer_started = self._transfer_started or time.monotonic()
+                self._transfer_started = time.monotonic()
             else:
                 self._transfer_bytes += int(position - seen["position"])
             seen["position"] = position
@@ -255,7 +260,12 @@ class UpdateJob:
                 self.journal.save(record)  # bytes acknowledged so far: a hint for the progress bar on resume
                 seen["journaled_at"] = time.monotonic()
             yield self._event()
-        self._last_sent = task.result()
+        try:
+            self._last_sent = task.result()
+        finally:
+            if self._transfer_started is not None:  # the rate shown afterwards is this transfer's, kept
+                self._transfer_seconds += time.monotonic() - self._transfer_started
+                self._transfer_started = None
         record.bytes_done = before + payload.size_bytes
 
     async def _install(self, index: int) -> None:
@@ -276,7 +286,7 @@ class UpdateJob:
             for c in self.components
         )
 
-    async def _reboot_and_check(self) -> None:
+    async def _reboot_and_check(self) -> AsyncIterator[ProgressEvent]:
         # Resumed: the earlier run may have rebooted already; a second reboot would cost a boot attempt.
         if self._state_is_ours or not self._running_expected(await self.driver.identify()):
             handed_to = await self.driver.reboot()
@@ -286,7 +296,20 @@ class UpdateJob:
         if not self.capabilities.health_check:
             await self._check_versions_only(expected)
             return
-        report = await self.driver.health(expected, baseline_meter_wh=self.record.baseline_meter_wh)
+        readings: list[HealthReport] = []
+
+        def on_poll(reading: HealthReport) -> bool:  # called from the driver's thread: store and answer only
+            readings[:] = [reading]
+            return not self._cancelled
+
+        check = asyncio.create_task(
+            self.driver.health(expected, baseline_meter_wh=self.record.baseline_meter_wh, on_poll=on_poll)
+        )
+        while not check.done():
+            await asyncio.wait({check}, timeout=PROGRESS_INTERVAL_S)
+            if readings and not check.done():
+                yield self._event(f"health check: {readings[0].detail}", health=readings[0])
+        report = check.result()
         if report.healthy:
             self._go(JobState.INSTALLED, report.detail)
         else:

@@ -202,3 +202,65 @@ def test_what_a_charger_cannot_tell_is_confirmed_by_the_typed_serial_and_audited
         assert state == "Committed"
         confirmed = [e for e in app.context.audit.entries() if e["action"] == "update.unknown-confirmed"]
         assert confirmed and "transaction" in confirmed[0]["note"]
+
+
+async def _start_and_confirm(pilot: Pilot[None], app: FieldkitApp, screen: UpdateScreen) -> None:
+    await pilot.press("s")
+    await until(pilot, lambda: bool(app.screen.query("#confirm-yes")), what="the confirmation")
+    await pilot.click("#confirm-yes")
+    await until(pilot, lambda: bool(screen.query(JobPanel)), what="job panels")
+
+
+def _ended(screen: UpdateScreen) -> bool:
+    return bool(screen.query(JobPanel)) and all(
+        p.state in ("Committed", "RolledBack", "stopped") for p in screen.query(JobPanel)
+    )
+
+
+def test_the_same_charger_updated_twice_in_one_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    """Panels were keyed by the charger's address: the second update of it killed the TUI (DuplicateIds)."""
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-TWICE", ("never-available",))]) as site:
+        app = site.app()
+
+        async def twice() -> list[list[tuple[str, str]]]:
+            outcomes = []
+            async with app.run_test(size=(120, 40)) as pilot:
+                screen = await _preflighted(pilot, app, AC22_BUNDLE)
+                for _ in range(2):
+                    await _start_and_confirm(pilot, app, screen)
+                    await until(pilot, lambda: _ended(screen), timeout_s=60, what="the update's end")
+                    outcomes.append(_outcomes(list(screen.query(JobPanel))))
+                    await pilot.press("p")
+                    await until(pilot, lambda: len(screen.plan) == 1, what="the second preflight")
+                assert app.is_running
+            return outcomes
+
+        first, second = asyncio.run(twice())
+    assert [state for state, _ in first] == ["RolledBack"]
+    assert [state for state, _ in second] == ["RolledBack"], "one panel per update, the first one replaced"
+
+
+def test_cancel_during_the_health_check_rolls_back_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    """`c` while the charger proves itself was ignored until the health check timed out."""
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-CANCEL", ("never-available",))]) as site:
+        app = site.app()
+
+        async def cancel_in_health() -> tuple[list[tuple[str, str]], list[str]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                screen = await _preflighted(pilot, app, AC22_BUNDLE)
+                await _start_and_confirm(pilot, app, screen)
+                panel = screen.query_one(JobPanel)
+                await until(pilot, lambda: panel.health_reading.startswith("connectors"), what="a health reading")
+                shown = str(panel.query_one(".job-result").render())
+                await pilot.press("c")
+                await until(pilot, lambda: _ended(screen), timeout_s=60, what="the update's end")
+                return _outcomes([panel]), [shown]
+
+        [(state, result)], [during] = asyncio.run(cancel_in_health())
+    assert "connectors Unavailable" in during and "gives up in" in during, "the live state is shown, not a claim"
+    assert state == "RolledBack"
+    assert "cancelled by the technician during the health check" in result

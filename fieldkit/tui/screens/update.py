@@ -178,13 +178,16 @@ class UpdateScreen(FieldkitScreen):
         if not go:
             self._status("not started")
             return
+        self.run_worker(self._start_jobs(addresses), group="start", exclusive=True)
+
+    async def _start_jobs(self, addresses: list[str]) -> None:
         panels = self.query_one("#job-panels", VerticalScroll)
-        panels.remove_children()
+        await panels.remove_children()  # gone before the new panels mount (the same charger may be in both)
         settings = self.fk.context.service.settings
         for address in addresses:
             identity = self.plan[address].identity
             assert identity is not None
-            panels.mount(
+            await panels.mount(
                 JobPanel(
                     address,
                     f"{identity.vendor} {identity.model} {identity.serial} ({address.removeprefix('ssh://')})",

@@ -3,6 +3,7 @@ countdown, and at the end the result with what to do next."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import ClassVar
 
@@ -15,6 +16,7 @@ from fieldkit.updates.engine import ProgressEvent
 from fieldkit.updates.journal import JobRecord
 
 SPARKLINE_POINTS = 40
+_PANEL_NUMBERS = itertools.count(1)
 
 
 def human_bytes(count: float) -> str:
@@ -48,7 +50,7 @@ class JobPanel(Vertical):
     """
 
     def __init__(self, address: str, title: str, health_stable_s: float, health_timeout_s: float) -> None:
-        super().__init__(id=f"job-{abs(hash(address))}")
+        super().__init__(id=f"job-{next(_PANEL_NUMBERS)}")  # unique per panel: a charger may be updated twice
         self.address = address
         self.title = title
         self.health_stable_s = health_stable_s
@@ -56,6 +58,7 @@ class JobPanel(Vertical):
         self.rates: list[float] = []
         self.state = "Planned"
         self.state_since = time.monotonic()
+        self.health_reading = "waiting for the charger to come back"
 
     def compose(self) -> ComposeResult:
         yield Label(f"[b]{escape(self.title)}[/b]", classes="job-title")
@@ -70,6 +73,9 @@ class JobPanel(Vertical):
     def show_event(self, event: ProgressEvent) -> None:
         if event.state.value != self.state:
             self.state, self.state_since = event.state.value, time.monotonic()
+        if event.health is not None:  # the charger's live state while it proves itself
+            self.health_reading = event.health.detail
+            self._tick()
         bar = self.query_one(ProgressBar)
         bar.update(total=event.bytes_total or None, progress=event.bytes_done)
         if event.rate_bytes_per_s > 0:
@@ -85,14 +91,12 @@ class JobPanel(Vertical):
         )
 
     def _tick(self) -> None:
-        """The health-check countdown while the charger reboots and proves itself."""
+        """The health check while the charger reboots and proves itself: what it reports now, and the time left."""
         if self.state != "InstallRebooting":
             return
-        elapsed = time.monotonic() - self.state_since
-        left = max(0.0, self.health_timeout_s - elapsed)
+        left = max(0.0, self.health_timeout_s - (time.monotonic() - self.state_since))
         self.query_one(".job-result", Static).update(
-            f"health check: connectors must stay Available for {self.health_stable_s:.0f} s · "
-            f"{elapsed:.0f} s so far, gives up in {left:.0f} s"
+            escape(f"health check: {self.health_reading} · gives up in {left:.0f} s · c cancels (rolls back)")
         )
 
     def show_result(self, record: JobRecord) -> None:
