@@ -21,6 +21,7 @@ from fieldkit.cli.demo_cmd import demo_group
 from fieldkit.cli.discover_cmd import discover
 from fieldkit.cli.keys_cmd import keys_group
 from fieldkit.cli.sim_cmd import sim_group
+from fieldkit.cli.status_cmd import history, status
 from fieldkit.cli.trust_cmd import trust_group
 from fieldkit.cli.tui_cmd import tui
 from fieldkit.cli.update_cmd import rollback, update
@@ -65,6 +66,8 @@ cli.add_command(sim_group)
 cli.add_command(update)
 cli.add_command(rollback)
 cli.add_command(discover)
+cli.add_command(status)
+cli.add_command(history)
 cli.add_command(tui)
 
 

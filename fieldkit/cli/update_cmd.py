@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # imported where used: `fieldkit --help` loads no update mach
     from fieldkit.updates.engine import AuditHook, UpdateJob
     from fieldkit.updates.journal import JobRecord
     from fieldkit.updates.preflight import PreflightCheck
-    from fieldkit.updates.service import UpdateService
+    from fieldkit.updates.service import UpdateCheck, UpdateService
 
 
 class RolledBackError(FieldkitError):
@@ -208,6 +208,11 @@ def _print_checks(checks: list[PreflightCheck], as_json: bool) -> None:
     type=click.Choice(["transaction", "security_version_floor", "hardware_revision"]),
     help="A fact the charger cannot report, checked by you on site (repeatable); audited.",
 )
+@click.option("--allow-reinstall", is_flag=True, help="Install the version the charger already runs; audited.")
+@click.option(
+    "--allow-older", is_flag=True, help="Install an older version (never below the anti-rollback floor); audited."
+)
+@click.option("--dry-run", is_flag=True, help="Preflight only: nothing is sent to the charger (exit 0 or 13).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print preflight and progress as JSON lines.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted job from its journal (with --charger or --job).")
@@ -221,6 +226,9 @@ def update(
     confirm_serial: str | None,
     override_reason: str | None,
     confirm_unknown: tuple[str, ...],
+    allow_reinstall: bool,
+    allow_older: bool,
+    dry_run: bool,
     yes: bool,
     as_json: bool,
     resume: bool,
@@ -237,6 +245,10 @@ def update(
     point with the charger untouched (exit 130; resume it later); once
     installing has begun, it is rolled back instead (exit 14). A second
     Ctrl-C stops at once; the journal still lets `--resume` finish the job.
+
+    Installing the version a charger already runs, or an older one, is
+    refused unless asked for with --allow-reinstall or --allow-older; the
+    choice is recorded in the audit trail. --dry-run runs preflight only.
     """
     if resume:
         _resume(address, job_id, trust_store, as_json)
@@ -244,13 +256,22 @@ def update(
     if not address or bundle is None:
         raise UsageError("--charger and --bundle are required", "or pass --resume to continue interrupted jobs")
     from fieldkit.cli.audit_cmd import record_event
-    from fieldkit.updates.service import Confirmations
+    from fieldkit.updates.service import Confirmations, PreflightRefusedError
 
     service = _service(trust_store, ssh_key, accept_new_host_key)
-    confirmations = Confirmations(confirm_serial, override_reason, frozenset(confirm_unknown))
+    confirmations = Confirmations(
+        confirm_serial, override_reason, frozenset(confirm_unknown), allow_reinstall, allow_older
+    )
     check = asyncio.run(service.check(address, bundle, confirmations))
     _print_checks(check.preflight.checks, as_json)
     manifest = check.preflight.report.manifest
+    if dry_run:  # nothing was attempted, so nothing is audited
+        if not check.ok or manifest is None:
+            reasons = "; ".join(f"{c.name}: {c.reason}" for c in check.preflight.refused) or "the bundle"
+            raise PreflightRefusedError(f"dry run: preflight would refuse: {reasons}", check.preflight)
+        if not as_json:
+            console_out().print(f"dry run: preflight passes; the update would go ahead{_estimate(check)}")
+        return
     if not check.ok or manifest is None:
         raise service.refused(check, bundle, record_event)
     if not yes:
@@ -277,6 +298,11 @@ def update(
             recorder.close()
         raise
     _execute(job, recorder, as_json)
+
+
+def _estimate(check: UpdateCheck) -> str:
+    seconds = check.preflight.estimate_s
+    return f" (about {max(1, round(seconds / 60))} min)" if seconds else ""
 
 
 def _resume(address: str | None, job_id: str | None, trust_store: Path | None, as_json: bool) -> None:

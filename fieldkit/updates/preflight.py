@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from fieldkit.bundles.clock import TrustedState
 from fieldkit.bundles.manifest import Manifest
+from fieldkit.bundles.semver import Version, is_semver
 from fieldkit.bundles.truststore import TrustStoreBody
 from fieldkit.bundles.verify import ChargerFacts, VerificationReport, verify_bundle
 from fieldkit.bundles.workorder import WorkOrderBody, authorize
@@ -126,6 +127,8 @@ def preflight(
     battery: tuple[bool, int] | None = None,
     capabilities: Capabilities | None = None,
     confirmed_unknowns: frozenset[str] = frozenset(),
+    allow_reinstall: bool = False,
+    allow_older: bool = False,
 ) -> PreflightResult:
     """``capabilities``: the driver's, for the install methods it can carry out and its link rate."""
     facts = charger_facts(identity)
@@ -154,6 +157,7 @@ def preflight(
             )
         )
         checks.append(_install_method_check(manifest, identity, capabilities))
+        checks.extend(_version_checks(manifest, identity, allow_reinstall, allow_older))
         now = state.read().now
         decision = authorize(
             work_orders, identity.serial, manifest.bundle_id, now, settings.require_work_order, override_reason
@@ -197,6 +201,42 @@ def preflight(
         )
     checks.extend(_unknown_checks(identity, confirmed_unknowns))
     return PreflightResult(checks, report, estimate_s)
+
+
+def version_change(installed: str | None, offered: str) -> Literal["newer", "same", "older", "unknown"]:
+    """How ``offered`` relates to the version the charger runs (``unknown`` when either is not a version)."""
+    if installed is None or not (is_semver(installed) and is_semver(offered)):
+        return "unknown"
+    before, after = Version.parse(installed), Version.parse(offered)
+    return "same" if after == before else "older" if after < before else "newer"
+
+
+def _version_checks(
+    manifest: Manifest, identity: ChargerIdentity, allow_reinstall: bool, allow_older: bool
+) -> list[PreflightCheck]:
+    """A reinstall of what runs, or an older version, only as the technician's explicit (audited) choice.
+
+    The anti-rollback floor (security_version) is enforced by the bundle check whatever is chosen here.
+    """
+    checks = []
+    for component in manifest.components:
+        current = identity.components.get(component.name)
+        installed = current.version if current is not None else None
+        change = version_change(installed, component.version)
+        if change == "same":
+            checks.append(PreflightCheck(
+                "reinstall", allow_reinstall, "refuse",
+                f"{component.name} {installed} again, as asked (--allow-reinstall)" if allow_reinstall else
+                f"{component.name} already runs {installed}: a reinstall only with --allow-reinstall",
+            ))  # fmt: skip
+        elif change == "older":
+            checks.append(PreflightCheck(
+                "older-version", allow_older, "refuse",
+                f"{component.name} back from {installed} to {component.version}, as asked (--allow-older)"
+                if allow_older else
+                f"{component.name} runs {installed}, newer than {component.version}: only with --allow-older",
+            ))  # fmt: skip
+    return checks
 
 
 # Without a driver to ask, a pessimistic field link (a serial console is slower, and its driver says so).

@@ -108,6 +108,8 @@ class Confirmations:
     serial: str | None = None  # typed, for a metrology-relevant bundle
     override_reason: str | None = None  # proceed despite the work orders
     unknown_facts: frozenset[str] = frozenset()  # facts the charger cannot report, checked on site
+    allow_reinstall: bool = False  # install the version the charger already runs
+    allow_older: bool = False  # install an older version (never below the anti-rollback floor)
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,8 @@ class UpdateService:
             confirmations.override_reason,
             capabilities=capabilities,
             confirmed_unknowns=confirmations.unknown_facts,
+            allow_reinstall=confirmations.allow_reinstall,
+            allow_older=confirmations.allow_older,
         )
 
     async def check(self, address: str, bundle: Path, confirmations: Confirmations = Confirmations()) -> UpdateCheck:
@@ -299,6 +303,9 @@ class UpdateService:
             if confirmed:
                 note = "the technician confirmed what the charger cannot report: " + ", ".join(confirmed)
                 record_event("update.unknown-confirmed", charger=charger, bundle=bundle_ref, note=note)
+            chosen = [c.reason for c in check.preflight.checks if c.name in ("reinstall", "older-version")]
+            if chosen:
+                record_event("update.version-choice", charger=charger, bundle=bundle_ref, note="; ".join(chosen))
             if confirmations.override_reason:
                 record_event(
                     "workorder.override", charger=charger, bundle=bundle_ref, note=confirmations.override_reason

@@ -195,8 +195,10 @@ def _base(home: Home, path: tuple[str, ...], scratch: Path) -> list[str]:
         ("sim", "status"): ["--state", str(scratch / "sim")],
         ("sim", "ssh"): ["--state", str(scratch / "sim")],
         ("sim", "serial"): ["--state", str(scratch / "sim")],
-        ("update",): ["--address", f"ssh://u@{closed}", "--bundle", str(f["bundle"]), "--yes"],
-        ("rollback",): ["--address", f"ssh://u@{closed}"],
+        ("update",): ["--charger", f"ssh://u@{closed}", "--bundle", str(f["bundle"]), "--yes"],
+        ("rollback",): ["--charger", f"ssh://u@{closed}"],
+        ("status",): ["--charger", f"ssh://u@{closed}"],
+        ("history",): [],
         ("discover",): ["--ssh", closed],
         ("tui",): [],
     }
