@@ -24,20 +24,20 @@ def demo_group() -> None:
 )
 @click.option(
     "--payload-size",
-    default=256 * 1024,
-    show_default=True,
+    default=None,
+    show_default="2 MiB",
     type=click.IntRange(min=256, max=1 << 31),
     help="Bytes per simulated firmware image.",
 )
-def init(directory: Path, payload_size: int) -> None:
+def init(directory: Path, payload_size: int | None) -> None:
     """Write demo keys, a demo trust store and demo bundles (same bytes every time).
 
     The keys are DEMO keys that anyone can derive: they are trusted only by
     the demo trust store written here, never by a real one.
     """
-    from fieldkit.demo import init_demo
+    from fieldkit.demo import DEFAULT_PAYLOAD_BYTES, init_demo
 
-    made = init_demo(directory, payload_size)
+    made = init_demo(directory, payload_size or DEFAULT_PAYLOAD_BYTES)
     out = console_out()
     out.print(f"demo keys in {directory / 'keys'}, trust store {directory / 'trust-store.json'}")
     for bundle in made:
@@ -115,11 +115,12 @@ def run(directory: Path) -> None:
         )
     site = start_site(directory)
     try:
+        from fieldkit.cli.tui_cmd import run_app
         from fieldkit.tui.app import FieldkitApp
         from fieldkit.tui.services import AuditService, TuiContext
         from fieldkit.updates.service import UpdateService
 
         bench = UpdateService(settings(), directory / "trust-store.json", directory, site.client_key, True)
-        FieldkitApp(TuiContext(bench, AuditService(bench), list(site.addresses))).run()
+        run_app(FieldkitApp(TuiContext(bench, AuditService(bench), list(site.addresses))), site.stop)
     finally:
         site.stop()

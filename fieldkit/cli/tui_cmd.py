@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fieldkit.cli.common import EXISTING_FILE, resolve_trust_store, settings, trust_store_option
+
+if TYPE_CHECKING:  # Textual is imported only when the TUI runs
+    from fieldkit.tui.app import FieldkitApp
 
 
 @click.command("tui")
@@ -53,4 +59,24 @@ def tui(
         settings(), resolve_trust_store(trust_store), bundles_dir or default_bundles_dir(), ssh_key, accept_new_host_key
     )
     context = TuiContext(bench, AuditService(bench), list(chargers), user, mdns)
-    FieldkitApp(context).run()
+    run_app(FieldkitApp(context))
+
+
+def run_app(app: FieldkitApp, before_exit: Callable[[], None] | None = None) -> None:
+    """Run the TUI. Quit while updates ran: say so and end at once, without waiting out their transfers
+    (each job is journaled at every step, so this is no worse than a flat battery, and the next start
+    offers to resume it)."""
+    import os
+
+    from fieldkit.tui.app import JOBS_LEFT_RUNNING
+
+    if app.run() == JOBS_LEFT_RUNNING:
+        click.echo(
+            "fieldkit: updates were left running; they are journaled and the next start offers to resume them "
+            "(or `fieldkit update --resume`)",
+            err=True,
+        )
+        if before_exit is not None:
+            before_exit()
+        sys.stderr.flush()
+        os._exit(0)

@@ -31,7 +31,7 @@ from fieldkit.simulator.image import ImageHeader
 from fieldkit.simulator.mcuboot_image import mcuboot_image
 
 EXPIRES: Final = dt.datetime(2036, 1, 15, tzinfo=dt.UTC)
-DEFAULT_PAYLOAD_BYTES: Final = 256 * 1024
+DEFAULT_PAYLOAD_BYTES: Final = 2 * 1024 * 1024  # a transfer long enough to see on the slow demo link
 
 
 INDEX_NAME: Final = "demo-index.json"

@@ -44,6 +44,7 @@ from fieldkit.errors import FieldkitError
 from fieldkit.simulator.catalog import model_named
 from fieldkit.simulator.device import SimulatedCharger
 from fieldkit.simulator.ssh_server import write_openssh_key
+from fieldkit.updates.journal import JobRecord, Journal, jobs_dir
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class DemoCharger:
 DEMO_CHARGERS: Final = (
     DemoCharger("ac22", "VQ-AC22", "SIM-AC22-0001"),
     DemoCharger("dc150", "VQ-DC150", "SIM-DC150-0002", charging=True),
-    DemoCharger("ks-dc60", "KS-DC60", "SIM-KS60-0003"),
+    # A slow field link (256 KiB/s): its transfer lasts long enough to watch progress, rate and ETA.
+    DemoCharger("ks-dc60", "KS-DC60", "SIM-KS60-0003", faults=(f"rate:{256 * 1024}",)),
     DemoCharger("nv-ac7", "NV-AC7", "SIM-NV7-0004", faults=("never-available",)),
     DemoCharger("wb7", "AMP-WB7", "SIM-WB7-0005", serial_baud=460_800),
 )
@@ -187,19 +189,27 @@ def start_site(directory: Path) -> DemoSite:
         init_demo(directory)
     ensure_identity(directory / "home-secret" / "passphrase")
     sims = directory / "sims"
-    shutil.rmtree(sims, ignore_errors=True)  # every demo starts from factory-fresh chargers
-    shutil.rmtree(data_dir() / "jobs", ignore_errors=True)  # whose old jobs would point at closed ports
-    sims.mkdir(parents=True)
+    journal = Journal(jobs_dir())
+    unfinished = journal.unfinished()
+    if not unfinished:  # every demo starts from factory-fresh chargers...
+        shutil.rmtree(sims, ignore_errors=True)
+        shutil.rmtree(jobs_dir(), ignore_errors=True)
+    # ...unless an update was left unfinished (quit mid-transfer): then its chargers come back as they
+    # were, power-cycled, so the TUI can offer to resume the job, as on site.
+    _forget_demo_host_keys()
+    sims.mkdir(parents=True, exist_ok=True)
     client_key = sims / "client_key"
-    (sims / "client_key.pub").write_bytes(write_openssh_key(client_key, "fieldkit-demo"))
+    if not client_key.exists():
+        (sims / "client_key.pub").write_bytes(write_openssh_key(client_key, "fieldkit-demo"))
     site = DemoSite(directory, client_key)
     try:
         _start_backoffice(site)
         for charger in DEMO_CHARGERS:
             state = sims / charger.name
-            simulated = SimulatedCharger.create(state, model_named(charger.model), charger.serial)
-            if charger.charging:
-                simulated.start_transaction(1)
+            if not (state / "state.json").exists():
+                simulated = SimulatedCharger.create(state, model_named(charger.model), charger.serial)
+                if charger.charging:
+                    simulated.start_transaction(1)
             if charger.serial_baud is not None:
                 argv = [*_fieldkit(), "sim", "serial", "--state", str(state), "--line", "pty",
                         "--baud", str(charger.serial_baud)]  # fmt: skip
@@ -218,7 +228,28 @@ def start_site(directory: Path) -> DemoSite:
                 *(f"--fault={f}" for f in charger.faults),
             ]
             site.addresses.append(_spawn(site, argv, "ssh://"))
+        _follow_to_new_ports(
+            journal, unfinished, dict(zip((c.serial for c in DEMO_CHARGERS), site.addresses, strict=True))
+        )
     except BaseException:
         site.stop()
         raise
     return site
+
+
+def _follow_to_new_ports(journal: Journal, unfinished: list[JobRecord], address_of: dict[str, str]) -> None:
+    """The demo's chargers listen on new ports each run: point unfinished jobs at where their charger is now."""
+    for record in unfinished:
+        address = address_of.get(record.charger_serial)
+        if address is not None and address != record.charger_address:
+            record.charger_address = address
+            journal.save(record)
+
+
+def _forget_demo_host_keys() -> None:
+    """Drop the demo home's pins for loopback ports: its chargers get new ports (and keys) every run, and the
+    file would otherwise grow by one entry per charger per run."""
+    known_hosts = data_dir() / "known_hosts"
+    if known_hosts.is_file():
+        kept = [line for line in known_hosts.read_text().splitlines() if not line.startswith("[127.0.0.1]:")]
+        known_hosts.write_text("".join(f"{line}\n" for line in kept))

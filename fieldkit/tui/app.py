@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from textual import work
 from textual.app import App
@@ -25,11 +25,12 @@ from fieldkit.tui.outside_text import escape
 from fieldkit.tui.screens.audit import SYNC_INTERVAL_S, AuditScreen
 from fieldkit.tui.screens.bundles import BundlesScreen
 from fieldkit.tui.screens.chargers import ChargersScreen
-from fieldkit.tui.screens.dialogs import HelpScreen, PassphraseScreen, ResumeOfferScreen
+from fieldkit.tui.screens.dialogs import ConfirmQuitScreen, HelpScreen, PassphraseScreen, ResumeOfferScreen
 from fieldkit.tui.screens.recovery import RecoveryScreen
 from fieldkit.tui.screens.settings import SettingsScreen
 from fieldkit.tui.screens.update import UpdateScreen
 from fieldkit.tui.services import TuiContext
+from fieldkit.updates.engine import UpdateJob
 from fieldkit.updates.service import BundleSummary
 
 
@@ -57,7 +58,12 @@ class ActionCommands(Provider):
                 yield Hit(score, matcher.highlight(title), run, help=help_text)
 
 
-class FieldkitApp(App[None]):
+# The app's result when the technician quit while updates ran: the caller ends the process without
+# waiting for their threads (their journals hold where they were; the next start offers to resume them).
+JOBS_LEFT_RUNNING: Final = "jobs-left-running"
+
+
+class FieldkitApp(App[str | None]):
     CSS_PATH = "app.tcss"
     TITLE = "fieldkit"
     SUB_TITLE = "offline charger updates"
@@ -82,6 +88,7 @@ class FieldkitApp(App[None]):
         self.selected_chargers: list[str] = []
         self.bundles: list[BundleSummary] = []
         self.selected_bundle: BundleSummary | None = None
+        self.jobs_running: dict[str, UpdateJob] = {}  # job id -> job, whichever screen started it (tui/jobs.py)
 
     def on_mount(self) -> None:
         audit = self.context.audit
@@ -125,6 +132,26 @@ class FieldkitApp(App[None]):
     def on_audit_synced(self, message: AuditSynced) -> None:
         if message.ok and "0 new entries" not in message.text:
             self.notify(escape(message.text))
+
+    def running_jobs(self) -> list[str]:
+        """The updates running now (from any screen), one line each: serial, address, state."""
+        return [
+            f"{job.record.charger_serial} ({job.record.charger_address}): {job.record.state}"
+            for job in self.jobs_running.values()
+        ]
+
+    async def action_quit(self) -> None:
+        """Quit; while updates run, ask first and say what becomes of them."""
+        running = self.running_jobs()
+        if not running:
+            self.exit()
+            return
+
+        def answered(quit_now: bool | None) -> None:
+            if quit_now:
+                self.exit(result=JOBS_LEFT_RUNNING)
+
+        self.push_screen(ConfirmQuitScreen(running), answered)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

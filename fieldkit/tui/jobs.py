@@ -9,8 +9,12 @@ from fieldkit.tui.messages import TransferProgressed, UpdateFailed, UpdateFinish
 from fieldkit.updates.engine import JobCancelledError, UpdateJob
 
 
-async def drive(job: UpdateJob, address: str, target: MessagePump) -> None:
-    """Run ``job`` to its end, posting every event to ``target``; the job lets go of its charger afterwards."""
+async def drive(job: UpdateJob, address: str, target: MessagePump, running: dict[str, UpdateJob]) -> None:
+    """Run ``job`` to its end, posting every event to ``target``; the job lets go of its charger afterwards.
+
+    While it runs it is listed in ``running`` (the app's), so quitting asks first.
+    """
+    running[job.record.job_id] = job
     try:
         async for event in job.run():
             target.post_message(TransferProgressed(address, event))
@@ -24,4 +28,5 @@ async def drive(job: UpdateJob, address: str, target: MessagePump) -> None:
     except FieldkitError as exc:
         target.post_message(UpdateFailed(address, exc.one_line(), resumable=False))
     finally:
+        running.pop(job.record.job_id, None)
         job.close()

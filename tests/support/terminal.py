@@ -11,10 +11,10 @@ ROWS, COLUMNS = 40, 120
 
 
 class Terminal:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.screen = pyte.Screen(COLUMNS, ROWS)
+    def __init__(self, argv: list[str], env: dict[str, str], rows: int = ROWS, columns: int = COLUMNS) -> None:
+        self.screen = pyte.Screen(columns, rows)
         self.stream = pyte.ByteStream(self.screen)
-        self.child = pexpect.spawn(argv[0], argv[1:], env=env, dimensions=(ROWS, COLUMNS), timeout=5)
+        self.child = pexpect.spawn(argv[0], argv[1:], env=env, dimensions=(rows, columns), timeout=5)
 
     def text(self) -> str:
         return "\n".join(self.screen.display)

@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from fieldkit.tui.app import FieldkitApp
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
+async def until(pilot: Pilot[str | None], condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
     """Let the app run until ``condition`` holds; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -25,7 +25,7 @@ def table_rows(app: FieldkitApp, selector: str) -> list[list[str]]:
     return [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
 
 
-async def highlight_row(pilot: Pilot[None], selector: str, contains: str) -> None:
+async def highlight_row(pilot: Pilot[str | None], selector: str, contains: str) -> None:
     """Move the cursor of a table to the first row containing ``contains``."""
     table = pilot.app.screen.query_one(selector, DataTable)
     for index in range(table.row_count):
@@ -36,7 +36,7 @@ async def highlight_row(pilot: Pilot[None], selector: str, contains: str) -> Non
     raise AssertionError(f"no row with {contains!r} in {selector}")
 
 
-async def discovered(pilot: Pilot[None], count: int) -> None:
+async def discovered(pilot: Pilot[str | None], count: int) -> None:
     app = pilot.app
     assert isinstance(app, FieldkitApp)
 

@@ -59,3 +59,45 @@ def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> 
     assert terminal.child.exitstatus == 0
     untouched = sorted(str(p.relative_to(real_home)) for p in real_home.rglob("*"))
     assert untouched == ["data", "data/jobs", "data/jobs/unfinished.json"], f"the demo wrote the real home: {untouched}"
+
+
+def test_quit_during_a_transfer_asks_and_the_next_start_offers_to_resume(tmp_path: Path) -> None:
+    """`q` mid-update used to blank the screen for minutes and leave the job half done, and the next
+    `make demo` deleted its journal, so the resume offer was never seen. At 80x24, as on a small laptop."""
+    demo = tmp_path / "demo"
+    init_demo(demo, 2 * 1024 * 1024)  # the KS-DC60's link carries 256 KiB/s: the transfer takes seconds
+    home = demo / "home"
+    home.mkdir()
+    write_laptop_config(home, tmp_path / "staging", 0.5, 20)
+    env = {**os.environ, "FIELDKIT_HOME": str(tmp_path / "real-home"), "TERM": "xterm-256color"}
+    first = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env, rows=24, columns=80)
+    try:
+        first.wait_for("5 charger(s) found")
+        first.keys("\x1b[B", "\x1b[B", " ")  # the third row: the KS-DC60
+        first.keys("2")
+        first.wait_for("bundle(s)")
+        bundles = sorted(p.name for p in demo.glob("*.fwbundle"))
+        first.keys(*["\x1b[B"] * bundles.index("demo-ks-dc60-3.2.0.fwbundle"), "\r")
+        first.keys("3", "p")
+        first.wait_for("1 ready, 0 refused")
+        first.keys("s")
+        first.wait_for("Start this update?")
+        first.keys("y")
+        first.wait_for("Downloading")
+        first.keys("q")
+        first.wait_for("update(s) running")
+        first.keys("y")
+        first.child.expect(pexpect.EOF, timeout=30)
+    finally:
+        if first.child.isalive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first.child.pid, signal.SIGKILL)
+    first.child.close()
+    assert first.child.exitstatus == 0
+    assert b"left running" in (first.child.before or b"") or "left running" in first.text()
+    second = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env, rows=24, columns=80)
+    try:
+        second.wait_for("1 interrupted update job(s)")
+        assert "SIM-KS60-0003" in second.text()
+    finally:
+        second.close()

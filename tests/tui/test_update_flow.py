@@ -27,7 +27,7 @@ async def _choose(pilot: object, app: FieldkitApp, bundle: str) -> None:
     assert app.selected_bundle.path.name == bundle
 
 
-async def _preflighted(pilot: Pilot[None], app: FieldkitApp, bundle: str) -> UpdateScreen:
+async def _preflighted(pilot: Pilot[str | None], app: FieldkitApp, bundle: str) -> UpdateScreen:
     """Select the first discovered charger, choose ``bundle``, run preflight; return the update screen."""
     await discovered(pilot, 1)
     await pilot.press("space")
@@ -204,7 +204,7 @@ def test_what_a_charger_cannot_tell_is_confirmed_by_the_typed_serial_and_audited
         assert confirmed and "transaction" in confirmed[0]["note"]
 
 
-async def _start_and_confirm(pilot: Pilot[None], app: FieldkitApp, screen: UpdateScreen) -> None:
+async def _start_and_confirm(pilot: Pilot[str | None], app: FieldkitApp, screen: UpdateScreen) -> None:
     await pilot.press("s")
     await until(pilot, lambda: bool(app.screen.query("#confirm-yes")), what="the confirmation")
     await pilot.click("#confirm-yes")

@@ -175,3 +175,38 @@ class ResumeOfferScreen(ModalScreen[bool]):
 
     def action_later(self) -> None:
         self.dismiss(False)
+
+
+class ConfirmQuitScreen(ModalScreen[bool]):
+    """Quit while updates run: say what happens to them, and ask."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "quit", "Quit now"),
+        Binding("escape,n", "stay", "Stay"),
+    ]
+
+    def __init__(self, running: list[str]) -> None:
+        super().__init__()
+        self.running = running
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="confirm-quit"):
+            yield Label(f"[b]{len(self.running)} update(s) running[/b]")
+            for line in self.running[:5]:
+                yield Static(escape(line))
+            yield Static(
+                "Quitting now stops them where they are. Each is journaled: the chargers keep a good image, "
+                "and the next start offers to resume them."
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Quit now (y)", variant="warning", id="quit-yes")
+                yield Button("Stay (n)", id="quit-no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit-yes")
+
+    def action_quit(self) -> None:
+        self.dismiss(True)
+
+    def action_stay(self) -> None:
+        self.dismiss(False)

@@ -116,7 +116,7 @@ class RecoveryScreen(FieldkitScreen):
         except FieldkitError as exc:
             self.post_message(UpdateFailed(record.charger_address, exc.one_line(), resumable=False))
             return
-        await drive(job, record.charger_address, self)
+        await drive(job, record.charger_address, self, self.fk.jobs_running)
 
     def action_roll_back(self) -> None:
         key = self.highlighted_key()

@@ -217,7 +217,7 @@ class UpdateScreen(FieldkitScreen):
             self.post_message(UpdateFailed(address, exc.one_line(), resumable=False))
             return
         self.jobs[address] = job
-        await drive(job, address, self)
+        await drive(job, address, self, self.fk.jobs_running)
 
     def on_update_finished(self, message: UpdateFinished) -> None:
         self.jobs.pop(message.address, None)
