@@ -11,7 +11,9 @@ from textual.widgets import DataTable
 from fieldkit.tui.app import FieldkitApp
 
 
-async def until(pilot: Pilot[str | None], condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
+async def until(
+    pilot: Pilot[str | None], condition: Callable[[], bool], timeout_s: float = 30.0, what: str = ""
+) -> None:
     """Let the app run until ``condition`` holds; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Markdown
 
 from fieldkit.simulator.catalog import model_named
@@ -325,3 +326,46 @@ def test_a_local_serial_port_is_asked_over_smp_and_its_board_listed(
     board = next(r for r in rows if r[1] == "SN-SERIAL-1")
     assert board[2] == "Ampero AMP-WB7 rev r2" and board[3] == "1.8.0"
     assert board[6].startswith(f"smp+serial://{line.path}"), "listed at the address an update takes"
+
+
+def test_settings_i_installs_a_newer_trust_store_and_names_what_is_wrong_with_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    """`i` on Settings did nothing at all, for a valid store and a bad path alike."""
+    import shutil
+
+    from fieldkit.bundles.demo_keys import demo_private_key
+    from fieldkit.bundles.truststore import build_store, load_trust_store
+    from fieldkit.config import Limits
+    from tests.support.bundle_lab import NOW
+
+    library = tmp_path / "library"
+    shutil.copytree(demo_library, library)  # the shared library's store must stay as it is
+    body = load_trust_store(library / "trust-store.json", Limits(), NOW).body
+    newer = tmp_path / "newer-store.json"
+    newer.write_bytes(build_store(body.model_copy(update={"version": body.version + 1}),
+                                  [demo_private_key("demo-trust-root")]))  # fmt: skip
+    with tui_site(tmp_path, monkeypatch, library, []) as site:
+        app = site.app([])
+        notes: list[str] = []
+        app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
+
+        async def install(pilot: Pilot[str | None], path: str) -> None:
+            notes.clear()
+            await pilot.press("i")
+            await until(pilot, lambda: bool(app.screen.query("Input")), what="the prompt")
+            await pilot.press(*path, "enter")
+            await until(pilot, lambda: any("trust store" in n for n in notes), what="a notification")
+
+        async def both() -> tuple[list[str], list[str]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.press("6")
+                await install(pilot, str(tmp_path / "no-such-store.json"))
+                refused = list(notes)
+                await install(pilot, str(newer))
+                return refused, list(notes)
+
+        refused, installed = asyncio.run(both())
+        assert any("trust store not installed" in n and "no-such-store.json" in n for n in refused), refused
+        assert f"trust store version {body.version + 1} installed" in installed, installed
+    assert load_trust_store(library / "trust-store.json", Limits(), NOW).version == body.version + 1

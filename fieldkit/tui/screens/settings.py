@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -15,13 +15,11 @@ from fieldkit.audit.identity import load_profile
 from fieldkit.bundles import trustops
 from fieldkit.config import config_path
 from fieldkit.errors import FieldkitError
+from fieldkit.fsutil import read_regular_file
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.outside_text import escape
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
-
-if TYPE_CHECKING:
-    pass
 
 
 class SettingsScreen(FieldkitScreen):
@@ -95,14 +93,16 @@ class SettingsScreen(FieldkitScreen):
         if path:
             self.install(Path(path).expanduser())
 
-    @work(exclusive=True, group="settings", thread=True)
+    # A group of its own: the screen's reload (group "settings", exclusive), started as the prompt closes,
+    # must not cancel the install before it runs (`i` seemed to do nothing).
+    @work(exclusive=True, group="trust-install", thread=True)
     def install(self, path: Path) -> None:
         bench = self.fk.context.service
         try:
-            content = path.read_bytes()
+            content = read_regular_file(path, bench.settings.limits.max_trust_store_bytes)
             store = trustops.install_update(bench.trust_store, content, bench.state, bench.settings.limits)
         except (OSError, FieldkitError) as exc:
-            message = exc.one_line() if isinstance(exc, FieldkitError) else str(exc)
+            message = exc.one_line() if isinstance(exc, FieldkitError) else f"cannot read {path}: {exc.strerror}"
             self.app.call_from_thread(self.notify, escape(f"trust store not installed: {message}"), severity="error")
             return
         self.fk.context.audit.record("trust.update", note=f"trust store version {store.version} installed from {path}")
