@@ -340,6 +340,8 @@ def audit_sync(once: bool, credential: Path | None, backoffice_url: str | None, 
 
     from fieldkit.audit.store import AuditStore
     from fieldkit.audit.sync import BackofficeClient, Credential, sync_with_retries
+    from fieldkit.cli.common import resolve_trust_store, settings
+    from fieldkit.updates.backoffice_pull import pull_from_backoffice
 
     cred = Credential.load(credential or default_credential_path())
     if backoffice_url:
@@ -349,60 +351,12 @@ def audit_sync(once: bool, credential: Path | None, backoffice_url: str | None, 
             result = sync_with_retries(store, client, 1 if once else max_attempts)
         # After the store is closed: installing a trust store writes an audit entry of its own
         # (delivered by the next sync).
-        trust_note = _pull_trust_store(client)
-        order_note = _pull_work_orders(client)
+        pulled = pull_from_backoffice(
+            client, resolve_trust_store(None), trusted_state(), settings().limits, record_event
+        )
+    for warning in pulled.warnings:
+        click.echo(f"fieldkit: warning: {printable(warning)}", err=True)
     console_out().print(
         f"synced: {result.stored} new entries stored, back office holds {result.high_water_mark}; "
-        f"{result.pending} pending{trust_note}{order_note}"
+        f"{result.pending} pending{shown(pulled.summary)}"
     )
-
-
-def _pull_trust_store(client: Any) -> str:
-    """Install a newer trust store if the back office offers one, under the usual rules."""
-    from fieldkit.bundles import trustops
-    from fieldkit.bundles.truststore import check_update
-    from fieldkit.cli.common import resolve_trust_store, settings
-    from fieldkit.errors import TrustStoreError
-
-    content = client.trust_store()
-    if content is None:
-        return ""
-    path = resolve_trust_store(None)
-    state = trusted_state()
-    limits = settings().limits
-    try:
-        offered = check_update(None, content, limits, state.read().now)
-        if path.exists() and offered.version <= trustops.open_store(path, limits, state).version:
-            return ""
-        store = trustops.install_update(path, content, state, limits)
-    except TrustStoreError as exc:
-        click.echo(f"fieldkit: warning: trust store from the back office not installed: {exc.one_line()}", err=True)
-        return ""
-    record_event("trust.update", note=f"trust store version {store.version} pulled from the back office")
-    return f"; trust store updated to version {store.version}"
-
-
-def _pull_work_orders(client: Any) -> str:
-    """Install every work order that verifies against this laptop's trust store."""
-    from fieldkit.bundles import trustops
-    from fieldkit.bundles.workorder import WorkOrderError, save_work_order, verify_work_order
-    from fieldkit.cli.common import resolve_trust_store, settings
-    from fieldkit.errors import TrustStoreError
-
-    documents = client.work_orders()
-    if not documents:
-        return ""
-    state = trusted_state()
-    try:
-        store = trustops.open_store(resolve_trust_store(None), settings().limits, state)
-    except TrustStoreError as exc:
-        click.echo(f"fieldkit: warning: work orders not installed: {exc.one_line()}", err=True)
-        return ""
-    installed = 0
-    for data in documents:
-        try:
-            save_work_order(data, verify_work_order(data, store.body, state.read().now))
-            installed += 1
-        except WorkOrderError as exc:
-            click.echo(f"fieldkit: warning: a work order was refused: {exc.one_line()}", err=True)
-    return f"; {installed} work order(s) installed"

@@ -8,14 +8,15 @@ services.py, and the core's events come back as messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import ClassVar, Final
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
 
 from fieldkit.domain import ChargerIdentity
 from fieldkit.errors import FieldkitError
@@ -35,7 +36,7 @@ from fieldkit.updates.service import BundleSummary
 
 
 class ActionCommands(Provider):
-    """Ctrl+P: every action of the app and of the screen on show."""
+    """Ctrl+P: every action of the app, of the screen on show, and of the other screens (which it opens first)."""
 
     def _available(self) -> list[tuple[str, str, Callable[[], object]]]:
         app = self.app
@@ -44,6 +45,9 @@ class ActionCommands(Provider):
         for action in ACTIONS:
             if action.screen in ("app", mode):
                 entries.append((action.title, action.help, partial(app.run_action, action.action, self.screen)))
+            else:
+                title = f"{action.title} ({action.screen.capitalize()})"
+                entries.append((title, action.help, partial(_on_screen, app, action.screen, action.action)))
         return entries
 
     async def discover(self) -> Hits:
@@ -56,6 +60,12 @@ class ActionCommands(Provider):
             score = matcher.match(f"{title} {help_text}")
             if score > 0:
                 yield Hit(score, matcher.highlight(title), run, help=help_text)
+
+
+async def _on_screen(app: App[object], mode: str, action: str) -> None:
+    """Open ``mode``'s screen, then run ``action`` there (a palette entry of another screen)."""
+    await app.switch_mode(mode)
+    await app.run_action(action, app.screen)
 
 
 # The app's result when the technician quit while updates ran: the caller ends the process without
@@ -139,6 +149,10 @@ class FieldkitApp(App[str | None]):
             f"{job.record.charger_serial} ({job.record.charger_address}): {job.record.state}"
             for job in self.jobs_running.values()
         ]
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's own palette entries, less its Quit: ours (which asks while updates run) is listed."""
+        return (command for command in super().get_system_commands(screen) if command.title != "Quit")
 
     async def action_quit(self) -> None:
         """Quit; while updates run, ask first and say what becomes of them."""

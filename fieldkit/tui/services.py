@@ -22,6 +22,7 @@ from fieldkit.audit.store import AuditStore
 from fieldkit.audit.sync import BackofficeClient, Credential, SyncError, sync_with_retries
 from fieldkit.errors import FieldkitError
 from fieldkit.updates.auditing import transition_hook
+from fieldkit.updates.backoffice_pull import pull_from_backoffice
 from fieldkit.updates.engine import AuditHook
 from fieldkit.updates.journal import JobRecord
 from fieldkit.updates.service import UpdateService
@@ -42,6 +43,7 @@ class AuditService:
 
     def __init__(self, service: UpdateService, credential_path: Path | None = None) -> None:
         self.service = service
+        self.chain_verdict = "not checked (v checks it)"
         self.credential_path = credential_path or identity_dir() / "backoffice-credential.json"
         self._recorder: AuditRecorder | None = None
         self._lock = threading.Lock()
@@ -108,7 +110,11 @@ class AuditService:
         with self._store(writable=False) as store:
             state = store.sync_state()
             return SyncStatus(
-                store.head_seq, store.pending_count, state.get("last_success_at"), state.get("last_error")
+                store.head_seq,
+                store.pending_count,
+                state.get("last_success_at"),
+                state.get("last_error"),
+                chain=self.chain_verdict,
             )
 
     def verify_chain(self) -> str:
@@ -118,8 +124,13 @@ class AuditService:
         with self._store(writable=False) as store:
             report = store.verify(profile.public_key(), profile.laptop_id)
         if report.ok:
-            return f"intact: {report.count} entries, every signature valid" + "".join(f"; {w}" for w in report.warnings)
-        return f"BROKEN at entry {report.broken_seq}: {report.reason}"
+            verdict = f"intact: {report.count} entries, every signature valid" + "".join(
+                f"; {w}" for w in report.warnings
+            )
+        else:
+            verdict = f"BROKEN at entry {report.broken_seq}: {report.reason}"
+        self.chain_verdict = verdict  # the status line shows the last check, not "not checked"
+        return verdict
 
     @property
     def can_sync(self) -> bool:
@@ -145,7 +156,11 @@ class AuditService:
                 raise SyncError(f"back office {credential.backoffice_url} is not reachable")
             with self._store(writable=True) as store:
                 result = sync_with_retries(store, client, 1)
-        return f"synced: {result.stored} new entries stored; {result.pending} pending"
+            # As `fieldkit audit sync` does: a newer trust store and the work orders, under the offline rules.
+            bench = self.service
+            pulled = pull_from_backoffice(client, bench.trust_store, bench.state, bench.settings.limits, self.record)
+        warnings = "".join(f"; {w}" for w in pulled.warnings)
+        return f"synced: {result.stored} new entries stored; {result.pending} pending{pulled.summary}{warnings}"
 
     def reachable(self) -> bool | None:
         if not self.can_sync:

@@ -171,19 +171,27 @@ def test_audit_lists_filters_and_verifies_the_trail(
         notes: list[str] = []
         app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
 
-        async def audit() -> tuple[list[list[str]], list[list[str]], str]:
+        def status_line() -> str:
+            return str(app.screen.query_one("#audit-sync").render())
+
+        async def audit() -> tuple[list[list[str]], list[list[str]], str, str]:
             async with app.run_test(size=(120, 40)) as pilot:
                 await pilot.press("5")
                 await until(pilot, lambda: len(table_rows(app, "#audit-table")) == 2, what="entries")
                 everything = table_rows(app, "#audit-table")
-                status = str(app.screen.query_one("#audit-sync").render())
+                status = status_line()
                 await pilot.press("slash", *"aud-2", "enter")
                 filtered = table_rows(app, "#audit-table")
                 await pilot.press("v")
                 await until(pilot, lambda: any("chain" in n for n in notes), what="the chain verdict")
-                return everything, filtered, status
+                await until(pilot, lambda: "chain intact" in status_line(), what="the verdict in the status line")
+                verified = status_line()
+                await pilot.press("slash", *"zz", "escape", "1")  # Esc leaves the filter: "1" is a key again
+                await until(pilot, lambda: app.current_mode == "chargers", what="Esc to leave the filter")
+                return everything, filtered, status, verified
 
-        everything, filtered, status = asyncio.run(audit())
+        everything, filtered, status, verified = asyncio.run(audit())
+        assert "not checked" in status and "chain intact: 2 entries" in verified
         assert [r[3] for r in everything] == ["SN-AUD-2", "SN-AUD-1"]  # newest first
         assert [r[3] for r in filtered] == ["SN-AUD-2"]
         assert "2 entries · 2 pending" in status
@@ -231,11 +239,20 @@ def test_help_lists_every_action_and_the_palette_finds_them(
                 await pilot.press("ctrl+p")
                 await pilot.press(*"bundles", "enter")
                 await until(pilot, lambda: app.current_mode == "bundles", what="the palette's action")
-                return opened, app.current_mode
+                mode = app.current_mode
+                await pilot.press("ctrl+p")  # an action of another screen: it opens that screen and runs there
+                await pilot.press(*"verify chain", "enter")
+                await until(pilot, lambda: app.current_mode == "audit" and any("chain" in n for n in notes))
+                system_quits.extend(c.title for c in app.get_system_commands(app.screen) if c.title == "Quit")
+                return opened, mode
 
+        notes: list[str] = []
+        system_quits: list[str] = []
+        app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
         opened, mode = asyncio.run(helped())
         assert opened
         assert mode == "bundles"
+        assert not system_quits, "one Quit in the palette: ours, which asks while updates run"
         text = help_markdown()
         for key, title in (("p", "Preflight"), ("c", "Cancel"), ("s", "Sync now"), ("b", "Roll back")):
             assert f"| {key} | {title}:" in text
@@ -279,7 +296,7 @@ def test_sync_now_delivers_the_trail_to_a_real_back_office(
             status = asyncio.run(sync())
         finally:
             backoffice.stop()
-        assert "synced: 1 new entries stored; 0 pending" in notes
+        assert notes.count("synced: 1 new entries stored; 0 pending") == 1, notes  # once, not twice
         assert f"back office {backoffice.url} (reachable)" in status
 
 

@@ -8,12 +8,13 @@ does it at once.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.events import Key
 from textual.widgets import DataTable, Header, Input, Static
 
 from fieldkit.errors import FieldkitError
@@ -21,9 +22,6 @@ from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import AuditSynced
 from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
-
-if TYPE_CHECKING:
-    pass
 
 SYNC_INTERVAL_S: Final = 60.0
 SHOWN_ENTRIES: Final = 500
@@ -123,6 +121,12 @@ class AuditScreen(FieldkitScreen):
     def action_filter(self) -> None:
         self.query_one("#audit-filter", Input).focus()
 
+    def on_key(self, event: Key) -> None:
+        """Esc (or Enter) in the filter goes back to the trail, so keys act on it again (q, digits...)."""
+        if event.key in ("escape", "enter") and self.focused is self.query_one("#audit-filter", Input):
+            event.stop()
+            self.query_one("#audit-table", DataTable).focus()
+
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
         self._show_entry()
 
@@ -146,6 +150,7 @@ class AuditScreen(FieldkitScreen):
         except FieldkitError as exc:
             verdict = exc.one_line()
         self.app.call_from_thread(self.notify, escape(f"audit chain {verdict}"), timeout=8)
+        self.app.call_from_thread(self.load)  # the status line shows the verdict too
 
     def action_sync_now(self) -> None:
         self.sync()
@@ -158,5 +163,6 @@ class AuditScreen(FieldkitScreen):
             self.post_message(AuditSynced(exc.one_line(), False))
 
     def on_audit_synced(self, message: AuditSynced) -> None:
+        message.stop()  # shown here; the app's handler of background syncs would show it a second time
         self.notify(escape(message.text), severity="information" if message.ok else "warning")
         self.load()

@@ -57,6 +57,21 @@ def connectors_of(identity: ChargerIdentity) -> str:
     return ", ".join(statuses)
 
 
+def outcome_of(error: FieldkitError) -> str:
+    """What went wrong, in the technician's words (never an exception's class name)."""
+    words = {
+        "HostUnreachableError": "unreachable",
+        "AuthenticationFailedError": "login refused",
+        "HostKeyUnknownError": "host key not pinned",
+        "HostKeyChangedError": "HOST KEY CHANGED",
+        "LinkLostError": "link lost",
+        "CommandTimeoutError": "no answer",
+        "DeviceRefusedError": "charger refused",
+        "UsageError": "bad address",
+    }
+    return next((words[kind.__name__] for kind in type(error).__mro__ if kind.__name__ in words), "problem")
+
+
 class ChargersScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("chargers")
 
@@ -116,7 +131,7 @@ class ChargersScreen(FieldkitScreen):
                 identity = await bench.identify(address)
             except FieldkitError as exc:
                 problems += 1
-                self.post_message(ChargerUnreachable(address, type(exc).__name__, exc.message))
+                self.post_message(ChargerUnreachable(address, outcome_of(exc), exc.message))
                 return
             found += 1
             self.post_message(ChargerFound(address, identity))
@@ -166,8 +181,12 @@ class ChargersScreen(FieldkitScreen):
         self._put_row(message.address)
 
     def on_discovery_finished(self, message: DiscoveryFinished) -> None:
+        # Counted from what is listed, not from this round alone: a refresh cut short by another, or chargers
+        # found by an earlier round, must not make the line disagree with the table.
+        del message
+        found, problems = len(self.fk.chargers), len(self.fk.charger_problems)
         self.query_one("#chargers-status", Static).update(
-            f"{message.found} charger(s) found, {message.problems} problem(s) · Space select · u update · r refresh"
+            f"{found} charger(s) found, {problems} problem(s) · Space select · u update · r refresh"
         )
         self._show_detail()
 

@@ -8,7 +8,7 @@ driver offers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -26,9 +26,6 @@ from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.auditing import rollback_entry, running_versions
 from fieldkit.updates.journal import JobRecord
 from fieldkit.updates.service import job_age
-
-if TYPE_CHECKING:
-    pass
 
 
 class RecoveryScreen(FieldkitScreen):
@@ -78,8 +75,15 @@ class RecoveryScreen(FieldkitScreen):
                 key=record.job_id,
             )
         for address, problem in self.fk.charger_problems.items():
+            # Nothing can be rolled back over a link that does not answer: the way on is the link itself.
             table.add_row(
-                "unreachable", "?", address.removeprefix("ssh://"), problem[:40], "", "b roll back", key=address
+                "unreachable",
+                "?",
+                address.removeprefix("ssh://"),
+                problem[:40],
+                "",
+                "check cable/power, r",
+                key=address,
             )
         self.fit_columns()
         self.query_one("#recovery-status", Static).update(
@@ -123,6 +127,13 @@ class RecoveryScreen(FieldkitScreen):
         if key is None:
             return
         record = self.records.get(key)
+        if record is None and key in self.fk.charger_problems:
+            self.notify(
+                escape(f"{key} does not answer, so it cannot be rolled back from here: check its cable and power, "
+                       "then refresh (r on Chargers); a charger that booted its good image needs nothing"),
+                severity="warning", timeout=10,
+            )  # fmt: skip
+            return
         address = record.charger_address if record is not None else key
         self.query_one("#recovery-status", Static).update(escape(f"rolling back {address} ..."))
         self.roll_back(address)
