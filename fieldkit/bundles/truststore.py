@@ -288,7 +288,8 @@ def load_trust_store(path: Path, limits: Limits, now: dt.datetime) -> TrustStore
     except FileNotFoundError as exc:
         raise TrustStoreError(
             f"no trust store at {path}",
-            "create one with `fieldkit trust init` or pass --trust-store",
+            "pass --trust-store FILE (after `make demo`: .demo/trust-store.json), set FIELDKIT_HOME to the fieldkit "
+            "home that has one, or create one with `fieldkit trust init`",
         ) from exc
     except OSError as exc:
         raise TrustStoreError(f"cannot read trust store {path}: {exc.strerror}") from exc

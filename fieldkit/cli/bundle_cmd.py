@@ -10,7 +10,6 @@ import click
 
 from fieldkit.cli.common import (
     EXISTING_FILE,
-    INPUT_FILE,
     OUTPUT_FILE,
     console_out,
     passphrase_for,
@@ -142,7 +141,7 @@ def _run_verification(
 
 
 @bundle_group.command("verify")
-@click.argument("bundle", type=INPUT_FILE)
+@click.argument("bundle", type=EXISTING_FILE)
 @trust_store_option
 @_charger_options
 @click.option("--json", "as_json", is_flag=True, help="Print every check and its result as JSON.")
@@ -196,22 +195,28 @@ def _record_refusal(bundle: Path, report: Any) -> None:
 
 
 @bundle_group.command("inspect")
-@click.argument("bundle", type=INPUT_FILE)
+@click.argument("bundle", type=EXISTING_FILE)
 @trust_store_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def inspect(bundle: Path, trust_store: Path | None, as_json: bool) -> None:
     """Show a bundle's components, versions, signers, expiry, compatibility and release notes.
 
     The manifest is shown only once its signatures verify: fieldkit never
-    displays unauthenticated claims as if they were facts.
+    displays unauthenticated claims as if they were facts. Exit 0 for a
+    valid bundle, 3 for one that fails verification (shown all the same).
     """
-    from rich.markdown import Markdown
-    from rich.table import Table
-
     report = _run_verification(bundle, trust_store, None, None, None, None)
     if as_json:
         print_json(report.as_dict())
-        return
+    else:
+        _show_inspection(bundle, report)
+    report.raise_if_invalid()  # shown all the same; a script must not take a broken bundle for a good one
+
+
+def _show_inspection(bundle: Path, report: Any) -> None:
+    from rich.markdown import Markdown
+    from rich.table import Table
+
     out = console_out()
     failure = report.failure
     verdict = (

@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import click
 
@@ -104,10 +104,14 @@ INPUT_FILE = RegularFile(exists=False)
 OUTPUT_FILE = OutputFile()
 
 
+PIPED_WIDTH: Final = 1000  # a pipe has no width: tables keep every column whole for grep, less or a file
+
+
 def console_out() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def shown(value: object) -> str:

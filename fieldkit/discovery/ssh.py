@@ -146,11 +146,15 @@ async def discover(
             try:
                 identity = await driver.identify()
             except HostKeyUnknownError as exc:
-                return Discovered(candidate, "host-key-unknown", f"host key {exc.fingerprint} not pinned yet")
+                return Discovered(
+                    candidate, "host-key-unknown",
+                    f"host key {exc.fingerprint} not pinned yet: compare it with the charger's label, then pass "
+                    "--accept-new-host-key",
+                )  # fmt: skip
             except HostKeyChangedError as exc:
                 return Discovered(candidate, "host-key-changed", exc.message)
             except AuthenticationFailedError as exc:
-                return Discovered(candidate, "auth-failed", exc.message)
+                return Discovered(candidate, "auth-failed", f"{exc.message}: {exc.hint}")
             except DeviceRefusedError as exc:
                 return Discovered(candidate, "not-a-charger", exc.message[:200])
             except TransportError as exc:

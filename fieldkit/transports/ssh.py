@@ -140,6 +140,17 @@ def _transport_factory(
     return transport
 
 
+def _link_reason(error: BaseException) -> str:
+    """Why a connection failed, in words: paramiko's "[Errno None] Unable to connect to port 22 on HOST"
+    (every address refused) becomes "nothing listens on port 22"; an errno becomes its text."""
+    if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError):
+        return f"nothing answers on port {next(iter(error.errors))[1]} (connection refused)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[0].lower() + error.strerror[1:]
+    text = str(error).replace("[Errno None] ", "")
+    return text or type(error).__name__
+
+
 class SshSession:
     """One authenticated SSH connection to one charger."""
 
@@ -224,7 +235,7 @@ class SshSession:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             # EOFError: the peer closed during the handshake, e.g. a charger still booting.
             client.close()
-            raise HostUnreachableError(f"cannot reach {self.target}: {exc or type(exc).__name__}") from exc
+            raise HostUnreachableError(f"cannot reach {self.target}: {_link_reason(exc)}") from exc
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(self.keepalive_s)

@@ -152,7 +152,7 @@ def test_json_report_of_a_refused_bundle_lists_every_check(keyring: Path, capsys
 @pytest.mark.parametrize(
     ("args", "expected_code", "text"),
     [
-        (["bundle", "verify", "/no/such.fwbundle", "--trust-store", "{ts}"], 3, "does not exist"),
+        (["bundle", "verify", "/no/such.fwbundle", "--trust-store", "{ts}"], 2, "does not exist"),
         (["bundle", "verify", "{m}", "--trust-store", "{ts}"], 3, "not a ZIP"),
         (["bundle", "verify", "{m}", "--trust-store", "{m}"], 4, "must hold exactly"),
         (["bundle", "verify", "{m}", "--trust-store", "/no/store.json"], 4, "no trust store"),
@@ -258,6 +258,7 @@ def test_the_installed_program_runs_and_import_stays_light() -> None:
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from fieldkit.errors import TrustStoreError
 
+    (tmp_path / "x").write_bytes(b"not a bundle")
     with pytest.raises(TrustStoreError):
         main(["--debug", "bundle", "verify", str(tmp_path / "x"), "--trust-store", str(tmp_path / "none.json")])
 
@@ -302,3 +303,18 @@ def test_a_lost_trusted_state_is_a_loud_warning_saying_what_it_means(
     assert code == 0, "the technician can still work"
     warning = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert len(warning) == 1 and said in warning[0] and "clock set back" in warning[0], err
+
+
+def test_inspect_shows_a_bundle_that_fails_and_exits_3(keyring: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bundle inspect` of a truncated or expired bundle exited 0: a script took it for a good one."""
+    expired = _create(keyring, capsys, {**MANIFEST, "expires_at": "2026-02-01T00:00:00Z"})
+    run(capsys, "bundle", "sign", str(expired), "--key", str(keyring / "k/rel.key"))
+    code, out, err = run(capsys, "bundle", "inspect", str(expired), "--trust-store", str(keyring / "ts.json"))
+    assert code == 3 and "expired" in err and err.count("\n") == 1
+    assert "VQ-AC22" in out, "what can be shown is shown: the manifest is authenticated, only expired"
+    truncated = keyring / "truncated.fwbundle"
+    truncated.write_bytes(expired.read_bytes()[:2000])
+    code, _, err = run(capsys, "bundle", "inspect", str(truncated), "--trust-store", str(keyring / "ts.json"))
+    assert code == 3 and err.startswith("fieldkit: error: ")
+    code, _, err = run(capsys, "bundle", "inspect", str(keyring / "missing.fwbundle"))
+    assert code == 2 and "does not exist" in err
