@@ -34,9 +34,10 @@ class DiscoveryFinished(Message):
 
 
 class BundlesLoaded(Message):
-    def __init__(self, bundles: list[BundleSummary]) -> None:
+    def __init__(self, bundles: list[BundleSummary], fits: dict[str, str] | None = None) -> None:
         super().__init__()
         self.bundles = bundles
+        self.fits = fits or {}  # bundle path -> its verdict for the chargers found ("valid" if it suits one)
 
 
 class PreflightFinished(Message):

@@ -91,6 +91,28 @@ def test_bundles_show_verdicts_notes_and_refuse_an_invalid_choice(
         assert app.selected_bundle.path.name == "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle"
 
 
+def test_the_library_judges_bundles_for_the_chargers_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    """DOWNGRADE and OTHER-MODEL bundles showed "valid": valid as such, but for none of the chargers here."""
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-LIB-1", ())]) as site:
+        app = site.app()
+
+        async def browse() -> tuple[list[list[str]], str]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await discovered(pilot, 1)
+                await pilot.press("2")
+                await until(pilot, lambda: "charger(s) found" in str(app.screen.query_one("#bundles-status").render()))
+                return table_rows(app, "#bundles-table"), str(app.screen.query_one("#bundles-status").render())
+
+        rows, status = asyncio.run(browse())
+    verdicts = {row[2]: row[1] for row in rows}
+    assert verdicts["demo-vq-ac22-2.4.0.fwbundle"] == "valid"
+    assert verdicts["demo-vq-ac22-1.9.0-DOWNGRADE.fwbundle"] == "downgrade"
+    assert verdicts["demo-vq-ac11-3.0.0-OTHER-MODEL.fwbundle"] == "wrong-model"
+    assert "1 valid for the 1 charger(s) found" in status
+
+
 def test_importing_a_bundle_verifies_it_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -50,6 +51,11 @@ def describe(bundle: BundleSummary) -> str:
 class BundlesScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("bundles")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.fits: dict[str, str] = {}  # bundle path -> verdict for the chargers found
+        self._judged_for: set[str] | None = None  # the chargers (addresses) those verdicts are for; None: not yet
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(navigation_line("bundles"), classes="nav")
@@ -62,31 +68,51 @@ class BundlesScreen(FieldkitScreen):
 
     def on_mount(self) -> None:
         self.set_columns(COLUMNS)
-        self.action_reload()
 
     def action_reload(self) -> None:
         self.query_one("#bundles-status", Static).update(f"verifying {self.fk.context.service.bundles_dir} ...")
         self.load()
 
+    def on_screen_resume(self) -> None:
+        # First show, or chargers found since the library was judged: (re)judge it for them.
+        if self._judged_for is None or set(self.fk.chargers) != self._judged_for:
+            self.action_reload()
+
     @work(exclusive=True, group="bundles", thread=True)
     def load(self) -> None:
+        service = self.fk.context.service
+        chargers = dict(self.fk.chargers)
+        fits: dict[str, str] = {}
         try:
-            bundles = self.fk.context.service.list_bundles()
+            bundles = service.list_bundles()
+            # Valid as such is not enough: a downgrade, or a bundle for another model, suits none of the
+            # chargers here, and the library says so (the charger's own facts decide, as at preflight).
+            for bundle in bundles:
+                if bundle.valid and chargers:
+                    codes = [service.check_bundle(bundle.path, identity).code for identity in chargers.values()]
+                    fits[str(bundle.path)] = "valid" if "valid" in codes else Counter(codes).most_common(1)[0][0]
         except FieldkitError as exc:
             self.app.call_from_thread(self.notify, escape(exc.one_line()), severity="error")
             bundles = []
-        self.post_message(BundlesLoaded(bundles))
+        self._judged_for = set(chargers)
+        self.post_message(BundlesLoaded(bundles, fits))
 
     def on_bundles_loaded(self, message: BundlesLoaded) -> None:
         self.fk.bundles = message.bundles
+        self.fits = message.fits
         table = self.query_one(DataTable)
+        highlighted = self.highlighted_key()  # a reload keeps the technician's place in the list
         table.clear()
         for bundle in message.bundles:
             table.add_row(*(plain(cell) for cell in self._cells(bundle)), key=str(bundle.path))
         self.fit_columns()
-        valid = sum(1 for b in message.bundles if b.valid)
+        keys = [str(b.path) for b in message.bundles]
+        if highlighted in keys:
+            table.move_cursor(row=keys.index(highlighted))
+        valid = sum(1 for b in message.bundles if self._verdict(b) == "valid")
+        judged = f"valid for the {len(self._judged_for)} charger(s) found" if self._judged_for else "valid"
         self.query_one("#bundles-status", Static).update(
-            f"{len(message.bundles)} bundle(s), {valid} valid · Enter choose · i import · r reload"
+            f"{len(message.bundles)} bundle(s), {valid} {judged} · Enter choose · i import · r reload"
         )
         self._show_detail()
 
@@ -94,7 +120,8 @@ class BundlesScreen(FieldkitScreen):
         chosen = self.fk.selected_bundle
         mark = "->" if chosen is not None and chosen.path == bundle.path else ""
         manifest = bundle.manifest
-        verdict = bundle.code if len(bundle.code) <= VERDICT_WIDTH else bundle.code[: VERDICT_WIDTH - 1] + "…"
+        code = self._verdict(bundle)
+        verdict = code if len(code) <= VERDICT_WIDTH else code[: VERDICT_WIDTH - 1] + "…"
         return [
             mark,
             verdict,
@@ -102,6 +129,10 @@ class BundlesScreen(FieldkitScreen):
             manifest.version if manifest else "-",
             f"{manifest.expires_at:%Y-%m-%d}" if manifest else "-",
         ]
+
+    def _verdict(self, bundle: BundleSummary) -> str:
+        """The bundle's own verdict, or, once chargers are found, what it is for them (downgrade, wrong-model)."""
+        return self.fits.get(str(bundle.path), bundle.code)
 
     def _highlighted_bundle(self) -> BundleSummary | None:
         key = self.highlighted_key()
