@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,7 @@ def test_the_same_charger_updated_twice_in_one_session(
 ) -> None:
     """Panels were keyed by the charger's address: the second update of it killed the TUI (DuplicateIds)."""
     with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-TWICE", ("never-available",))]) as site:
+        site.settings = dataclasses.replace(site.settings, health_timeout_s=2)  # both roll back: no need to wait
         app = site.app()
 
         async def twice() -> list[list[tuple[str, str]]]:
