@@ -81,7 +81,7 @@ def test_bundles_show_verdicts_notes_and_refuse_an_invalid_choice(
                 return table_rows(app, "#bundles-table"), notes
 
         rows, notes = asyncio.run(browse())
-        verdicts = {row[2]: row[1] for row in rows}
+        verdicts = _verdicts(rows)
         assert verdicts["demo-vq-ac22-2.4.0.fwbundle"] == "valid"
         assert verdicts["demo-vq-ac22-2.2.0-EXPIRED.fwbundle"] == "expired"
         assert verdicts["demo-vq-dc150-4.3.0-meter-UNAPPROVED.fwbundle"] == "metrology-signatu…"
@@ -89,6 +89,11 @@ def test_bundles_show_verdicts_notes_and_refuse_an_invalid_choice(
         assert "DEMO release for the simulated VQ-DC150" in notes
         assert app.selected_bundle is not None
         assert app.selected_bundle.path.name == "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle"
+
+
+def _verdicts(rows: list[list[str]]) -> dict[str, str]:
+    """Bundle file name -> the verdict column, from the bundles table's rows."""
+    return {row[2]: row[1] for row in rows}
 
 
 def test_the_library_judges_bundles_for_the_chargers_found(
@@ -106,9 +111,9 @@ def test_the_library_judges_bundles_for_the_chargers_found(
                 return table_rows(app, "#bundles-table"), str(app.screen.query_one("#bundles-status").render())
 
         rows, status = asyncio.run(browse())
-    verdicts = {row[2]: row[1] for row in rows}
-    assert verdicts["demo-vq-ac22-2.4.0.fwbundle"] == "valid"
-    assert verdicts["demo-vq-ac22-1.9.0-DOWNGRADE.fwbundle"] == "downgrade"
+    verdicts = _verdicts(rows)
+    assert (verdicts["demo-vq-ac22-2.4.0.fwbundle"], verdicts["demo-vq-ac22-1.9.0-DOWNGRADE.fwbundle"]) == (
+        "valid", "downgrade")  # fmt: skip
     assert verdicts["demo-vq-ac11-3.0.0-OTHER-MODEL.fwbundle"] == "wrong-model"
     assert "1 valid for the 1 charger(s) found" in status
 
