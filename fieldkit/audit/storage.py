@@ -36,7 +36,7 @@ class AtomicJSONStorage(Storage):
             except FileNotFoundError:
                 return None
             # The store checked this segment with the same bounds before opening it for writing.
-            self._cache = parse_bounded(text, MAX_SEGMENT_BYTES, 16) if text else None
+            self._cache = parse_bounded(text, MAX_SEGMENT_BYTES, 16, signed_entries=True) if text else None
         return self._cache
 
     def write(self, data: dict[str, Any]) -> None:

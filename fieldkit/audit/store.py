@@ -207,7 +207,9 @@ class AuditStore:
         """The entries of one segment by seq; DamagedSegmentError if it is not a TinyDB file of entries."""
         path = self.segment_path(index)
         try:
-            document = parse_bounded(read_regular_file(path, MAX_SEGMENT_BYTES), MAX_SEGMENT_BYTES, 16)
+            document = parse_bounded(
+                read_regular_file(path, MAX_SEGMENT_BYTES), MAX_SEGMENT_BYTES, 16, signed_entries=True
+            )
         except FileNotFoundError:
             return []
         except (OSError, ValueError, UsageError) as exc:  # JsonShapeError is a ValueError
