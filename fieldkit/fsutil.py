@@ -46,7 +46,10 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
         raise
 
 
-def _kind(mode: int) -> str:
+def not_a_file(mode: int) -> str | None:
+    """What a path with this ``st_mode`` is when it is not a regular file ("a FIFO", "a directory"...), else None."""
+    if stat.S_ISREG(mode):
+        return None
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
         if test(mode):
@@ -54,35 +57,30 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def require_regular_file(path: Path) -> None:
-    """Refuse a FIFO, device, socket or directory where a file is expected (stat never blocks, open can)."""
-    mode = path.stat().st_mode
-    if not stat.S_ISREG(mode):
-        raise UsageError(f"{path} is {_kind(mode)}, not a regular file", "give the path of a file")
+@contextmanager
+def open_regular_file(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading, refused (UsageError) unless it is a regular file.
 
-
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """The content of ``path``, refused (UsageError) unless it is a regular file of at most ``max_bytes``.
-
-    Opened without blocking: a FIFO put where a document belongs would
-    otherwise hang the reader until something writes to it. FileNotFoundError
-    and other OSErrors pass through for the caller to word.
+    Opened without blocking, then checked: a FIFO put where a document or a
+    bundle belongs would otherwise hang the reader until something writes to
+    it. FileNotFoundError and other OSErrors pass through for the caller to word.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UsageError(f"{path} is {_kind(mode)}, not a regular file", "give the path of a file")
-        chunks, remaining = [], max_bytes + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-    finally:
+        kind = not_a_file(os.fstat(fd).st_mode)  # before fdopen, which refuses a directory in its own words
+        if kind is not None:
+            raise UsageError(f"{path} is {kind}, not a regular file", "give the path of a file")
+    except BaseException:
         os.close(fd)
-    data = b"".join(chunks)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        yield handle
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The content of ``path``, refused (UsageError) unless it is a regular file of at most ``max_bytes``."""
+    with open_regular_file(path) as handle:
+        data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise UsageError(f"{path} is larger than the {max_bytes:,} bytes allowed", "give the path of the right file")
     return data

@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import os
 import re
-import stat
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -31,8 +30,8 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from fieldkit.config import Limits
-from fieldkit.errors import BundleRejectedError
-from fieldkit.fsutil import atomic_output
+from fieldkit.errors import BundleRejectedError, UsageError
+from fieldkit.fsutil import atomic_output, open_regular_file
 
 MANIFEST_NAME: Final = "manifest.json"
 SIGNATURES_NAME: Final = "signatures.json"
@@ -158,20 +157,11 @@ class BundleContainer:
     @classmethod
     def open(cls, path: Path, limits: Limits) -> BundleContainer:
         try:
-            # Opened without blocking and checked before reading: a FIFO in the bundle library must not hang a scan.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-            with os.fdopen(fd, "rb") as handle:
-                status = os.fstat(handle.fileno())
-                if stat.S_ISDIR(status.st_mode):
-                    raise IsADirectoryError(path)
-                if not stat.S_ISREG(status.st_mode):
-                    raise _reject(
-                        "not-a-file", f"{path} is not a regular file (a FIFO or a device)", "give a .fwbundle file"
-                    )
-                members = _read_structure(handle, status.st_size, limits)
-                size = status.st_size
-        except IsADirectoryError as exc:
-            raise _reject("not-a-file", f"{path} is a directory, not a bundle file") from exc
+            with open_regular_file(path) as handle:  # a FIFO in the bundle library must not hang a scan
+                size = os.fstat(handle.fileno()).st_size
+                members = _read_structure(handle, size, limits)
+        except UsageError as exc:  # a directory, a FIFO, a device
+            raise _reject("not-a-file", exc.message, "give a .fwbundle file") from exc
         except FileNotFoundError as exc:
             raise _reject("not-found", f"bundle {path} does not exist", "check the path") from exc
         except OSError as exc:

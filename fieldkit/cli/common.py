@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import math
 import os
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -16,6 +15,7 @@ import click
 
 from fieldkit import config
 from fieldkit.errors import KeyFileError, UsageError
+from fieldkit.fsutil import not_a_file
 from fieldkit.printable import printable
 
 if TYPE_CHECKING:
@@ -35,12 +35,10 @@ class RegularFile(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         path = super().convert(value, param, ctx)
         try:
-            mode = os.stat(path).st_mode
+            kind = not_a_file(os.stat(path).st_mode)
         except OSError:
             return path  # absent (allowed here) or unreadable: the command words it
-        if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else (
-                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")  # fmt: skip
+        if kind is not None:
             self.fail(f"{printable(path)} is {kind}, not a regular file", param, ctx)
         return path
 
@@ -92,7 +90,7 @@ class OutputFile(click.Path):
         if not path.parent.is_dir():
             self.fail(f"the directory {printable(path.parent)} does not exist", param, ctx)
         with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISREG(os.stat(path).st_mode):
+            if not_a_file(os.stat(path).st_mode) is not None:
                 self.fail(f"{printable(path)} exists and is not a regular file", param, ctx)
         return path
 
