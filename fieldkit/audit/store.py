@@ -105,6 +105,11 @@ class HeadRecord:
         return True
 
 
+def _is_count(value: object) -> bool:
+    """A JSON integer >= 0 (``true`` is an int to Python, not to JSON)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _well_formed(entry: dict[str, Any]) -> bool:
     """Has the fields every reader indexes (an altered entry may not): ``verify`` names what is wrong."""
     time, technician = entry.get("time"), entry.get("technician")
@@ -218,7 +223,7 @@ class AuditStore:
         if not isinstance(tables, dict) or not all(isinstance(e, dict) for e in tables.values()):
             raise self._damaged(path, "it is not a table of entries")
         entries = list(tables.values())
-        if not all(isinstance(e.get("seq"), int) and not isinstance(e.get("seq"), bool) for e in entries):
+        if not all(_is_count(e.get("seq")) for e in entries):
             raise self._damaged(path, "an entry has no sequence number")
         return sorted(entries, key=lambda e: int(e["seq"]))
 
@@ -374,9 +379,7 @@ class AuditStore:
         except (OSError, ValueError, TypeError, UsageError):
             return None
         if not (
-            isinstance(record.seq, int)
-            and not isinstance(record.seq, bool)
-            and all(isinstance(v, str) for v in (record.laptop_id, record.hash, record.signature))
+            _is_count(record.seq) and all(isinstance(v, str) for v in (record.laptop_id, record.hash, record.signature))
         ):
             return None
         return record
@@ -466,7 +469,7 @@ class AuditStore:
             raw = None
         state: dict[str, Any] = raw if isinstance(raw, dict) else {}
         acked = state.get("acked_seq")
-        state["acked_seq"] = acked if isinstance(acked, int) and not isinstance(acked, bool) and acked >= 0 else 0
+        state["acked_seq"] = acked if _is_count(acked) else 0
         return state
 
     def record_sync(self, acked_seq: int, error: str | None = None) -> None:

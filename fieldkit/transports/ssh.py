@@ -142,7 +142,7 @@ def _transport_factory(
 
 def _link_reason(error: BaseException) -> str:
     """Why a connection failed, in words: paramiko's "[Errno None] Unable to connect to port 22 on HOST"
-    (every address refused) becomes "nothing listens on port 22"; an errno becomes its text."""
+    (every address refused) becomes "nothing answers on port 22 (connection refused)"; an errno becomes its text."""
     if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError):
         return f"nothing answers on port {next(iter(error.errors))[1]} (connection refused)"
     if isinstance(error, OSError) and error.strerror:

@@ -27,10 +27,7 @@ class ChargerUnreachable(Message):
 
 
 class DiscoveryFinished(Message):
-    def __init__(self, found: int, problems: int) -> None:
-        super().__init__()
-        self.found = found
-        self.problems = problems
+    """A discovery round ended (the chargers screen counts what it lists)."""
 
 
 class BundlesLoaded(Message):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fieldkit.audit.entry import BundleRef, ChargerRef
 from fieldkit.audit.recorder import AuditRecorder
-from fieldkit.domain import ChargerIdentity
+from fieldkit.domain import ChargerIdentity, versions_text
 from fieldkit.updates.engine import AuditHook
 from fieldkit.updates.journal import JobRecord
 from fieldkit.updates.preflight import PreflightResult
@@ -55,7 +55,7 @@ def transition_hook(recorder: AuditRecorder) -> AuditHook:
 
 
 def running_versions(identity: ChargerIdentity) -> str:
-    return ", ".join(f"{name} {c.version}" for name, c in identity.components.items())
+    return versions_text({name: c.version for name, c in identity.components.items()})
 
 
 def rollback_entry(before: ChargerIdentity, after: ChargerIdentity, address: str) -> dict[str, AuditFields]:

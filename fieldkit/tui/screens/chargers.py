@@ -110,7 +110,6 @@ class ChargersScreen(FieldkitScreen):
                 targets = [*targets, *(f"{c.host}:{c.port}" for c in announced)]
             except FieldkitError as exc:
                 self.post_message(ChargerUnreachable("mDNS", "unreachable", exc.message))
-        found = problems = 0
         addresses = [t for t in targets if bench.reaches(t)]  # ssh://, and the schemes drivers add (sim://)
         for address in addresses:  # a row per target at once, in the order given, while it is identified
             self.fk.charger_problems.setdefault(address, "identifying...")
@@ -119,57 +118,45 @@ class ChargersScreen(FieldkitScreen):
         local_ports = [t for t in targets if t.startswith(LOCAL_PORT_PREFIXES) and not bench.reaches(t)]
         for target in (t for t in targets if t.startswith(SERIAL_PREFIXES) and not bench.reaches(t)):
             if target not in local_ports:
-                problems += 1
                 self.post_message(
                     ChargerUnreachable(target, "no driver", "name the protocol: smp+serial:///PORT?baud=N")
                 )
         scans = [t for t in targets if "://" not in t and not t.startswith(SERIAL_PREFIXES)]
 
         async def identify(address: str) -> None:
-            nonlocal found, problems
             try:
                 identity = await bench.identify(address)
             except FieldkitError as exc:
-                problems += 1
                 self.post_message(ChargerUnreachable(address, outcome_of(exc), exc.message))
                 return
-            found += 1
             self.post_message(ChargerFound(address, identity))
 
         await asyncio.gather(*(identify(a) for a in addresses))
         if local_ports:
-            serial_found, serial_problems = await self._probe_serial(local_ports)
-            found, problems = found + serial_found, problems + serial_problems
+            await self._probe_serial(local_ports)
         if scans:
             try:
                 results = await bench.discover(scans, context.user)
             except FieldkitError as exc:
                 results = []
-                problems += 1
                 self.post_message(ChargerUnreachable(", ".join(scans), "bad target", exc.message))
             for result in results:
                 address = result.candidate.ssh_address(context.user)
                 if result.identity is not None:
-                    found += 1
                     self.post_message(ChargerFound(address, result.identity))
                 else:
-                    problems += 1
                     self.post_message(ChargerUnreachable(address, result.outcome, result.detail))
-        self.post_message(DiscoveryFinished(found, problems))
+        self.post_message(DiscoveryFinished())
 
-    async def _probe_serial(self, ports: list[str]) -> tuple[int, int]:
+    async def _probe_serial(self, ports: list[str]) -> None:
         """Ask each local port over mcumgr SMP; a board that answers is listed at its smp+serial address."""
         from fieldkit.discovery.serial import discover_serial
 
-        found = problems = 0
         for probed in await discover_serial(ports):
             if probed.identity is not None:
-                found += 1
                 self.post_message(ChargerFound(probed.address, probed.identity))
             else:
-                problems += 1
                 self.post_message(ChargerUnreachable(probed.address, probed.outcome, probed.detail))
-        return found, problems
 
     def on_charger_found(self, message: ChargerFound) -> None:
         self.fk.chargers[message.address] = message.identity
@@ -180,10 +167,9 @@ class ChargersScreen(FieldkitScreen):
         self.fk.charger_problems[message.address] = f"{message.outcome}: {message.detail}"
         self._put_row(message.address)
 
-    def on_discovery_finished(self, message: DiscoveryFinished) -> None:
+    def on_discovery_finished(self, _: DiscoveryFinished) -> None:
         # Counted from what is listed, not from this round alone: a refresh cut short by another, or chargers
         # found by an earlier round, must not make the line disagree with the table.
-        del message
         found, problems = len(self.fk.chargers), len(self.fk.charger_problems)
         self.query_one("#chargers-status", Static).update(
             f"{found} charger(s) found, {problems} problem(s) · Space select · u update · r refresh"

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
+from fieldkit.domain import versions_text
 from fieldkit.tui.outside_text import escape
 from fieldkit.updates.engine import ProgressEvent
 from fieldkit.updates.journal import JobRecord
@@ -28,8 +29,8 @@ def human_bytes(count: float) -> str:
 
 
 def next_steps(record: JobRecord) -> str:
-    versions = escape(", ".join(f"{n} {v}" for n, v in record.to_versions.items()))
-    previous = escape(", ".join(f"{n} {v}" for n, v in record.from_versions.items()))
+    versions = escape(versions_text(record.to_versions))
+    previous = escape(versions_text(record.from_versions))
     serial = escape(record.charger_serial)
     if record.state == "Committed":
         return f"[b green]Committed[/]: {serial} runs {versions}. Done; the audit trail syncs when online."
