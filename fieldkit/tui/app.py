@@ -75,6 +75,9 @@ JOBS_LEFT_RUNNING: Final = "jobs-left-running"
 
 class FieldkitApp(App[str | None]):
     CSS_PATH = "app.tcss"
+    # Below 110 columns a screen's detail pane goes under its table (app.tcss, `-narrow`): beside it, at 80
+    # columns, it left the table too little room for a serial, a model, a version and a verdict side by side.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (a list, as App declares it)
     TITLE = "fieldkit"
     SUB_TITLE = "offline charger updates"
     MODES: ClassVar = {
@@ -111,9 +114,22 @@ class FieldkitApp(App[str | None]):
                 self.push_screen(PassphraseScreen(), self._unlocked)
         if audit.can_sync:
             self.set_interval(SYNC_INTERVAL_S, self.sync_in_background)
+        self._warn_if_trusted_state_lost()
         unfinished = self.context.service.unfinished()
         if unfinished:
             self.push_screen(ResumeOfferScreen(unfinished), self._resume_offer_answered)
+
+    def _warn_if_trusted_state_lost(self) -> None:
+        """Say it when the file behind the clock and trust-store rollback checks is gone (as the CLI does).
+
+        Only on a laptop in use (its own trust store installed), not on one being set up, where there is
+        nothing yet to lose.
+        """
+        from fieldkit.config import default_trust_store_path
+
+        warning = self.context.service.state.loss_warning()
+        if warning and default_trust_store_path().exists():
+            self.notify(escape(warning), title="trusted state lost", severity="warning", timeout=30)
 
     def _unlocked(self, passphrase: str | None) -> None:
         if passphrase is None:

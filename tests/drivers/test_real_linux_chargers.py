@@ -131,7 +131,7 @@ class Site:
             "version": version,
             "security_version": 4,
             "created_at": "2026-01-01T00:00:00Z",
-            "expires_at": "2027-06-01T00:00:00Z",
+            "expires_at": "2036-06-01T00:00:00Z",
             "compatibility": [{"model": "VQ-AC22", "hardware_revisions": ["C"]}],
             "release_notes": f"rig release {version}",
             "components": [

@@ -25,7 +25,7 @@ from fieldkit.bundles.container import BundleContainer
 from fieldkit.bundles.keys import P256_ORDER
 from fieldkit.bundles.verify import ChargerFacts
 from fieldkit.config import Limits, Settings
-from tests.support.bundle_lab import NOW, BundleLab, iso, with_components
+from tests.support.bundle_lab import EXPIRES, NOW, BundleLab, iso, with_components
 from tests.support.zipcraft import RawEntry, craft_zip
 
 AC22_C = ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version="2.3.0", installed_security_version=4)
@@ -529,7 +529,7 @@ ATTACKS: dict[str, Attack] = {
     "expires_at in year 9999": Attack(
         lambda w: w.bundle(expires_at="9999-12-31T23:59:59Z"), "manifest", "manifest-invalid"
     ),
-    "expired bundle": Attack(lambda w: w.bundle(), "freshness", "expired", now=dt.datetime(2027, 2, 1, tzinfo=dt.UTC)),
+    "expired bundle": Attack(lambda w: w.bundle(), "freshness", "expired", now=EXPIRES + dt.timedelta(days=31)),
     "not yet valid beyond skew": Attack(
         lambda w: w.bundle(created_at=iso(NOW + dt.timedelta(hours=2))),
         "freshness",

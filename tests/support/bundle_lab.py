@@ -37,7 +37,8 @@ from fieldkit.config import Limits, Settings
 
 NOW: Final = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 CREATED: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-EXPIRES: Final = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+# Far ahead: tests that verify with the real clock must not start failing on a calendar date.
+EXPIRES: Final = dt.datetime(2036, 1, 1, tzinfo=dt.UTC)
 
 
 def iso(moment: dt.datetime) -> str:

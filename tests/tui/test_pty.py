@@ -73,9 +73,11 @@ def test_quit_during_a_transfer_asks_and_the_next_start_offers_to_resume(tmp_pat
     first = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env, rows=24, columns=80)
     try:
         first.wait_for("5 charger(s) found")
+        chargers_screen = first.text()
         first.keys("\x1b[B", "\x1b[B", " ")  # the third row: the KS-DC60
         first.keys("2")
         first.wait_for("bundle(s)")
+        bundles_screen = first.text()
         bundles = sorted(p.name for p in demo.glob("*.fwbundle"))
         first.keys(*["\x1b[B"] * bundles.index("demo-ks-dc60-3.2.0.fwbundle"), "\r")
         first.keys("3", "p")
@@ -93,6 +95,15 @@ def test_quit_during_a_transfer_asks_and_the_next_start_offers_to_resume(tmp_pat
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(first.child.pid, signal.SIGKILL)
     first.child.close()
+    # At 80 columns the columns that matter are whole: tables used to cut serials to "SIM-AC" and drop versions.
+    for serial, model, version in [
+        ("SIM-AC22-0001", "VQ-AC22", "2.3.0"),
+        ("SIM-DC150-0002", "VQ-DC150", "4.1.0, 4.1.0"),
+    ]:
+        row = next((line for line in chargers_screen.splitlines() if serial in line), "")
+        assert model in row and version in row, f"{serial} {model} {version} not whole at 80x24:\n{chargers_screen}"
+    for name in bundles[:6]:  # those the table has room for at 24 rows
+        assert name in bundles_screen, f"{name} cut at 80x24:\n{bundles_screen}"
     assert first.child.exitstatus == 0
     assert b"left running" in (first.child.before or b"") or "left running" in first.text()
     # The next start in the same (demo) home: the TUI reads the journal before any charger answers.

@@ -41,21 +41,28 @@ def test_chargers_are_listed_with_details_and_problems(
                 await pilot.press("space")  # select SN-LIST-2
                 await pilot.press("a")
                 await pilot.press(*"rfc2217://10.0.0.9:4001", "enter")
-                await until(pilot, lambda: any("rfc2217" in r[6] for r in table_rows(app, "#chargers-table")))
-                return before, detail, table_rows(app, "#chargers-table")
+                await until(pilot, lambda: any("rfc2217" in r[7] for r in table_rows(app, "#chargers-table")))
+                await highlight_row(pilot, "#chargers-table", closed.removeprefix("ssh://"))
+                await until(pilot, lambda: "cannot reach" in _detail(app), what="the problem in the detail pane")
+                problem_detail = _detail(app)
+                await highlight_row(pilot, "#chargers-table", "rfc2217://")
+                await until(pilot, lambda: "no driver" in _detail(app), what="the serial problem in the detail pane")
+                return before, detail + problem_detail + _detail(app), table_rows(app, "#chargers-table")
 
         before, detail, after = asyncio.run(look())
         by_serial = {row[1]: row for row in before}
-        assert by_serial["SN-LIST-1"][1:5] == ["SN-LIST-1", "Voltiq VQ-AC22 rev C", "2.3.0", "2x Available"]
+        assert by_serial["SN-LIST-1"][1:4] == ["SN-LIST-1", "VQ-AC22", "2.3.0"]
+        assert by_serial["SN-LIST-1"][5:7] == ["2x Available", "Voltiq rev C"]
         assert by_serial["SN-LIST-2"][3] == "4.1.0, 4.1.0"
-        problem = next(r for r in before if r[6] == closed)
+        problem = next(r for r in before if r[7] == closed.removeprefix("ssh://"))
         assert problem[1] == "-"
-        assert "cannot reach" in problem[5]
+        assert problem[4] == "unreachable", "the outcome in a word in the table; the whole problem in the detail"
         assert "meter: 4.1.0 slot A (committed) via script" in detail
         assert "rootfs: 4.1.0 slot A (committed) via rauc" in detail
         assert app.selected_chargers == [site.sims[1].address]
-        serial_row = next(r for r in after if "rfc2217" in r[6])
-        assert serial_row[5] == "no driver: name the protocol: smp+serial:///PORT?baud=N"
+        serial_row = next(r for r in after if "rfc2217" in r[7])
+        assert serial_row[4] == "no driver"
+        assert "no driver: name the protocol: smp+serial:///PORT?baud=N" in detail
 
 
 def _detail(app: FieldkitApp) -> str:
@@ -116,6 +123,16 @@ def test_the_library_judges_bundles_for_the_chargers_found(
         "valid", "downgrade")  # fmt: skip
     assert verdicts["demo-vq-ac11-3.0.0-OTHER-MODEL.fwbundle"] == "wrong-model"
     assert "1 valid for the 1 charger(s) found" in status
+
+
+def test_a_bundle_for_one_charger_here_is_judged_by_that_charger() -> None:
+    """Four other models made a downgrade for the one VQ-AC22 read "wrong-model"."""
+    from fieldkit.tui.screens.bundles import library_verdict
+
+    assert library_verdict(["wrong-model", "wrong-model", "downgrade", "wrong-model"]) == "downgrade"
+    assert library_verdict(["wrong-model", "valid", "downgrade"]) == "valid"
+    assert library_verdict(["wrong-model", "wrong-model"]) == "wrong-model"
+    assert library_verdict(["expired", "expired"]) == "expired"
 
 
 def test_importing_a_bundle_verifies_it_first(
@@ -179,8 +196,9 @@ def test_an_interrupted_job_is_offered_at_start_up_and_resumed_from_recovery(
                 return rows, str(app.screen.query_one(JobPanel).query_one(".job-result").render())
 
         rows, result = asyncio.run(recover())
-        assert rows[0][:3] == ["job", "SN-REC-1", site.sims[0].address.removeprefix("ssh://")]
-        assert rows[0][3] in ("Downloading", "Downloaded"), "stopped before anything was installed"
+        assert rows[0][:2] == ["job", "SN-REC-1"]
+        assert rows[0][4] == site.sims[0].address.removeprefix("ssh://")
+        assert rows[0][2] in ("Downloading", "Downloaded"), "stopped before anything was installed"
         assert "Committed" in result
         assert SimulatedCharger(site.sims[0].state).status()["components"]["rootfs"]["running_version"] == "2.4.0"
         assert "Resumed" in [e.get("status") for e in app.context.audit.entries()]
@@ -368,8 +386,9 @@ def test_a_local_serial_port_is_asked_over_smp_and_its_board_listed(
 
         rows = asyncio.run(look())
     board = next(r for r in rows if r[1] == "SN-SERIAL-1")
-    assert board[2] == "Ampero AMP-WB7 rev r2" and board[3] == "1.8.0"
-    assert board[6].startswith(f"smp+serial://{line.path}"), "listed at the address an update takes"
+    assert (board[2], board[3], board[6]) == ("AMP-WB7", "1.8.0", "Ampero rev r2")
+    assert board[7].startswith(f"smp+serial://{line.path}"), "listed at the address an update takes"
+    assert board[8] == "smp+serial"
 
 
 def test_settings_i_installs_a_newer_trust_store_and_names_what_is_wrong_with_a_bad_one(
@@ -413,3 +432,29 @@ def test_settings_i_installs_a_newer_trust_store_and_names_what_is_wrong_with_a_
         assert any("trust store not installed" in n and "no-such-store.json" in n for n in refused), refused
         assert f"trust store version {body.version + 1} installed" in installed, installed
     assert load_trust_store(library / "trust-store.json", Limits(), NOW).version == body.version + 1
+
+
+def test_a_lost_trusted_state_is_said_at_start_as_the_cli_says_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    """The file behind the clock and trust-store rollback checks, damaged: the CLI warned, the TUI said nothing."""
+    import shutil
+
+    from fieldkit.bundles.clock import STATE_NAME
+    from fieldkit.config import data_dir, default_trust_store_path
+
+    with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
+
+        async def start(app: FieldkitApp) -> list[str]:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.pause()
+                return [f"{n.title}: {n.message}" for n in app._notifications]
+
+        (data_dir() / STATE_NAME).parent.mkdir(parents=True, exist_ok=True)
+        (data_dir() / STATE_NAME).write_text("{not json")
+        setting_up = asyncio.run(start(site.app([])))  # no trust store of its own yet: nothing to lose
+        shutil.copyfile(site.demo / "trust-store.json", default_trust_store_path())
+        in_use = asyncio.run(start(site.app([])))
+    assert not any("trusted state" in n for n in setting_up)
+    warning = next(n for n in in_use if n.startswith("trusted state lost"))
+    assert f"{STATE_NAME} is unreadable" in warning and "clock set back" in warning

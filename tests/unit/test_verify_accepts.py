@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fieldkit.bundles.verify import CHECKS, ChargerFacts
-from tests.support.bundle_lab import NOW, BundleLab, with_components
+from tests.support.bundle_lab import EXPIRES, NOW, BundleLab, with_components
 
 AC22_C = ChargerFacts(model="VQ-AC22", hardware_revision="C", installed_version="2.3.0", installed_security_version=5)
 
@@ -95,7 +95,7 @@ def test_clock_set_back_cannot_revive_an_expired_bundle(lab: BundleLab) -> None:
     from fieldkit.bundles.verify import verify_bundle
 
     state = TrustedState.in_memory(dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
-    state.observe_time(dt.datetime(2027, 3, 1, tzinfo=dt.UTC))  # seen earlier: a newer bundle's time
+    state.observe_time(EXPIRES + dt.timedelta(days=59))  # seen earlier: a newer bundle's time
     report = verify_bundle(lab.bundle(), lab.store_body, state, lab.settings)
     assert report.failure is not None and report.failure.code == "expired"
 

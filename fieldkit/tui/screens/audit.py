@@ -22,6 +22,10 @@ from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
 from fieldkit.tui.messages import AuditSynced
 from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
+from fieldkit.tui.widgets.fitted_table import FittedTable
+
+COLUMNS = ("seq", "time (UTC)", "action", "charger", "status")
+KEEP = COLUMNS  # all short, and each of them is what an audit is read for
 
 SYNC_INTERVAL_S: Final = 60.0
 SHOWN_ENTRIES: Final = 500
@@ -60,13 +64,10 @@ class AuditScreen(FieldkitScreen):
         yield Static("", id="audit-sync", classes="status")
         yield Input(placeholder="/ filter: action, status, serial, text", id="audit-filter")
         with Horizontal(id="audit-body"):
-            yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(COLUMNS, KEEP, id="audit-table")
             with VerticalScroll(id="audit-detail", classes="detail"):
                 yield Static("", id="audit-entry")
         yield Static(key_bar("audit"), classes="keybar")
-
-    def on_mount(self) -> None:
-        self.set_columns(("seq", "time (UTC)", "action", "charger", "status"))
 
     def on_screen_resume(self) -> None:
         self.load()
@@ -97,7 +98,7 @@ class AuditScreen(FieldkitScreen):
 
     def _fill(self) -> None:
         query = self.query_one("#audit-filter", Input).value
-        table = self.query_one(DataTable)
+        table = self.query_one(FittedTable)
         table.clear()
         shown = [e for e in self.entries if matches(e, query)][-SHOWN_ENTRIES:]
         for entry in reversed(shown):  # newest first
@@ -109,7 +110,7 @@ class AuditScreen(FieldkitScreen):
                 entry.get("status") or "",
             )
             table.add_row(*(plain(cell) for cell in cells), key=str(entry["seq"]))
-        self.fit_columns()
+        table.fit()
         self._show_entry()
 
     def on_input_changed(self, _: Input.Changed) -> None:
@@ -131,7 +132,7 @@ class AuditScreen(FieldkitScreen):
         self._show_entry()
 
     def _show_entry(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(FittedTable)
         detail = self.query_one("#audit-entry", Static)
         if table.row_count == 0:
             detail.update("no entries" if not self.entries else "no entry matches the filter")

@@ -18,13 +18,15 @@ from fieldkit.tui.messages import BundlesLoaded
 from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
+from fieldkit.tui.widgets.fitted_table import FittedTable
 from fieldkit.updates.service import BundleSummary
 
 if TYPE_CHECKING:
     pass
 
-# Most important first: at 80 columns the last ones are cut.
+# Most important first: the columns to KEEP are always whole; the expiry gives way at 80 columns.
 COLUMNS = ("", "verdict", "bundle", "version", "expires")
+KEEP = ("", "verdict", "bundle", "version")
 VERDICT_WIDTH = 18
 
 
@@ -48,6 +50,18 @@ def describe(bundle: BundleSummary) -> str:
     return "\n\n".join(parts)
 
 
+def library_verdict(codes: list[str]) -> str:
+    """One verdict for a bundle from its verdicts for each charger found.
+
+    Valid for one of them is valid. Otherwise a charger of the bundle's own model says what matters: a
+    downgrade for the one VQ-AC22 must not read "wrong-model" because four other chargers are other models.
+    """
+    if "valid" in codes:
+        return "valid"
+    own_model = [code for code in codes if code != "wrong-model"]
+    return Counter(own_model or codes).most_common(1)[0][0]
+
+
 class BundlesScreen(FieldkitScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings_for("bundles")
 
@@ -60,14 +74,11 @@ class BundlesScreen(FieldkitScreen):
         yield Header()
         yield Static(navigation_line("bundles"), classes="nav")
         with Horizontal(id="bundles-body"):
-            yield DataTable(id="bundles-table", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(COLUMNS, KEEP, id="bundles-table")
             with VerticalScroll(id="bundle-detail", classes="detail"):
                 yield Markdown("Verifying the bundle library...", id="bundle-notes")
         yield Static("", id="bundles-status", classes="status")
         yield Static(key_bar("bundles"), classes="keybar")
-
-    def on_mount(self) -> None:
-        self.set_columns(COLUMNS)
 
     def action_reload(self) -> None:
         self.query_one("#bundles-status", Static).update(f"verifying {self.fk.context.service.bundles_dir} ...")
@@ -90,7 +101,7 @@ class BundlesScreen(FieldkitScreen):
             for bundle in bundles:
                 if bundle.valid and chargers:
                     codes = [service.check_bundle(bundle.path, identity).code for identity in chargers.values()]
-                    fits[str(bundle.path)] = "valid" if "valid" in codes else Counter(codes).most_common(1)[0][0]
+                    fits[str(bundle.path)] = library_verdict(codes)
         except FieldkitError as exc:
             self.app.call_from_thread(self.notify, escape(exc.one_line()), severity="error")
             bundles = []
@@ -100,12 +111,12 @@ class BundlesScreen(FieldkitScreen):
     def on_bundles_loaded(self, message: BundlesLoaded) -> None:
         self.fk.bundles = message.bundles
         self.fits = message.fits
-        table = self.query_one(DataTable)
+        table = self.query_one(FittedTable)
         highlighted = self.highlighted_key()  # a reload keeps the technician's place in the list
         table.clear()
         for bundle in message.bundles:
             table.add_row(*(plain(cell) for cell in self._cells(bundle)), key=str(bundle.path))
-        self.fit_columns()
+        table.fit()
         keys = [str(b.path) for b in message.bundles]
         if highlighted in keys:
             table.move_cursor(row=keys.index(highlighted))
@@ -157,7 +168,7 @@ class BundlesScreen(FieldkitScreen):
             self.notify(escape(f"{bundle.path.name} cannot be used: {bundle.reason}"), severity="error")
             return
         self.fk.selected_bundle = bundle
-        table = self.query_one(DataTable)
+        table = self.query_one(FittedTable)
         for row_key in list(table.rows):
             for b in self.fk.bundles:
                 if str(b.path) == row_key.value:

@@ -18,14 +18,17 @@ from fieldkit.tui.messages import ChargerFound, ChargerUnreachable, DiscoveryFin
 from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
+from fieldkit.tui.widgets.fitted_table import FittedTable
 
 if TYPE_CHECKING:
     from fieldkit.tui.app import FieldkitApp
 
 SERIAL_PREFIXES = ("rfc2217://", "socket://", "/dev/", "COM", "serial:")
 LOCAL_PORT_PREFIXES = ("/dev/", "COM")
-# Most important first: at 80 columns the last ones are cut.
-COLUMNS = ("sel", "serial", "charger", "version", "connectors", "bundle", "address", "via")
+# Most important first: the columns to KEEP are always whole; the others give way in reverse order at 80
+# columns (vendor, hardware revision and the whole address are in the detail pane).
+COLUMNS = ("sel", "serial", "model", "version", "bundle", "connectors", "vendor", "address", "via")
+KEEP = ("sel", "serial", "model", "version", "bundle")
 
 
 def eligibility(app: FieldkitApp, identity: ChargerIdentity) -> str:
@@ -57,6 +60,15 @@ def connectors_of(identity: ChargerIdentity) -> str:
     return ", ".join(statuses)
 
 
+def _link_of(address: str) -> str:
+    """How the laptop reaches a charger: an address's scheme, or ssh for a bare host[:port]."""
+    return address.split("://", 1)[0] if "://" in address else "ssh"
+
+
+def _shown_address(address: str) -> str:
+    return address.removeprefix("ssh://")
+
+
 def outcome_of(error: FieldkitError) -> str:
     """What went wrong, in the technician's words (never an exception's class name)."""
     words = {
@@ -79,14 +91,13 @@ class ChargersScreen(FieldkitScreen):
         yield Header()
         yield Static(navigation_line("chargers"), classes="nav")
         with Horizontal(id="chargers-body"):
-            yield DataTable(id="chargers-table", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(COLUMNS, KEEP, id="chargers-table")
             with VerticalScroll(id="charger-detail", classes="detail"):
                 yield Static("Discovering chargers...", id="charger-detail-text")
         yield Static("", id="chargers-status", classes="status")
         yield Static(key_bar("chargers"), classes="keybar")
 
     def on_mount(self) -> None:
-        self.set_columns(COLUMNS)
         self.action_refresh()
 
     def on_screen_resume(self) -> None:
@@ -184,27 +195,31 @@ class ChargersScreen(FieldkitScreen):
         identity = app.chargers.get(address)
         if identity is None:
             problem = app.charger_problems.get(address, "")
-            return [selected, "-", "-", "-", "-", problem[:80], address, address.split(":", 1)[0]]
+            # The outcome word only ("unreachable"): the whole problem is in the detail pane.
+            outcome = problem.split(":", 1)[0][:24]
+            return [selected, "-", "-", "-", outcome, "-", "-", _shown_address(address), _link_of(address)]
         versions = ", ".join(f"{c.version}" for c in identity.components.values())
         return [
             selected,
             identity.serial,
-            f"{identity.vendor} {identity.model} rev {identity.hardware_revision}",
+            identity.model,
             versions,
-            connectors_of(identity),
             eligibility(app, identity),
-            address.removeprefix("ssh://"),
-            "ssh",
+            connectors_of(identity),
+            f"{identity.vendor} rev {identity.hardware_revision or 'unknown'}",
+            _shown_address(address),
+            _link_of(address),
         ]
 
     def _put_row(self, address: str) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(FittedTable)
         cells = [plain(cell) for cell in self._cells(address)]  # plain text: "[x]" and "[Errno 111]" are not markup
         if address in table.rows:
             for column, value in zip(COLUMNS, cells, strict=True):
                 table.update_cell(address, column, value)
         else:
             table.add_row(*cells, key=address)
+        table.fit()
 
     def _redraw_badges(self) -> None:
         for address in list(self.query_one(DataTable).rows):

@@ -22,10 +22,15 @@ from fieldkit.tui.jobs import drive
 from fieldkit.tui.messages import UpdateFailed, UpdateFinished
 from fieldkit.tui.outside_text import escape
 from fieldkit.tui.screens.base import FieldkitScreen
+from fieldkit.tui.widgets.fitted_table import FittedTable
 from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.auditing import rollback_entry, running_versions
 from fieldkit.updates.journal import JobRecord
 from fieldkit.updates.service import job_age
+
+# The kind, the charger and its state stay whole; the rest gives way at 80 columns.
+COLUMNS = ("kind", "charger", "state", "since", "address", "actions")
+KEEP = ("kind", "charger", "state")
 
 
 class RecoveryScreen(FieldkitScreen):
@@ -40,13 +45,10 @@ class RecoveryScreen(FieldkitScreen):
         yield Header()
         yield Static(navigation_line("recovery"), classes="nav")
         yield Static("Interrupted jobs (from the journal) and unreachable chargers", classes="status")
-        yield DataTable(id="recovery-table", cursor_type="row", zebra_stripes=True)
+        yield FittedTable(COLUMNS, KEEP, id="recovery-table")
         yield VerticalScroll(id="recovery-panels")
         yield Static("", id="recovery-status", classes="status")
         yield Static(key_bar("recovery"), classes="keybar")
-
-    def on_mount(self) -> None:
-        self.set_columns(("kind", "charger", "address", "state", "since", "actions"))
 
     def on_screen_resume(self) -> None:
         self.action_reload()
@@ -61,16 +63,16 @@ class RecoveryScreen(FieldkitScreen):
 
     def _show(self, records: list[JobRecord]) -> None:
         self.records = {r.job_id: r for r in records}
-        table = self.query_one(DataTable)
+        table = self.query_one(FittedTable)
         table.clear()
         for record in records:
             age = job_age(record)
             table.add_row(
                 "job",
                 record.charger_serial,
-                record.charger_address.removeprefix("ssh://"),
                 record.state,
                 f"{age.total_seconds() / 60:.0f} min ago" if age else "?",
+                record.charger_address.removeprefix("ssh://"),
                 "Enter resume · b roll back",
                 key=record.job_id,
             )
@@ -78,14 +80,14 @@ class RecoveryScreen(FieldkitScreen):
             # Nothing can be rolled back over a link that does not answer: the way on is the link itself.
             table.add_row(
                 "unreachable",
-                "?",
                 address.removeprefix("ssh://"),
-                problem[:40],
+                problem.split(":", 1)[0][:24],  # the outcome word; the whole problem is on the Chargers screen
                 "",
+                address.removeprefix("ssh://"),
                 "check cable/power, r",
                 key=address,
             )
-        self.fit_columns()
+        table.fit()
         self.query_one("#recovery-status", Static).update(
             f"{len(records)} interrupted job(s)" if records else "no interrupted jobs"
         )

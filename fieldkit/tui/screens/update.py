@@ -20,10 +20,15 @@ from fieldkit.tui.messages import PreflightFinished, UpdateFailed, UpdateFinishe
 from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import ConfirmUpdateScreen
+from fieldkit.tui.widgets.fitted_table import FittedTable
 from fieldkit.tui.widgets.job_panel import JobPanel
 from fieldkit.updates.engine import UpdateJob
 from fieldkit.updates.preflight import UNKNOWN_FACTS, PreflightResult
 from fieldkit.updates.service import Confirmations
+
+# Which charger, which check and its result stay whole; the reason is cut to what is left.
+COLUMNS = ("charger", "check", "result", "reason")
+KEEP = ("charger", "check", "result")
 
 # Asked for in the confirmation dialog, so not a reason to stop at preflight: the typed serial of a
 # metrology-relevant update, and what the charger cannot tell (unknown-*), which the technician checks on site.
@@ -69,13 +74,10 @@ class UpdateScreen(FieldkitScreen):
         yield Header()
         yield Static(navigation_line("update"), classes="nav")
         yield Static("", id="update-summary", classes="status")
-        yield DataTable(id="preflight-table", cursor_type="row", zebra_stripes=True)
+        yield FittedTable(COLUMNS, KEEP, id="preflight-table")
         yield VerticalScroll(id="job-panels")
         yield Static("", id="update-status", classes="status")
         yield Static(key_bar("update"), classes="keybar")
-
-    def on_mount(self) -> None:
-        self.set_columns(("charger", "check", "result", "reason"))
 
     def on_screen_resume(self) -> None:
         bundle = self.fk.selected_bundle
@@ -123,7 +125,7 @@ class UpdateScreen(FieldkitScreen):
 
     def on_preflight_finished(self, message: PreflightFinished) -> None:
         self.plan[message.address] = Planned(message.identity, message.result, message.error)
-        table = self.query_one(DataTable)
+        table = self.query_one(FittedTable)
         name = message.identity.serial if message.identity else message.address
         if message.result is None:
             table.add_row(plain(name), "charger", "[red]NO[/]", plain(message.error))
@@ -136,6 +138,7 @@ class UpdateScreen(FieldkitScreen):
                 else:
                     mark = "[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]"
                 table.add_row(plain(name), check.name, mark, plain(check.reason))
+        table.fit()
         if len(self.plan) == len(self.fk.selected_chargers):
             ready = [a for a, p in self.plan.items() if p.ok]
             refused = len(self.plan) - len(ready)
