@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,11 @@ class TrustStore:
     @property
     def version(self) -> int:
         return self.body.version
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of exactly what its signatures cover: two stores with one fingerprint say the same thing."""
+        return "sha256:" + hashlib.sha256(signing_message(self.signed_raw)).hexdigest()
 
     def to_bytes(self) -> bytes:
         document = {"signed": self.signed_raw, "signatures": self.signatures}

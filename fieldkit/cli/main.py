@@ -36,7 +36,14 @@ EXIT_INTERRUPTED: Final = 130
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, invoke_without_command=True
 )
-@click.version_option(__version__, "--version", prog_name="fieldkit")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+    help="Show fieldkit's version and the trust store's version and fingerprint, then exit.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -52,6 +59,29 @@ def cli(ctx: click.Context, debug: bool) -> None:
             ctx.invoke(tui)
         else:  # a script or a pipe: the TUI needs a terminal, so say what there is instead
             click.echo(ctx.get_help())
+
+
+def _print_version(ctx: click.Context) -> None:
+    """fieldkit's version, and which trust store this laptop trusts: what a support call asks first."""
+    from fieldkit.config import default_trust_store_path, load_settings
+
+    click.echo(f"fieldkit {__version__}")
+    path = default_trust_store_path()
+    if not path.exists():
+        click.echo(f"trust store: none at {printable(path)} (install one with `fieldkit trust update`)")
+        ctx.exit(0)
+    from fieldkit.bundles.clock import STATE_NAME, TrustedState
+    from fieldkit.bundles.truststore import load_trust_store
+    from fieldkit.config import data_dir
+
+    try:  # read only: the version screen must not write the laptop's trusted state
+        now = TrustedState(data_dir() / STATE_NAME).read().now
+        store = load_trust_store(path, load_settings().limits, now)
+    except FieldkitError as exc:
+        click.echo(f"trust store: {printable(path)} cannot be used: {printable(exc.one_line())}")
+        ctx.exit(0)
+    click.echo(f"trust store: version {store.version}, {store.fingerprint} ({printable(path)})")
+    ctx.exit(0)
 
 
 cli.add_command(keys_group)

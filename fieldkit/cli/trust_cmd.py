@@ -217,13 +217,16 @@ def show(trust_store: Path | None, as_json: bool) -> None:
     store = trustops.open_store(path, settings().limits, trusted_state())
     body = store.body
     if as_json:
-        print_json({"path": str(path), "verified": True, **body.model_dump(mode="json")})
+        print_json(
+            {"path": str(path), "verified": True, "fingerprint": store.fingerprint, **body.model_dump(mode="json")}
+        )
         return
     out = console_out()
     out.print(
         f"[bold]{path}[/]  version {body.version}  issued {body.issued_at:%Y-%m-%d %H:%M} UTC"
         + ("  [yellow]DEMO[/]" if body.demo else "")
     )
+    out.print(f"fingerprint {store.fingerprint}")
     out.print("thresholds: " + ", ".join(f"{r}={body.threshold(r)}" for r in ROLES))
     table = Table("key id", "name", "kind", "roles", "scope", "valid", "status")
     for key in body.keys:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import fieldkit
 from fieldkit.cli.main import main
 
 
@@ -245,7 +249,7 @@ def test_trust_update_through_the_cli(keyring: Path, capsys: pytest.CaptureFixtu
 def test_the_installed_program_runs_and_import_stays_light() -> None:
     exe = Path(sys.executable).with_name("fieldkit")
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
-    assert result.stdout.startswith("fieldkit, version")
+    assert result.stdout.startswith(f"fieldkit {fieldkit.__version__}\ntrust store: ")
     probe = (
         "import sys, fieldkit, fieldkit.bundles.verify, fieldkit.cli.main; "
         "heavy = {'textual', 'paramiko', 'usb', 'serial'} & set(sys.modules); print(sorted(heavy))"
@@ -253,6 +257,34 @@ def test_the_installed_program_runs_and_import_stays_light() -> None:
     assert (
         subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )
+
+
+def test_version_names_the_trust_store_by_version_and_fingerprint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyring: Path
+) -> None:
+    """A support call's first question: which fieldkit, and which trust store does this laptop trust?"""
+    from fieldkit.bundles.truststore import load_trust_store
+    from fieldkit.config import Limits, default_trust_store_path
+
+    monkeypatch.setenv("FIELDKIT_HOME", str(tmp_path / "laptop"))
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.splitlines() == [
+        f"fieldkit {fieldkit.__version__}",
+        f"trust store: none at {default_trust_store_path()} (install one with `fieldkit trust update`)",
+    ]
+    default_trust_store_path().parent.mkdir(parents=True)
+    shutil.copyfile(keyring / "ts.json", default_trust_store_path())
+    store = load_trust_store(default_trust_store_path(), Limits(), dt.datetime.now(dt.UTC))
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert (
+        out.splitlines()[1]
+        == f"trust store: version {store.version}, {store.fingerprint} ({default_trust_store_path()})"
+    )
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", store.fingerprint)
+    default_trust_store_path().write_text('{"signed": {}}')
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and "cannot be used" in out.splitlines()[1]
 
 
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
