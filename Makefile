@@ -7,7 +7,7 @@ PEERS_STAMP := $(PEERS)/.installed
 DEMO    := .demo
 export FIELDKIT_HOME ?= $(abspath $(DEMO))/home
 
-.PHONY: demo test lint typecheck imports unit bench venv clean
+.PHONY: demo test lint typecheck imports unit bench venv clean dist wheelhouse test-dist
 
 demo: $(STAMP)
 	$(BIN)/fieldkit demo init --dir $(DEMO)
@@ -17,9 +17,10 @@ demo: $(STAMP)
 test: lint unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check fieldkit tests
-	$(BIN)/ruff format --check fieldkit tests
+	$(BIN)/ruff check fieldkit tests packaging
+	$(BIN)/ruff format --check fieldkit tests packaging
 	$(BIN)/mypy
+	$(BIN)/mypy packaging/build_wheelhouse.py packaging/vulncheck.py packaging/fieldkit_entry.py
 	$(BIN)/lint-imports
 
 unit: $(STAMP) $(PEERS_STAMP)
@@ -27,6 +28,18 @@ unit: $(STAMP) $(PEERS_STAMP)
 
 bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -s -o addopts="" tests/bench
+
+# Release artifacts (packaging/README.md): the offline wheelhouse alone, or everything: wheelhouse, SBOM and
+# the self-contained one-folder build, in dist/.
+wheelhouse:
+	python3 packaging/build_wheelhouse.py dist/wheelhouse
+
+dist:
+	bash packaging/build-dist.sh dist build
+
+# Builds the artifact in a temporary directory and runs it under `env -i` (tests/packaging, marked slow).
+test-dist: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -s -o addopts="--strict-markers" tests/packaging
 
 venv: $(STAMP)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -74,6 +75,21 @@ def _converted(exc: Exception, label: str) -> Exception:
     return LinkLostError(f"{label}: {exc}", GONE_HINT)
 
 
+def _backend_or_default(backend: object) -> object:
+    """The backend asked for, else libusb from the `libusb-package` wheel where one is installed, else None.
+
+    None lets pyusb find the system's libusb (Linux, macOS with Homebrew). Windows has no system libusb: its
+    build ships `libusb-package`, whose DLL pyusb would not find by itself (packaging/README.md).
+    """
+    if backend is not None:
+        return backend
+    try:
+        libusb_package = importlib.import_module("libusb_package")
+    except ImportError:
+        return None
+    return libusb_package.get_libusb1_backend()
+
+
 def _serial_of(device: Any) -> str | None:
     import usb.util
 
@@ -101,7 +117,7 @@ def find_usb_devices(
     if product_id is not None:
         criteria["idProduct"] = product_id
     try:
-        devices = list(usb.core.find(find_all=True, backend=backend, **criteria))
+        devices = list(usb.core.find(find_all=True, backend=_backend_or_default(backend), **criteria))
         return [_id_of(device) for device in devices]
     except (usb.core.USBError, usb.core.NoBackendError) as exc:
         raise _converted(exc, "the USB bus") from exc
@@ -155,7 +171,9 @@ def open_usb_control(
     import usb.core
 
     try:
-        devices = list(usb.core.find(find_all=True, idVendor=vendor_id, idProduct=product_id, backend=backend))
+        devices = list(
+            usb.core.find(find_all=True, idVendor=vendor_id, idProduct=product_id, backend=_backend_or_default(backend))
+        )
         matches = [(device, _id_of(device)) for device in devices]
     except (usb.core.USBError, usb.core.NoBackendError) as exc:
         raise _converted(exc, f"USB {vendor_id:04x}:{product_id:04x}") from exc
