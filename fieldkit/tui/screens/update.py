@@ -26,7 +26,7 @@ from fieldkit.updates.engine import UpdateJob
 from fieldkit.updates.preflight import UNKNOWN_FACTS, PreflightResult
 from fieldkit.updates.service import Confirmations
 
-# Which charger, which check and its result stay whole; the reason is cut to what is left.
+# Which charger, which check and its result stay whole; the reason wraps in what is left.
 COLUMNS = ("charger", "check", "result", "reason")
 KEEP = ("charger", "check", "result")
 
@@ -128,7 +128,7 @@ class UpdateScreen(FieldkitScreen):
         table = self.query_one(FittedTable)
         name = message.identity.serial if message.identity else message.address
         if message.result is None:
-            table.add_row(plain(name), "charger", "[red]NO[/]", plain(message.error))
+            table.add_row(plain(name), "charger", "[red]NO[/]", plain(message.error), height=None)
         else:
             for check in message.result.checks:
                 if check.passed:
@@ -137,7 +137,9 @@ class UpdateScreen(FieldkitScreen):
                     mark = "[yellow]at confirm[/]"
                 else:
                     mark = "[yellow]warn[/]" if check.severity == "warn" else "[red]NO[/]"
-                table.add_row(plain(name), check.name, mark, plain(check.reason))
+                # height=None: a reason longer than its column wraps (measured after `fit` set the widths)
+                # rather than being cut where the refusal says what to do.
+                table.add_row(plain(name), check.name, mark, plain(check.reason), height=None)
         table.fit()
         if len(self.plan) == len(self.fk.selected_chargers):
             ready = [a for a, p in self.plan.items() if p.ok]
