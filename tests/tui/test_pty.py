@@ -10,9 +10,11 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from fieldkit.demo import init_demo
 from fieldkit.simulator.device import SimulatedCharger
@@ -114,3 +116,47 @@ def test_quit_during_a_transfer_asks_and_the_next_start_offers_to_resume(tmp_pat
         assert "SIM-KS60-0003" in second.text()
     finally:
         second.close()
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(24, 80), (40, 120)], ids=["80x24", "120x40"])
+def test_one_charger_updated_twice_each_cancelled_in_its_health_check(tmp_path: Path, rows: int, columns: int) -> None:
+    """A second update of the same charger killed the TUI (DuplicateIds), and `c` during the health check was
+    ignored until it timed out. The demo's NV-AC7 never becomes healthy: each update is cancelled while it
+    waits, and rolls back at once, in a real terminal at both sizes."""
+    demo = tmp_path / "demo"
+    init_demo(demo, 128 * 1024)
+    home = demo / "home"
+    home.mkdir()
+    write_laptop_config(home, tmp_path / "staging", 0.5, 120)  # a health check that would wait two minutes
+    env = {**os.environ, "FIELDKIT_HOME": str(tmp_path / "real-home"), "TERM": "xterm-256color"}
+    terminal = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env, rows=rows, columns=columns)
+    try:
+        terminal.wait_for("5 charger(s) found")
+        terminal.keys("\x1b[B", "\x1b[B", "\x1b[B", " ")  # the fourth row: the NV-AC7
+        terminal.keys("2")
+        terminal.wait_for("bundle(s)")
+        bundles = sorted(p.name for p in demo.glob("*.fwbundle"))
+        terminal.keys(*["\x1b[B"] * bundles.index("demo-nv-ac7-1.5.0.fwbundle"), "\r")
+        terminal.keys("3")
+        for attempt in range(2):
+            terminal.keys("p")
+            terminal.wait_for("1 ready, 0 refused")
+            terminal.keys("s")
+            terminal.wait_for("Start this update?")
+            terminal.keys("y")
+            terminal.wait_for("gives up in")  # the health check, with the connectors' live state
+            assert "RolledBack" not in terminal.text(), "the first update's panel is replaced by the second's"
+            cancelled_at = time.monotonic()
+            terminal.keys("c")
+            terminal.wait_for("RolledBack", timeout_s=60)
+            assert time.monotonic() - cancelled_at < 60, f"update {attempt + 1}: the cancel waited out the check"
+        terminal.keys("q")
+        terminal.child.expect(pexpect.EOF, timeout=30)
+    finally:
+        if terminal.child.isalive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(terminal.child.pid, signal.SIGKILL)
+    terminal.child.close()
+    assert terminal.child.exitstatus == 0, "the second update of the same charger ended the program"
+    status = SimulatedCharger(demo / "sims" / "nv-ac7").status()["components"]
+    assert all(c["running_version"] == "1.4.0" for c in status.values()), status

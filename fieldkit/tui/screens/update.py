@@ -104,6 +104,7 @@ class UpdateScreen(FieldkitScreen):
             return
         self.plan.clear()
         self.query_one(DataTable).clear()
+        self.remove_class("with-jobs")
         self._status("preflight running...")
         self.run_preflight(list(self.fk.selected_chargers))
 
@@ -188,6 +189,7 @@ class UpdateScreen(FieldkitScreen):
     async def _start_jobs(self, addresses: list[str]) -> None:
         panels = self.query_one("#job-panels", VerticalScroll)
         await panels.remove_children()  # gone before the new panels mount (the same charger may be in both)
+        self.add_class("with-jobs")  # the checklist makes room for the panels (app.tcss)
         settings = self.fk.context.service.settings
         for address in addresses:
             identity = self.plan[address].identity
