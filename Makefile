@@ -31,10 +31,10 @@ bench: $(STAMP) $(PEERS_STAMP)
 
 # Release artifacts (packaging/README.md): the offline wheelhouse alone, or everything: wheelhouse, SBOM and
 # the self-contained one-folder build, in dist/.
-wheelhouse:
-	python3 packaging/build_wheelhouse.py dist/wheelhouse
+wheelhouse: $(STAMP)
+	$(BIN)/python packaging/build_wheelhouse.py dist/wheelhouse
 
-dist:
+dist: $(STAMP)
 	bash packaging/build-dist.sh dist build
 
 # Builds the artifact in a temporary directory and runs it under `env -i` (tests/packaging, marked slow).

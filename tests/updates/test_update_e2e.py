@@ -135,6 +135,8 @@ def test_text_from_the_charger_is_shown_as_text_not_as_markup_or_terminal_codes(
 
 def test_an_image_that_never_becomes_available_is_rolled_back(tmp_path: Path) -> None:
     for site in _site(tmp_path, faults="never-available"):
+        # Only the timeout ends this health check: a short one is as strict here, and quicker.
+        write_laptop_config(tmp_path / "home", tmp_path / "staging", 1, 3)
         result = site.fieldkit(*site.update_argv("demo-vq-ac22-2.4.0.fwbundle", "--accept-new-host-key"))
         assert result.returncode == 14, result.stderr
         assert "rolled back" in result.stderr and result.stderr.count("\n") == 1
