@@ -116,27 +116,29 @@ def test_every_screen_opens_against_simulated_chargers_in_a_terminal(dist: Path,
     assert terminal.child.exitstatus == 0
 
 
-def _median_start_s(argv: list[str], env: dict[str, str], runs: int = 7) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        assert _run(argv, env).returncode == 0
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _start_s(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    assert _run(argv, env).returncode == 0
+    return time.perf_counter() - start
 
 
 def test_start_up_against_the_venv(dist: Path, tmp_path: Path) -> None:
     """One folder, nothing to unpack: `--version` of the artifact against `python -m fieldkit` in the venv,
-    measured in the same run (figures in the closing note and packaging/README.md)."""
-    exe = str(dist / "fieldkit" / "fieldkit")
+    measured in the same run, turn about, so that a busy machine slows both alike (figures in the closing
+    note and packaging/README.md). A one-file build, unpacking itself at each start, is several times slower."""
+    artifact_argv = [str(dist / "fieldkit" / "fieldkit"), "--version"]
+    venv_argv = [sys.executable, "-m", "fieldkit", "--version"]
     env = _bare_env(tmp_path)
-    _median_start_s([exe, "--version"], env, runs=2)  # first runs warm the page cache for both
-    _median_start_s([sys.executable, "-m", "fieldkit", "--version"], env, runs=2)
-    artifact = _median_start_s([exe, "--version"], env)
-    venv = _median_start_s([sys.executable, "-m", "fieldkit", "--version"], env)
-    print(f"\nstart-up (--version, median of 7): artifact {artifact * 1000:.0f} ms, venv {venv * 1000:.0f} ms, "
-          f"ratio {artifact / venv:.2f}")  # fmt: skip
-    assert artifact / venv < 2.0, "the one-folder build starts in about the venv's time; this is far off"
+    for argv in (artifact_argv, venv_argv):  # the first runs warm the page cache for both
+        _start_s(argv, env)
+    artifact, venv = [], []
+    for _ in range(9):
+        artifact.append(_start_s(artifact_argv, env))
+        venv.append(_start_s(venv_argv, env))
+    ratio = statistics.median(artifact) / statistics.median(venv)
+    print(f"\nstart-up (--version, median of 9): artifact {statistics.median(artifact) * 1000:.0f} ms, "
+          f"venv {statistics.median(venv) * 1000:.0f} ms, ratio {ratio:.2f}")  # fmt: skip
+    assert ratio < 2.5, "the one-folder build should start in about the venv's time; this is far off"
 
 
 def test_the_wheelhouse_installs_into_a_fresh_venv_with_no_index(dist: Path, tmp_path: Path) -> None:
