@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -46,3 +47,9 @@ async def discovered(pilot: Pilot[str | None], count: int) -> None:
         return len(app.chargers) + sum(1 for p in app.charger_problems.values() if p != "identifying...")
 
     await until(pilot, lambda: settled() >= count, what="discovery")
+
+
+def drawn_lines(app: FieldkitApp, selector: str) -> list[str]:
+    """The lines a widget draws now, as a person sees them: cells a column is too narrow for are not there."""
+    widget = app.screen.query_one(selector)
+    return [strip.text for strip in widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))]

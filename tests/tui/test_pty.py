@@ -63,25 +63,60 @@ def test_an_update_with_the_keyboard_only_in_a_real_terminal(tmp_path: Path) -> 
     assert untouched == ["data", "data/jobs", "data/jobs/unfinished.json"], f"the demo wrote the real home: {untouched}"
 
 
-def test_quit_during_a_transfer_asks_and_the_next_start_offers_to_resume(tmp_path: Path) -> None:
-    """`q` mid-update used to blank the screen for minutes and leave the job half done, and the next
-    `make demo` deleted its journal, so the resume offer was never seen. At 80x24, as on a small laptop."""
+@pytest.mark.parametrize(("rows", "columns"), [(24, 80), (40, 120)], ids=["80x24", "120x40"])
+def test_the_demo_updates_twice_cancels_in_health_check_quits_mid_transfer_and_offers_to_resume(
+    tmp_path: Path, rows: int, columns: int
+) -> None:
+    """What a new technician did with `make demo`, in a real terminal at both sizes:
+
+    - a second update of the same charger killed the TUI (DuplicateIds), and `c` during the health check
+      was ignored until it timed out: the demo's NV-AC7 never becomes healthy, so each of its two updates
+      is cancelled while it waits, and must roll back at once;
+    - `q` mid-transfer blanked the screen for minutes and left the job half done, and the next `make demo`
+      deleted its journal, so the resume offer was never seen: quit during the KS-DC60's transfer, then the
+      next start must offer to resume it;
+    - tables cut serials to "SIM-AC" and dropped versions at 80 columns.
+    """
     demo = tmp_path / "demo"
-    init_demo(demo, 1024 * 1024)  # the KS-DC60's link carries 256 KiB/s: the transfer takes seconds
-    home = demo / "home"
+    init_demo(demo, 1024 * 1024)  # the KS-DC60's link carries 256 KiB/s: its transfer takes seconds
+    home = demo / "home"  # the demo's own home: settings placed there tune it
     home.mkdir()
-    write_laptop_config(home, tmp_path / "staging", 0.5, 20)
+    write_laptop_config(home, tmp_path / "staging", 0.5, 120)  # a health check that would wait two minutes
     env = {**os.environ, "FIELDKIT_HOME": str(tmp_path / "real-home"), "TERM": "xterm-256color"}
-    first = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env, rows=24, columns=80)
+    bundles = sorted(p.name for p in demo.glob("*.fwbundle"))  # the library lists them by name
+    up, down = "\x1b[A", "\x1b[B"
+    first = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env, rows=rows, columns=columns)
     try:
         first.wait_for("5 charger(s) found")
         chargers_screen = first.text()
-        first.keys("\x1b[B", "\x1b[B", " ")  # the third row: the KS-DC60
+        first.keys(down, down, down, " ")  # the fourth row: the NV-AC7
         first.keys("2")
         first.wait_for("bundle(s)")
         bundles_screen = first.text()
-        bundles = sorted(p.name for p in demo.glob("*.fwbundle"))
-        first.keys(*["\x1b[B"] * bundles.index("demo-ks-dc60-3.2.0.fwbundle"), "\r")
+        first.keys(*[down] * bundles.index("demo-nv-ac7-1.5.0.fwbundle"), "\r")
+        first.keys("3")
+        for attempt in range(2):
+            first.keys("p")
+            first.wait_for("1 ready, 0 refused")
+            first.keys("s")
+            first.wait_for("Start this update?")
+            first.keys("y")
+            first.wait_for("gives up in")  # the health check, with the connectors' live state
+            assert "RolledBack" not in first.text(), "the first update's panel is replaced by the second's"
+            cancelled_at = time.monotonic()
+            first.keys("c")
+            first.wait_for("RolledBack", timeout_s=60)
+            assert time.monotonic() - cancelled_at < 60, f"update {attempt + 1}: the cancel waited out the check"
+        # Now the KS-DC60 (third row) instead of the NV-AC7 (fourth): each screen keeps its cursor.
+        first.keys("1")
+        first.wait_for("charger(s) found")
+        first.keys(up, " ", down, " ")
+        first.keys("2")
+        nv_ac7, ks_dc60 = bundles.index("demo-nv-ac7-1.5.0.fwbundle"), bundles.index("demo-ks-dc60-3.2.0.fwbundle")
+        first.keys(*[up if ks_dc60 < nv_ac7 else down] * abs(nv_ac7 - ks_dc60), "\r")
+        first.wait_for("bundle for the update")
+        chosen = [line for line in first.text().splitlines() if "->" in line]
+        assert len(chosen) == 1 and "demo-ks-dc60-3.2.0.fwbundle" in chosen[0], first.text()
         first.keys("3", "p")
         first.wait_for("1 ready, 0 refused")
         first.keys("s")
@@ -93,70 +128,32 @@ def test_quit_during_a_transfer_asks_and_the_next_start_offers_to_resume(tmp_pat
         first.keys("y")
         first.child.expect(pexpect.EOF, timeout=30)
     finally:
-        if first.child.isalive():
+        if first.child.isalive():  # the demo and the chargers and back office it started: one session
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(first.child.pid, signal.SIGKILL)
     first.child.close()
-    # At 80 columns the columns that matter are whole: tables used to cut serials to "SIM-AC" and drop versions.
+    assert first.child.exitstatus == 0, "an update of the same charger, or quitting, ended the program badly"
+    assert b"left running" in (first.child.before or b"") or "left running" in first.text()
+    nv_ac7_components = SimulatedCharger(demo / "sims" / "nv-ac7").status()["components"]
+    assert all(c["running_version"] == "1.4.0" for c in nv_ac7_components.values()), nv_ac7_components
+    # The columns that matter are whole, at 80 columns too.
     for serial, model, version in [
         ("SIM-AC22-0001", "VQ-AC22", "2.3.0"),
         ("SIM-DC150-0002", "VQ-DC150", "4.1.0, 4.1.0"),
     ]:
         row = next((line for line in chargers_screen.splitlines() if serial in line), "")
-        assert model in row and version in row, f"{serial} {model} {version} not whole at 80x24:\n{chargers_screen}"
+        assert model in row and version in row, (
+            f"{serial} {model} {version} not whole at {columns}x{rows}:\n{chargers_screen}"
+        )
     for name in bundles[:6]:  # those the table has room for at 24 rows
-        assert name in bundles_screen, f"{name} cut at 80x24:\n{bundles_screen}"
-    assert first.child.exitstatus == 0
-    assert b"left running" in (first.child.before or b"") or "left running" in first.text()
+        assert name in bundles_screen, f"{name} cut at {columns}x{rows}:\n{bundles_screen}"
     # The next start in the same (demo) home: the TUI reads the journal before any charger answers.
     again = {**env, "FIELDKIT_HOME": str(home), "FIELDKIT_PASSPHRASE_FILE": str(demo / "home-secret" / "passphrase")}
-    second = Terminal([FIELDKIT, "tui", "--trust-store", str(demo / "trust-store.json")], again, rows=24, columns=80)
+    second = Terminal(
+        [FIELDKIT, "tui", "--trust-store", str(demo / "trust-store.json")], again, rows=rows, columns=columns
+    )
     try:
         second.wait_for("1 interrupted update job(s)")
         assert "SIM-KS60-0003" in second.text()
     finally:
         second.close()
-
-
-@pytest.mark.parametrize(("rows", "columns"), [(24, 80), (40, 120)], ids=["80x24", "120x40"])
-def test_one_charger_updated_twice_each_cancelled_in_its_health_check(tmp_path: Path, rows: int, columns: int) -> None:
-    """A second update of the same charger killed the TUI (DuplicateIds), and `c` during the health check was
-    ignored until it timed out. The demo's NV-AC7 never becomes healthy: each update is cancelled while it
-    waits, and rolls back at once, in a real terminal at both sizes."""
-    demo = tmp_path / "demo"
-    init_demo(demo, 128 * 1024)
-    home = demo / "home"
-    home.mkdir()
-    write_laptop_config(home, tmp_path / "staging", 0.5, 120)  # a health check that would wait two minutes
-    env = {**os.environ, "FIELDKIT_HOME": str(tmp_path / "real-home"), "TERM": "xterm-256color"}
-    terminal = Terminal([FIELDKIT, "demo", "run", "--dir", str(demo)], env, rows=rows, columns=columns)
-    try:
-        terminal.wait_for("5 charger(s) found")
-        terminal.keys("\x1b[B", "\x1b[B", "\x1b[B", " ")  # the fourth row: the NV-AC7
-        terminal.keys("2")
-        terminal.wait_for("bundle(s)")
-        bundles = sorted(p.name for p in demo.glob("*.fwbundle"))
-        terminal.keys(*["\x1b[B"] * bundles.index("demo-nv-ac7-1.5.0.fwbundle"), "\r")
-        terminal.keys("3")
-        for attempt in range(2):
-            terminal.keys("p")
-            terminal.wait_for("1 ready, 0 refused")
-            terminal.keys("s")
-            terminal.wait_for("Start this update?")
-            terminal.keys("y")
-            terminal.wait_for("gives up in")  # the health check, with the connectors' live state
-            assert "RolledBack" not in terminal.text(), "the first update's panel is replaced by the second's"
-            cancelled_at = time.monotonic()
-            terminal.keys("c")
-            terminal.wait_for("RolledBack", timeout_s=60)
-            assert time.monotonic() - cancelled_at < 60, f"update {attempt + 1}: the cancel waited out the check"
-        terminal.keys("q")
-        terminal.child.expect(pexpect.EOF, timeout=30)
-    finally:
-        if terminal.child.isalive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(terminal.child.pid, signal.SIGKILL)
-    terminal.child.close()
-    assert terminal.child.exitstatus == 0, "the second update of the same charger ended the program"
-    status = SimulatedCharger(demo / "sims" / "nv-ac7").status()["components"]
-    assert all(c["running_version"] == "1.4.0" for c in status.values()), status

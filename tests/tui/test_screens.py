@@ -20,7 +20,7 @@ from fieldkit.updates.service import Confirmations, UpdateService
 from tests.support.backoffice import free_port
 from tests.support.smp import serving
 from tests.tui.conftest import TuiSite, tui_site
-from tests.tui.pilot import discovered, highlight_row, table_rows, until
+from tests.tui.pilot import discovered, drawn_lines, highlight_row, table_rows, until
 
 
 def test_chargers_are_listed_with_details_and_problems(
@@ -75,7 +75,7 @@ def test_bundles_show_verdicts_notes_and_refuse_an_invalid_choice(
     with tui_site(tmp_path, monkeypatch, demo_library, []) as site:
         app = site.app([])
 
-        async def browse() -> tuple[list[list[str]], str]:
+        async def browse() -> tuple[list[list[str]], str, list[str]]:
             async with app.run_test(size=(120, 40)) as pilot:
                 await pilot.press("2")
                 await until(pilot, lambda: bool(app.bundles), what="bundles")
@@ -85,9 +85,13 @@ def test_bundles_show_verdicts_notes_and_refuse_an_invalid_choice(
                 await highlight_row(pilot, "#bundles-table", "METROLOGY")
                 notes = app.screen.query_one("#bundle-notes", Markdown).source
                 await pilot.press("enter")
-                return table_rows(app, "#bundles-table"), notes
+                await pilot.pause()
+                return table_rows(app, "#bundles-table"), notes, drawn_lines(app, "#bundles-table")
 
-        rows, notes = asyncio.run(browse())
+        rows, notes, drawn = asyncio.run(browse())
+        # The mark of the chosen bundle was set in its cell but drawn in a column sized when no bundle was chosen.
+        marked = [line for line in drawn if "->" in line]
+        assert len(marked) == 1 and "demo-vq-dc150-4.2.0-meter-METROLOGY.fwbundle" in marked[0], drawn
         verdicts = _verdicts(rows)
         assert verdicts["demo-vq-ac22-2.4.0.fwbundle"] == "valid"
         assert verdicts["demo-vq-ac22-2.2.0-EXPIRED.fwbundle"] == "expired"

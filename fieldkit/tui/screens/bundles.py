@@ -173,6 +173,7 @@ class BundlesScreen(FieldkitScreen):
             for b in self.fk.bundles:
                 if str(b.path) == row_key.value:
                     table.update_cell(row_key, "", plain(self._cells(b)[0]))
+        table.fit()  # the mark column was sized while it was empty: it has to grow for "->" to be seen
         self.notify(escape(f"bundle for the update: {bundle.path.name}"))
 
     def action_import_bundle(self) -> None:
