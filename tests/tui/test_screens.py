@@ -462,3 +462,28 @@ def test_a_lost_trusted_state_is_said_at_start_as_the_cli_says_it(
     assert not any("trusted state" in n for n in setting_up)
     warning = next(n for n in in_use if n.startswith("trusted state lost"))
     assert f"{STATE_NAME} is unreadable" in warning and "clock set back" in warning
+
+
+def test_the_update_screen_says_which_choice_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_library: Path
+) -> None:
+    """With chargers selected and no bundle, it used to ask for chargers too ("choose a bundle and chargers")."""
+    with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-MISSING-1", ())]) as site:
+        app = site.app([s.address for s in site.sims])
+
+        async def visit() -> tuple[str, str, list[str]]:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.press("3")
+                nothing_picked = str(app.screen.query_one("#update-status").render())
+                await pilot.press("1")
+                await discovered(pilot, 1)
+                await pilot.press("space", "3")
+                await until(pilot, lambda: bool(app.selected_chargers), what="the charger selected")
+                chargers_picked = str(app.screen.query_one("#update-status").render())
+                await pilot.press("p")
+                return nothing_picked, chargers_picked, [n.message for n in app._notifications]
+
+        nothing_picked, chargers_picked, notes = asyncio.run(visit())
+        assert nothing_picked == "choose a bundle (2) and select chargers (1) first"
+        assert chargers_picked == "choose a bundle (2) first"
+        assert "choose a bundle (2) first" in notes

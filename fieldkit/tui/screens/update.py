@@ -87,7 +87,15 @@ class UpdateScreen(FieldkitScreen):
             f"Bundle: [b]{escape(bundle.path.name) if bundle else 'none: choose one on Bundles (2)'}[/b]  ·  "
             f"Chargers: [b]{escape(', '.join(serials)) or 'none: select with Space on Chargers (1)'}[/b]"
         )
-        self._status("p preflight · s start · c cancel" if bundle and chargers else "choose a bundle and chargers")
+        self._status(self._missing() or "p preflight · s start · c cancel")
+
+    def _missing(self) -> str:
+        """What the technician still has to pick before a preflight, or "" when both are picked."""
+        missing = [
+            *([] if self.fk.selected_bundle else ["choose a bundle (2)"]),
+            *([] if self.fk.selected_chargers else ["select chargers (1)"]),
+        ]
+        return f"{' and '.join(missing)} first" if missing else ""
 
     def _status(self, text: str) -> None:
         self.query_one("#update-status", Static).update(text)
@@ -97,7 +105,7 @@ class UpdateScreen(FieldkitScreen):
     def action_preflight(self) -> None:
         bundle = self.fk.selected_bundle
         if bundle is None or not self.fk.selected_chargers:
-            self.notify("choose a bundle (2) and select chargers (1) first", severity="warning")
+            self.notify(self._missing(), severity="warning")
             return
         if self.jobs:
             self.notify("updates are running; preflight again when they finish", severity="warning")
