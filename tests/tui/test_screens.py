@@ -260,14 +260,20 @@ def test_settings_show_identity_trust_store_and_known_hosts(
     with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-SET-1", ())]) as site:
         app = site.app()
 
-        async def settings() -> str:
-            async with app.run_test(size=(120, 40)) as pilot:
+        async def settings() -> list[str]:
+            async with app.run_test(size=(80, 24)) as pilot:
                 await discovered(pilot, 1)  # pins the charger's host key
                 await pilot.press("6")
-                await until(pilot, lambda: "Known hosts" in str(app.screen.query_one("#settings-text").render()))
-                return str(app.screen.query_one("#settings-text").render())
+                await until(pilot, lambda: any("Known hosts" in line for line in drawn_lines(app, "#settings-text")))
+                return drawn_lines(app, "#settings-text")
 
-        text = asyncio.run(settings())
+        drawn = asyncio.run(settings())
+        text = " ".join(line.strip() for line in drawn)  # the words, however the lines wrap at 80 columns
+        # Lines that wrap keep their section's indent; only section titles start at the left edge.
+        titles = ("Identity", "Trust store", "Back office", "Files", "Known hosts")
+        flush_left = [line for line in drawn if line.strip() and not line.startswith(" ")]
+        assert all(line.startswith(titles) for line in flush_left), flush_left
+        assert any(line.startswith("  ") and "Depot 4" in line for line in drawn), "the identity line wraps at 80"
         assert "technician Tess Technician (T-7) · site Depot 4" in text
         assert "audit trail unlocked" in text
         assert "version 1 · 3 keys" in text

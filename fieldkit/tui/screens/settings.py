@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from rich.console import Group
+from rich.padding import Padding
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -17,7 +20,7 @@ from fieldkit.config import config_path
 from fieldkit.errors import FieldkitError
 from fieldkit.fsutil import read_regular_file
 from fieldkit.tui.actions import bindings_for, key_bar, navigation_line
-from fieldkit.tui.outside_text import escape
+from fieldkit.tui.outside_text import escape, plain
 from fieldkit.tui.screens.base import FieldkitScreen
 from fieldkit.tui.screens.dialogs import PromptScreen
 
@@ -39,7 +42,7 @@ class SettingsScreen(FieldkitScreen):
     def load(self) -> None:
         self.app.call_from_thread(self.query_one("#settings-text", Static).update, self._describe())
 
-    def _describe(self) -> str:
+    def _describe(self) -> Group:
         context = self.fk.context
         bench = context.service
         lines = ["[b]Identity[/b]"]
@@ -83,8 +86,7 @@ class SettingsScreen(FieldkitScreen):
         hosts = bench.known_hosts_file
         pinned = [line.split()[:2] for line in hosts.read_text().splitlines() if line.strip()] if hosts.exists() else []
         lines += [f"  {host} {kind}" for host, kind in pinned] or ["  none yet"]
-        # Section titles are markup; every other line holds names and paths from files: plain text.
-        return "\n".join(line if line.startswith("[b]") else escape(line) for line in lines)
+        return Group(*(_settings_line(line) for line in lines))
 
     def action_import_trust_store(self) -> None:
         self.app.push_screen(PromptScreen("Trust store update file (path)", "trust-store-v3.json"), self._import)
@@ -108,3 +110,15 @@ class SettingsScreen(FieldkitScreen):
         self.fk.context.audit.record("trust.update", note=f"trust store version {store.version} installed from {path}")
         self.app.call_from_thread(self.notify, f"trust store version {store.version} installed")
         self.app.call_from_thread(self.query_one("#settings-text", Static).update, self._describe())
+
+
+def _settings_line(line: str) -> Text | Padding:
+    """Section titles are markup; every other line holds names and paths from files, shown as plain text.
+
+    An indented line that wraps keeps its indent (at 80 columns a long path or identity line wraps), so
+    what belongs to which section stays readable.
+    """
+    if line.startswith("[b]"):
+        return Text.from_markup(line)
+    body = line.lstrip(" ")
+    return Padding(plain(body), (0, 0, 0, len(line) - len(body)))
