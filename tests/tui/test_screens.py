@@ -477,15 +477,22 @@ def test_the_update_screen_says_which_choice_is_missing(
     with tui_site(tmp_path, monkeypatch, demo_library, [("VQ-AC22", "SN-MISSING-1", ())]) as site:
         app = site.app([s.address for s in site.sims])
 
+        def status() -> str:
+            """The Update screen's status line, or "" while another screen is shown."""
+            found = app.screen.query("#update-status")
+            return str(found.first().render()) if found else ""
+
         async def visit() -> tuple[str, str, list[str]]:
             async with app.run_test(size=(120, 40)) as pilot:
                 await pilot.press("3")
-                nothing_picked = str(app.screen.query_one("#update-status").render())
+                await until(pilot, lambda: status() != "", what="the Update screen's status")
+                nothing_picked = status()
                 await pilot.press("1")
                 await discovered(pilot, 1)
                 await pilot.press("space", "3")
                 await until(pilot, lambda: bool(app.selected_chargers), what="the charger selected")
-                chargers_picked = str(app.screen.query_one("#update-status").render())
+                await until(pilot, lambda: status() not in ("", nothing_picked), what="the status with a charger")
+                chargers_picked = status()
                 await pilot.press("p")
                 return nothing_picked, chargers_picked, [n.message for n in app._notifications]
 
